@@ -1,0 +1,1 @@
+"""The pure core: the egress contract and the planner. Standard library only; no I/O, no clock."""

@@ -1,0 +1,117 @@
+"""The egress contract: what one kaput-not rule looks like, and how we recognise our own.
+
+Byte-compatible with the Go version, so a cluster switches controllers without churn:
+
+    description  Managed by kaput-not (DO NOT EDIT): index=<i>
+                 Managed by kaput-not (DO NOT EDIT): cluster=<name> index=<i>
+    name         <node name> pods (<i+1>/<count>)
+    range        the pod CIDR as Netmaker stores it (network address, compressed IPv6)
+
+An egress is ours only when its description starts with the marker *and* its cluster scope is
+ours: no cluster key in single-cluster mode, our exact name in multi-cluster mode. Everything else
+is foreign and is never written or deleted.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+MARKER = "Managed by kaput-not (DO NOT EDIT)"
+_PREFIX = MARKER + ": "
+_INDEX = re.compile(r"[0-9]{1,6}")
+#: What a cluster name may hold so that the description parses back to the same name.
+CLUSTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
+class InvalidCidr(ValueError):
+    """A pod CIDR that is not an IPv4 or IPv6 network in CIDR notation."""
+
+
+@dataclass(frozen=True, slots=True)
+class Marker:
+    """What a description says about its rule. `index` is None when the marker is damaged."""
+
+    cluster: str | None
+    index: int | None
+
+
+def check_cluster_name(name: str) -> str:
+    """Return `name` if it can be written into a description and read back unchanged."""
+    if not CLUSTER_NAME.fullmatch(name):
+        raise ValueError(
+            f"cluster name {name!r} is not usable: use 1-63 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def build_description(index: int, cluster: str | None = None) -> str:
+    if cluster:
+        return f"{_PREFIX}cluster={cluster} index={index}"
+    return f"{_PREFIX}index={index}"
+
+
+def parse_description(description: str) -> Marker | None:
+    """Read the marker, or None if the description is not kaput-not's.
+
+    The marker prefix claims the rule. A claimed rule whose fields are damaged (hand-edited,
+    unknown key, no index) keeps its cluster when that is readable and gets index None, so the
+    planner can replace it rather than leave a broken rule beside a new one.
+    """
+    if not description.startswith(_PREFIX):
+        return None
+    cluster: str | None = None
+    index: int | None = None
+    damaged = False
+    seen: set[str] = set()
+    for token in description[len(_PREFIX) :].split():
+        key, sep, value = token.partition("=")
+        if not sep or key in seen or key not in ("cluster", "index"):
+            damaged = True
+            continue
+        seen.add(key)
+        if key == "cluster":
+            cluster = value or None
+        elif _INDEX.fullmatch(value):
+            index = int(value)
+        else:
+            damaged = True
+    return Marker(cluster=cluster, index=None if damaged else index)
+
+
+def owned_by(marker: Marker | None, cluster: str | None) -> bool:
+    """Whether a rule with this marker belongs to the controller scoped to `cluster`."""
+    return marker is not None and marker.cluster == (cluster or None)
+
+
+def rule_name(node_name: str, index: int, count: int) -> str:
+    return f"{node_name} pods ({index + 1}/{count})"
+
+
+def normalize_cidr(cidr: str) -> str:
+    """The CIDR as Netmaker stores it: host bits cleared, IPv6 compressed and lower case.
+
+    Netmaker runs Go's net.ParseCIDR and prints IPNet.String(); Python's compressed form is the
+    same for plain IPv4 and IPv6 networks. IPv4-mapped IPv6 prints differently in Go, and no
+    pod CIDR allocator produces it, so it is refused rather than guessed.
+    """
+    text = cidr.strip()
+    if "/" not in text:
+        raise InvalidCidr(f"{cidr!r} is not in CIDR notation (address/prefix-length)")
+    try:
+        network = ipaddress.ip_network(text, strict=False)
+    except ValueError as exc:
+        raise InvalidCidr(f"{cidr!r} is not a valid CIDR: {exc}") from exc
+    if isinstance(network, ipaddress.IPv6Network) and network.network_address.ipv4_mapped:
+        raise InvalidCidr(f"{cidr!r} is an IPv4-mapped IPv6 network; use the IPv4 form")
+    return network.compressed
+
+
+def same_range(stored: str, wanted: str) -> bool:
+    """Compare ranges as networks, so a non-canonical spelling never causes endless updates."""
+    try:
+        return normalize_cidr(stored) == normalize_cidr(wanted)
+    except InvalidCidr:
+        return stored == wanted

@@ -1,0 +1,151 @@
+"""Frozen value types the planner reasons about.
+
+They hold only what the contract needs, already decoded: adapters turn wire formats into these
+and back, so the core never sees JSON, HTTP or Kubernetes objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+#: Netmaker gives external (remote-access) clients this id and host id in GET /api/nodes.
+ZERO_UUID = "00000000-0000-0000-0000-000000000000"
+
+
+@dataclass(frozen=True, slots=True)
+class KubeNode:
+    """A Kubernetes node as far as we care: its name and `spec.podCIDRs`, in their order."""
+
+    name: str
+    pod_cidrs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Host:
+    """A Netmaker host (one machine running netclient); `node_ids` has one id per network."""
+
+    id: str
+    name: str
+    node_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NmNode:
+    """A Netmaker node: one host's membership of one network."""
+
+    id: str
+    host_id: str
+    network: str
+    pending_delete: bool = False
+    is_static: bool = False
+
+    @property
+    def routable(self) -> bool:
+        """Whether rules may route through it: not a pseudo-node, not on its way out."""
+        return not (self.is_static or self.pending_delete or self.id == ZERO_UUID)
+
+
+@dataclass(frozen=True, slots=True)
+class EgressSpec:
+    """The fields of an egress that kaput-not owns, as it wants them (no id)."""
+
+    network: str
+    name: str
+    description: str
+    range: str
+    nat: bool
+    status: bool
+    nodes: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Egress:
+    """An egress as Netmaker stores it: an id plus the fields we read."""
+
+    id: str
+    network: str
+    name: str
+    description: str
+    range: str
+    nat: bool
+    status: bool
+    nodes: Mapping[str, int] = field(default_factory=dict)
+
+    def with_spec(self, spec: EgressSpec) -> Egress:
+        """This egress after a PUT of `spec` (Netmaker never moves an egress between networks)."""
+        return Egress(
+            id=self.id,
+            network=self.network,
+            name=spec.name,
+            description=spec.description,
+            range=spec.range,
+            nat=spec.nat,
+            status=spec.status,
+            nodes=dict(spec.nodes),
+        )
+
+
+class ActionKind(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One write the plan asks for, with the reason a person can read in the log.
+
+    `spec` is the desired state for create and update; `target` the existing egress for update
+    and delete. `kube_node` names the Kubernetes node the rule serves, when one is known.
+    """
+
+    kind: ActionKind
+    reason: str
+    network: str
+    spec: EgressSpec | None = None
+    target: Egress | None = None
+    kube_node: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind is not ActionKind.DELETE and self.spec is None:
+            raise ValueError(f"a {self.kind} action needs a spec")
+        if self.kind is not ActionKind.CREATE and (self.target is None or not self.target.id):
+            # Netmaker overwrites an arbitrary egress on a PUT without id: refuse to build one.
+            raise ValueError(f"a {self.kind} action needs a target egress with an id")
+
+    @property
+    def subject(self) -> str:
+        """The rule's name: the one it will have, or the one it has."""
+        if self.spec is not None:
+            return self.spec.name
+        return self.target.name if self.target is not None else ""
+
+    def describe(self) -> str:
+        """One line for logs and the demo table."""
+        ident = f" {self.target.id}" if self.target is not None else ""
+        return f"{self.kind}{ident} [{self.network}] {self.subject!r}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What one pass will write, and what it held back and why.
+
+    `withheld` are deletes the safety rules refused (mass-delete guard, incomplete node list);
+    `refusal` says why. `warnings` are things an operator should know (ambiguous host names,
+    unusable pod CIDRs) that change nothing.
+    """
+
+    actions: tuple[Action, ...] = ()
+    withheld: tuple[Action, ...] = ()
+    refusal: str | None = None
+    warnings: tuple[str, ...] = ()
+    owned: int = 0
+
+    @property
+    def empty(self) -> bool:
+        return not self.actions
+
+    def count(self, kind: ActionKind) -> int:
+        return sum(1 for a in self.actions if a.kind is kind)

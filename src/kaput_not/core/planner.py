@@ -1,0 +1,425 @@
+"""Desired versus actual egress rules, turned into a plan of creates, updates and deletes.
+
+The planner is a pure function of three snapshots: Kubernetes nodes (name and pod CIDRs),
+Netmaker hosts and nodes, and every egress in the networks involved. The same function serves
+one Kubernetes node (after an event) and the whole cluster (start-up and periodic resync), so an
+event and a resync can never disagree. Every action carries a reason a person can read.
+
+Rules (DESIGN.md section 3), each in a function named for it:
+
+1. Match an existing rule to E(N, M, i) by ownership, index i and M.id in `nodes`.
+2. Update in place, keeping the id, when any owned field drifted: range (compared as networks),
+   name, description, nat, status, the nodes map.
+3. Several rules matching one E(N, M, i): keep one, delete the rest.
+4. Delete ours that nothing desires: index beyond the CIDR count, Kubernetes node gone,
+   Netmaker node gone, pending delete or in another network, `nodes` empty or naming only ids
+   that no longer exist, a damaged marker.
+8. Never delete before the first complete list of Kubernetes nodes; refuse a pass that would
+   delete an implausible share of our rules unless the operator allows it.
+9. Skip static pseudo-nodes and nodes pending delete. A Kubernetes node name matched by two
+   Netmaker hosts is ambiguous: its rules are left alone and a warning says so. A node whose pod
+   CIDRs do not parse is treated the same way: nothing is lost on bad input.
+10. No update or delete without an id (enforced by `Action` itself).
+
+Foreign rules (no marker, or another cluster's) never appear in any action.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from kaput_not.core.egress import (
+    InvalidCidr,
+    Marker,
+    build_description,
+    normalize_cidr,
+    owned_by,
+    parse_description,
+    rule_name,
+    same_range,
+)
+from kaput_not.core.model import (
+    ZERO_UUID,
+    Action,
+    ActionKind,
+    Egress,
+    EgressSpec,
+    Host,
+    KubeNode,
+    NmNode,
+    Plan,
+)
+
+#: (network, index, Netmaker node id): the identity of one desired rule E(N, M, i).
+RuleKey = tuple[str, int, str]
+
+
+@dataclass(frozen=True, slots=True)
+class PlanSettings:
+    """Policy for the planner.
+
+    `max_delete_fraction` and `max_delete_floor` form the mass-delete guard: a pass may always
+    delete up to `max_delete_floor` rules; beyond that, it may delete at most that fraction of
+    the rules we own, unless `allow_mass_delete` is set.
+    """
+
+    cluster: str | None = None
+    metric: int = 500
+    max_delete_fraction: float = 0.5
+    max_delete_floor: int = 5
+    allow_mass_delete: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NetmakerView:
+    """One consistent snapshot of Netmaker: hosts, nodes, and every egress per network."""
+
+    hosts: Sequence[Host] = ()
+    nodes: Sequence[NmNode] = ()
+    egress: Mapping[str, Sequence[Egress]] = field(default_factory=dict)
+
+    def networks(self) -> set[str]:
+        """Networks whose egress lists a full pass needs: every network a node is in."""
+        return {n.network for n in self.nodes if n.id != ZERO_UUID} | set(self.egress)
+
+
+@dataclass(slots=True)
+class _Desired:
+    spec: EgressSpec
+    kube_node: str
+
+
+@dataclass(slots=True)
+class _Index:
+    """Lookups built once per pass."""
+
+    kube: dict[str, KubeNode]
+    nodes: dict[str, NmNode]
+    hosts: dict[str, Host]
+    node_ids_by_host: dict[str, set[str]]
+    hosts_by_name: dict[str, list[Host]]
+
+
+def plan(
+    kube_nodes: Iterable[KubeNode],
+    netmaker: NetmakerView,
+    settings: PlanSettings,
+    *,
+    only: str | None = None,
+    kube_complete: bool = True,
+) -> Plan:
+    """Plan one pass: for the whole cluster, or for the Kubernetes node named `only`.
+
+    In the single-node scope, `kube_nodes` may lack that node (it was deleted: its rules go),
+    and only rules routed through that name's Netmaker nodes are considered; orphans that no
+    name can claim (`nodes: {}`, vanished node ids) are left to the full pass.
+    `kube_complete` is False until the first complete list of Kubernetes nodes has arrived.
+    """
+    index = _index(kube_nodes, netmaker)
+    warnings: list[str] = []
+    protected = _unusable_node_ids(index, only, warnings)
+    desired = _desired_rules(index, settings, only, protected)
+    owned = _owned_rules(netmaker, settings, index, only, protected)
+
+    actions: list[Action] = []
+    matched, duplicates = _match(owned, desired)
+    for key, egress in matched.items():
+        update = _update_if_drifted(egress, desired[key])
+        if update is not None:
+            actions.append(update)
+    for key, want in desired.items():
+        if key not in matched:
+            actions.append(
+                Action(
+                    kind=ActionKind.CREATE,
+                    reason="no rule yet",
+                    network=want.spec.network,
+                    spec=want.spec,
+                    kube_node=want.kube_node,
+                )
+            )
+    actions.extend(duplicates)
+    kept = {e.id for e in matched.values()} | {a.target.id for a in duplicates if a.target}
+    unwanted = [
+        _delete_unwanted(egress, marker, index) for egress, marker in owned if egress.id not in kept
+    ]
+    allowed, withheld, refusal = _guard_deletes(unwanted, len(owned), settings, kube_complete)
+    actions.extend(allowed)
+    actions.sort(key=_action_order)
+    return Plan(
+        actions=tuple(actions),
+        withheld=tuple(withheld),
+        refusal=refusal,
+        warnings=tuple(warnings),
+        owned=len(owned),
+    )
+
+
+def _index(kube_nodes: Iterable[KubeNode], netmaker: NetmakerView) -> _Index:
+    nodes = {n.id: n for n in netmaker.nodes if n.id != ZERO_UUID}
+    hosts = {h.id: h for h in netmaker.hosts}
+    node_ids_by_host: dict[str, set[str]] = defaultdict(set)
+    for host in netmaker.hosts:
+        node_ids_by_host[host.id].update(host.node_ids)
+    for node in nodes.values():
+        node_ids_by_host[node.host_id].add(node.id)
+    hosts_by_name: dict[str, list[Host]] = defaultdict(list)
+    for host in netmaker.hosts:
+        hosts_by_name[host.name].append(host)
+    return _Index(
+        kube={k.name: k for k in kube_nodes},
+        nodes=nodes,
+        hosts=hosts,
+        node_ids_by_host=node_ids_by_host,
+        hosts_by_name=hosts_by_name,
+    )
+
+
+def _unusable_node_ids(index: _Index, only: str | None, warnings: list[str]) -> set[str]:
+    """Netmaker node ids whose rules must be left alone this pass, with a warning for each cause.
+
+    A Kubernetes node name held by two Netmaker hosts is ambiguous, and a node whose pod CIDRs
+    do not parse cannot be planned: writing either would guess, deleting either would lose.
+    """
+    protected: set[str] = set()
+    for name, kube in index.kube.items():
+        if only is not None and name != only:
+            continue
+        hosts = index.hosts_by_name.get(name, [])
+        problem = _invalid_cidr(kube.pod_cidrs)
+        if len(hosts) > 1:
+            ids = ", ".join(sorted(h.id for h in hosts))
+            problem = (
+                f"{len(hosts)} Netmaker hosts are named {name!r} ({ids}); "
+                "its rules are left alone until the name is unique"
+            )
+        if problem is None:
+            continue
+        warnings.append(f"node {name}: {problem}")
+        for host in hosts:
+            protected |= index.node_ids_by_host.get(host.id, set())
+    return protected
+
+
+def _invalid_cidr(cidrs: Sequence[str]) -> str | None:
+    for cidr in cidrs:
+        try:
+            normalize_cidr(cidr)
+        except InvalidCidr as exc:
+            return f"pod CIDR {exc}; its rules are left alone"
+    return None
+
+
+def _desired_rules(
+    index: _Index, settings: PlanSettings, only: str | None, protected: set[str]
+) -> dict[RuleKey, _Desired]:
+    """E(N, M, i) for every Kubernetes node N, routable Netmaker node M of N's host, and index i."""
+    desired: dict[RuleKey, _Desired] = {}
+    for name, kube in index.kube.items():
+        if (only is not None and name != only) or not kube.pod_cidrs:
+            continue
+        hosts = index.hosts_by_name.get(name, [])
+        if len(hosts) != 1:
+            continue
+        for node_id in sorted(index.node_ids_by_host.get(hosts[0].id, ())):
+            node = index.nodes.get(node_id)
+            if node is None or node_id in protected or not node.routable:
+                continue
+            if node.host_id != hosts[0].id:
+                continue
+            count = len(kube.pod_cidrs)
+            for i, cidr in enumerate(kube.pod_cidrs):
+                spec = EgressSpec(
+                    network=node.network,
+                    name=rule_name(name, i, count),
+                    description=build_description(i, settings.cluster),
+                    range=normalize_cidr(cidr),
+                    nat=False,
+                    status=True,
+                    nodes={node.id: settings.metric},
+                )
+                desired[(node.network, i, node.id)] = _Desired(spec=spec, kube_node=name)
+    return desired
+
+
+def _owned_rules(
+    netmaker: NetmakerView,
+    settings: PlanSettings,
+    index: _Index,
+    only: str | None,
+    protected: set[str],
+) -> list[tuple[Egress, Marker]]:
+    """Our rules in scope, with their markers. Foreign and other-cluster rules never get here."""
+    in_scope: set[str] | None = None
+    if only is not None:
+        in_scope = set()
+        for host in index.hosts_by_name.get(only, []):
+            in_scope |= index.node_ids_by_host.get(host.id, set())
+    owned: list[tuple[Egress, Marker]] = []
+    for egresses in netmaker.egress.values():
+        for egress in egresses:
+            marker = parse_description(egress.description)
+            if marker is None or not owned_by(marker, settings.cluster):
+                continue
+            if not egress.id or protected.intersection(egress.nodes):
+                continue
+            if in_scope is not None and not in_scope.intersection(egress.nodes):
+                continue
+            owned.append((egress, marker))
+    return owned
+
+
+def _match(
+    owned: list[tuple[Egress, Marker]], desired: Mapping[RuleKey, _Desired]
+) -> tuple[dict[RuleKey, Egress], list[Action]]:
+    """Rules 1 and 3: pick one existing rule per desired key; the other candidates are duplicates.
+
+    The keeper is the rule that needs no write, else the one routed through this node alone,
+    else the lowest id, so the choice is stable from one pass to the next.
+    """
+    candidates: dict[RuleKey, list[Egress]] = defaultdict(list)
+    for egress, marker in owned:
+        if marker.index is None:
+            continue
+        for node_id in egress.nodes:
+            key = (egress.network, marker.index, node_id)
+            if key in desired:
+                candidates[key].append(egress)
+    matched: dict[RuleKey, Egress] = {}
+    taken: set[str] = set()
+    losers: dict[str, tuple[Egress, Egress]] = {}
+    for key in sorted(candidates):
+        spec = desired[key].spec
+        free = [e for e in candidates[key] if e.id not in taken]
+        if not free:
+            continue
+        free.sort(key=lambda e: (bool(_drift(e, spec)), len(e.nodes) != 1, e.id))
+        keeper = free[0]
+        matched[key] = keeper
+        taken.add(keeper.id)
+        for other in free[1:]:
+            losers.setdefault(other.id, (other, keeper))
+    duplicates = [
+        Action(
+            kind=ActionKind.DELETE,
+            reason=f"duplicate of {keeper.id}",
+            network=egress.network,
+            target=egress,
+        )
+        for egress_id, (egress, keeper) in sorted(losers.items())
+        if egress_id not in taken
+    ]
+    return matched, duplicates
+
+
+def _drift(egress: Egress, spec: EgressSpec) -> list[str]:
+    """The owned fields that differ, as short phrases for the action's reason."""
+    changes: list[str] = []
+    if not same_range(egress.range, spec.range):
+        changes.append(f"range {egress.range or '(empty)'} -> {spec.range}")
+    if egress.name != spec.name:
+        changes.append(f"name {egress.name!r} -> {spec.name!r}")
+    if egress.description != spec.description:
+        changes.append("description")
+    if egress.nat != spec.nat:
+        changes.append(f"nat {egress.nat} -> {spec.nat}")
+    if egress.status != spec.status:
+        changes.append(f"status {egress.status} -> {spec.status}")
+    if dict(egress.nodes) != dict(spec.nodes):
+        changes.append(f"nodes {dict(egress.nodes)} -> {dict(spec.nodes)}")
+    return changes
+
+
+def _update_if_drifted(egress: Egress, want: _Desired) -> Action | None:
+    """Rule 2: update in place, keeping the id, when any owned field drifted."""
+    changes = _drift(egress, want.spec)
+    if not changes:
+        return None
+    return Action(
+        kind=ActionKind.UPDATE,
+        reason="drifted: " + "; ".join(changes),
+        network=egress.network,
+        spec=want.spec,
+        target=egress,
+        kube_node=want.kube_node,
+    )
+
+
+def _delete_unwanted(egress: Egress, marker: Marker, index: _Index) -> Action:
+    """Rule 4: one of ours that nothing desires, with the first reason that explains it."""
+    return Action(
+        kind=ActionKind.DELETE,
+        reason=_why_unwanted(egress, marker, index),
+        network=egress.network,
+        target=egress,
+    )
+
+
+def _why_unwanted(egress: Egress, marker: Marker, index: _Index) -> str:
+    if marker.index is None:
+        return "its description is damaged (the marker has no readable index)"
+    if not egress.nodes:
+        return "it routes through no Netmaker node (nodes is {}): Netmaker removed its node"
+    existing = [index.nodes[n] for n in sorted(egress.nodes) if n in index.nodes]
+    if not existing:
+        gone = ", ".join(sorted(egress.nodes))
+        return f"its Netmaker node {gone} no longer exists"
+    node = existing[0]
+    host = index.hosts.get(node.host_id)
+    if node.is_static:
+        return f"it routes through static pseudo-node {node.id}"
+    if node.pending_delete:
+        return f"its Netmaker node {node.id} is pending delete"
+    if host is None:
+        return f"the Netmaker host of node {node.id} no longer exists"
+    kube = index.kube.get(host.name)
+    if kube is None:
+        return f"Kubernetes node {host.name} is gone"
+    if node.network != egress.network:
+        return f"its routing node {node.id} is in network {node.network}, not {egress.network}"
+    if marker.index >= len(kube.pod_cidrs):
+        return (
+            f"index {marker.index} is beyond the {len(kube.pod_cidrs)} pod CIDR(s) "
+            f"of node {host.name}"
+        )
+    return "no Kubernetes node desires it"
+
+
+def _guard_deletes(
+    deletes: list[Action], owned: int, settings: PlanSettings, kube_complete: bool
+) -> tuple[list[Action], list[Action], str | None]:
+    """Rule 8: hold deletes before the first complete node list, and refuse a mass delete."""
+    if not deletes:
+        return [], [], None
+    if not kube_complete:
+        return (
+            [],
+            deletes,
+            (
+                f"{len(deletes)} delete(s) wait: the first complete list of Kubernetes nodes "
+                "has not arrived"
+            ),
+        )
+    limit = max(settings.max_delete_floor, int(owned * settings.max_delete_fraction))
+    if len(deletes) > limit and not settings.allow_mass_delete:
+        return (
+            [],
+            deletes,
+            (
+                f"mass-delete guard: refusing to delete {len(deletes)} of {owned} owned rules "
+                f"(limit {limit}: {settings.max_delete_fraction:.0%} of owned, at least "
+                f"{settings.max_delete_floor}); if this is intended, allow mass deletes"
+            ),
+        )
+    return deletes, [], None
+
+
+_KIND_ORDER = {ActionKind.CREATE: 0, ActionKind.UPDATE: 1, ActionKind.DELETE: 2}
+
+
+def _action_order(action: Action) -> tuple[int, str, str, str]:
+    """Creates and updates before deletes, so a pass adds routes before it removes any."""
+    ident = action.target.id if action.target else ""
+    return (_KIND_ORDER[action.kind], action.network, action.subject, ident)

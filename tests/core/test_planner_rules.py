@@ -1,0 +1,276 @@
+"""One test per planner rule (DESIGN.md section 3), on hand-built snapshots."""
+
+from __future__ import annotations
+
+import pytest
+
+from kaput_not.core.egress import build_description
+from kaput_not.core.model import Action, ActionKind, Egress, Host, NmNode
+from kaput_not.core.planner import PlanSettings, plan
+from tests.core.world import apply, egress, kube, view
+
+D0 = build_description(0)
+D1 = build_description(1)
+S = PlanSettings()
+
+
+def one_host(name="w1", networks=("net",), host_id="h1"):
+    nodes = [NmNode(id=f"{host_id}-{net}", host_id=host_id, network=net) for net in networks]
+    return Host(id=host_id, name=name, node_ids=tuple(n.id for n in nodes)), nodes
+
+
+def good(node_id="h1-net", index=0, cidr="10.1.0.0/24", name="w1", count=1, **kw) -> Egress:
+    return egress(
+        kw.pop("network", "net"),
+        build_description(index, kw.pop("cluster", None)),
+        {node_id: 500},
+        range=cidr,
+        name=f"{name} pods ({index + 1}/{count})",
+        **kw,
+    )
+
+
+def kinds(p) -> list[tuple[ActionKind, str]]:
+    return [(a.kind, a.reason) for a in p.actions]
+
+
+def test_creates_one_rule_per_cidr_and_network_with_the_exact_fields():
+    host, nodes = one_host(networks=("a", "b"))
+    p = plan([kube("w1", "10.1.0.0/24", "fd00:1::/64")], view([host], nodes, []), S)
+    assert [a.kind for a in p.actions] == [ActionKind.CREATE] * 4
+    spec = next(a.spec for a in p.actions if a.network == "b" and a.spec and ":" in a.spec.range)
+    assert spec is not None
+    assert spec.name == "w1 pods (2/2)"
+    assert spec.description == D1
+    assert spec.range == "fd00:1::/64"
+    assert spec.nodes == {"h1-b": 500}
+    assert (spec.nat, spec.status) == (False, True)
+
+
+def test_rule_1_matches_by_index_and_node_id_so_a_correct_rule_is_left_alone():
+    host, nodes = one_host()
+    p = plan([kube("w1", "10.1.0.0/24")], view([host], nodes, [good()]), S)
+    assert p.empty
+
+
+def test_rule_2_rebuilt_node_with_new_cidr_updates_in_place():
+    host, nodes = one_host()
+    old = good(cidr="10.1.0.0/24")
+    p = plan([kube("w1", "10.9.0.0/24")], view([host], nodes, [old]), S)
+    assert [a.kind for a in p.actions] == [ActionKind.UPDATE]
+    assert p.actions[0].target == old
+    assert "range 10.1.0.0/24 -> 10.9.0.0/24" in p.actions[0].reason
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "phrase"),
+    [
+        ("name", "hand edited", "name"),
+        ("nat", True, "nat True -> False"),
+        ("status", False, "status False -> True"),
+        ("cidr", "10.1.0.0/16", "range"),
+    ],
+)
+def test_rule_2_hand_drift_of_any_owned_field_is_repaired(field, value, phrase):
+    host, nodes = one_host()
+    drifted = good(**{field: value})
+    p = plan([kube("w1", "10.1.0.0/24")], view([host], nodes, [drifted]), S)
+    assert [a.kind for a in p.actions] == [ActionKind.UPDATE]
+    assert phrase in p.actions[0].reason
+
+
+def test_rule_2_extra_routing_node_is_removed_from_the_map():
+    host, nodes = one_host()
+    e = egress("net", D0, {"h1-net": 500, "other": 7}, range="10.1.0.0/24", name="w1 pods (1/1)")
+    p = plan([kube("w1", "10.1.0.0/24")], view([host], nodes, [e]), S)
+    assert [a.kind for a in p.actions] == [ActionKind.UPDATE]
+    assert p.actions[0].spec is not None
+    assert p.actions[0].spec.nodes == {"h1-net": 500}
+
+
+def test_non_canonical_stored_range_is_not_an_endless_update():
+    host, nodes = one_host()
+    p = plan([kube("w1", "10.1.0.9/24")], view([host], nodes, [good(cidr="10.1.0.0/24")]), S)
+    assert p.empty
+
+
+def test_rule_3_duplicates_keep_the_correct_one_and_delete_the_rest():
+    host, nodes = one_host()
+    keep = good(id="e-b")
+    dup1 = good(id="e-a", name="stale")
+    dup2 = good(id="e-c")
+    p = plan([kube("w1", "10.1.0.0/24")], view([host], nodes, [dup1, keep, dup2]), S)
+    assert sorted((a.kind, a.target.id) for a in p.actions if a.target) == [
+        (ActionKind.DELETE, "e-a"),
+        (ActionKind.DELETE, "e-c"),
+    ]
+    assert all(a.reason == "duplicate of e-b" for a in p.actions)
+
+
+@pytest.mark.parametrize(
+    ("kube_nodes", "hosts_nodes", "e", "reason"),
+    [
+        ([kube("w1", "10.1.0.0/24")], one_host(), good(index=1), "index 1 is beyond the 1"),
+        ([], one_host(), good(), "Kubernetes node w1 is gone"),
+        ([kube("w1", "10.1.0.0/24")], (one_host()[0], []), good(), "no longer exists"),
+        ([kube("w1", "10.1.0.0/24")], one_host(), good(node_id="ghost"), "ghost no longer"),
+        (
+            [kube("w1", "10.1.0.0/24")],
+            one_host(),
+            egress("net", D0, {}, range="10.1.0.0/24"),
+            "nodes is {}",
+        ),
+        (
+            [kube("w1", "10.1.0.0/24")],
+            one_host(),
+            egress("net", "Managed by kaput-not (DO NOT EDIT): index=zero", {"h1-net": 500}),
+            "damaged",
+        ),
+    ],
+    ids=["stale-index", "kube-node-gone", "nm-node-gone", "dangling-id", "empty-nodes", "damaged"],
+)
+def test_rule_4_deletes_ours_that_nothing_desires(kube_nodes, hosts_nodes, e, reason):
+    host, nodes = hosts_nodes
+    p = plan(kube_nodes, view([host], nodes, [e], networks=["net"]), S)
+    deletes = [a for a in p.actions if a.kind is ActionKind.DELETE]
+    assert [a.target.id for a in deletes if a.target] == [e.id]
+    assert reason in deletes[0].reason
+
+
+def test_rule_4_dual_stack_node_shrinking_to_one_cidr_loses_index_1():
+    host, nodes = one_host()
+    rules = [good(index=0, count=2), good(index=1, count=2, cidr="fd00::/64")]
+    p = plan([kube("w1", "10.1.0.0/24")], view([host], nodes, rules), S)
+    assert sorted(a.kind for a in p.actions) == [ActionKind.DELETE, ActionKind.UPDATE]
+    update = next(a for a in p.actions if a.kind is ActionKind.UPDATE)
+    assert update.spec is not None
+    assert update.spec.name == "w1 pods (1/1)"
+
+
+def test_rule_9_pending_delete_and_static_nodes_get_no_rules():
+    host = Host(id="h1", name="w1", node_ids=("n1", "n2"))
+    nodes = [
+        NmNode(id="n1", host_id="h1", network="a", pending_delete=True),
+        NmNode(id="n2", host_id="h1", network="b"),
+        NmNode(
+            id="00000000-0000-0000-0000-000000000000",
+            host_id="00000000-0000-0000-0000-000000000000",
+            network="b",
+            is_static=True,
+        ),
+    ]
+    p = plan([kube("w1", "10.1.0.0/24")], view([host], nodes, []), S)
+    assert [(a.kind, a.network) for a in p.actions] == [(ActionKind.CREATE, "b")]
+
+
+def test_rule_9_ambiguous_host_name_is_skipped_and_its_rules_kept():
+    h1 = Host(id="h1", name="w1", node_ids=("n1",))
+    h2 = Host(id="h2", name="w1", node_ids=("n2",))
+    nodes = [
+        NmNode(id="n1", host_id="h1", network="net"),
+        NmNode(id="n2", host_id="h2", network="net"),
+    ]
+    existing = good(node_id="n1", cidr="10.7.0.0/24")  # would otherwise be updated
+    p = plan([kube("w1", "10.1.0.0/24")], view([h1, h2], nodes, [existing]), S)
+    assert p.empty
+    assert len(p.warnings) == 1
+    assert "2 Netmaker hosts are named 'w1'" in p.warnings[0]
+
+
+def test_unparseable_pod_cidr_keeps_the_nodes_rules_and_warns():
+    host, nodes = one_host()
+    existing = good()
+    p = plan([kube("w1", "not-a-cidr")], view([host], nodes, [existing]), S)
+    assert p.empty
+    assert "not-a-cidr" in p.warnings[0]
+
+
+def test_node_without_pod_cidrs_yet_gets_nothing_and_loses_old_rules():
+    host, nodes = one_host()
+    p = plan([kube("w1")], view([host], nodes, [good()]), S)
+    assert [a.kind for a in p.actions] == [ActionKind.DELETE]
+
+
+def test_foreign_and_other_cluster_rules_are_never_touched():
+    host, nodes = one_host()
+    foreign = egress("net", "office VPN", {"h1-net": 500}, range="10.1.0.0/24")
+    other = good(cluster="west", cidr="10.99.0.0/24")
+    unscoped = good(cidr="10.98.0.0/24")
+    settings = PlanSettings(cluster="east")
+    p = plan([kube("w1", "10.1.0.0/24")], view([host], nodes, [foreign, other, unscoped]), settings)
+    assert [a.kind for a in p.actions] == [ActionKind.CREATE]
+    assert p.actions[0].spec is not None
+    assert p.actions[0].spec.description == build_description(0, "east")
+
+
+def test_multi_cluster_mode_manages_its_own_rules():
+    host, nodes = one_host()
+    mine = good(cluster="east", cidr="10.5.0.0/24")
+    p = plan([kube("w1", "10.1.0.0/24")], view([host], nodes, [mine]), PlanSettings(cluster="east"))
+    assert [a.kind for a in p.actions] == [ActionKind.UPDATE]
+
+
+def test_rule_8_no_delete_before_the_first_complete_node_list():
+    host, nodes = one_host()
+    p = plan([], view([host], nodes, [good()]), S, kube_complete=False)
+    assert p.empty
+    assert len(p.withheld) == 1
+    assert p.refusal is not None
+    assert "first complete list" in p.refusal
+
+
+def test_rule_8_mass_delete_is_refused_unless_allowed():
+    hosts, nodes, rules = [], [], []
+    for i in range(10):
+        h, ns = one_host(name=f"w{i}", host_id=f"h{i}")
+        hosts.append(h)
+        nodes += ns
+        rules.append(good(node_id=f"h{i}-net", name=f"w{i}"))
+    v = view(hosts, nodes, rules)
+    refused = plan([], v, S)
+    assert refused.empty
+    assert len(refused.withheld) == 10
+    assert refused.refusal is not None
+    assert "refusing to delete 10 of 10" in refused.refusal
+    allowed = plan([], v, PlanSettings(allow_mass_delete=True))
+    assert allowed.count(ActionKind.DELETE) == 10
+    # Half of the rules going is normal churn (a node pool scaled down).
+    half = plan([kube(f"w{i}", "10.1.0.0/24") for i in range(5)], v, S)
+    assert half.count(ActionKind.DELETE) == 5
+    assert half.refusal is None
+
+
+def test_small_deletes_are_never_refused_by_the_fraction():
+    host, nodes = one_host()
+    p = plan([], view([host], nodes, [good()]), S)
+    assert p.count(ActionKind.DELETE) == 1
+
+
+def test_node_scope_touches_only_that_nodes_rules():
+    h1, n1 = one_host(name="w1", host_id="h1")
+    h2, n2 = one_host(name="w2", host_id="h2")
+    orphan = egress("net", D0, {})
+    w2_rule = good(node_id="h2-net", name="w2", cidr="10.2.0.0/24")
+    v = view([h1, h2], n1 + n2, [orphan, w2_rule])
+    p = plan([kube("w1", "10.1.0.0/24")], v, S, only="w1")
+    assert [(a.kind, a.kube_node) for a in p.actions] == [(ActionKind.CREATE, "w1")]
+    gone = plan([], v, S, only="w2")
+    assert [(a.kind, a.target.id if a.target else "") for a in gone.actions] == [
+        (ActionKind.DELETE, w2_rule.id)
+    ]
+
+
+def test_applying_a_plan_converges():
+    host, nodes = one_host(networks=("a", "b"))
+    v = view([host], nodes, [good(network="a", node_id="h1-a", cidr="10.9.0.0/24")])
+    kn = [kube("w1", "10.1.0.0/24", "fd00::/64")]
+    first = plan(kn, v, S)
+    assert first.count(ActionKind.CREATE) == 3
+    assert first.count(ActionKind.UPDATE) == 1
+    assert plan(kn, apply(v, first), S).empty
+
+
+def test_update_and_delete_actions_without_an_id_cannot_be_built():
+    e = Egress(id="", network="net", name="x", description=D0, range="", nat=False, status=True)
+    with pytest.raises(ValueError, match="id"):
+        Action(kind=ActionKind.DELETE, reason="x", network="net", target=e)
