@@ -1,0 +1,1 @@
+"""Wiring: reads Kubernetes and Netmaker through the adapters, plans with the core, writes."""

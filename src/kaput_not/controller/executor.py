@@ -1,0 +1,125 @@
+"""Applies a plan to Netmaker with bounded concurrency, and keeps going past failures.
+
+Creates and updates go first and deletes after them, so a pass adds routes before it removes
+any. Each write asks `may_write()` first: the moment leadership is lost or in doubt, the rest
+of the plan is skipped, not written. A rejected password stops the pass (every other write
+would fail the same way) and is raised to the caller, who treats it as a configuration error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from kaput_not.core.model import Action, ActionKind, Egress, EgressSpec, Plan
+from kaput_not.netmaker import errors
+
+log = logging.getLogger("kaput_not.executor")
+
+
+class EgressWriter(Protocol):
+    async def create_egress(self, spec: EgressSpec) -> Egress: ...
+    async def update_egress(self, target: Egress, spec: EgressSpec) -> Egress: ...
+    async def delete_egress(self, target: Egress) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    action: Action
+    error: Exception
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    skipped: int = 0
+    failures: tuple[Failure, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not self.skipped
+
+
+class Executor:
+    def __init__(
+        self,
+        writer: EgressWriter,
+        *,
+        concurrency: int = 4,
+        may_write: Callable[[], bool] = lambda: True,
+        dry_run: bool = False,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"Netmaker write concurrency must be >= 1, got {concurrency}")
+        self._writer = writer
+        self._limit = asyncio.Semaphore(concurrency)
+        self._may_write = may_write
+        self._dry_run = dry_run
+
+    async def apply(self, plan: Plan) -> ApplyResult:
+        run = _Run()
+        adds = [a for a in plan.actions if a.kind is not ActionKind.DELETE]
+        deletes = [a for a in plan.actions if a.kind is ActionKind.DELETE]
+        for phase in (adds, deletes):
+            await self._phase(phase, run)
+        if run.fatal is not None:
+            raise run.fatal
+        return ApplyResult(
+            created=run.done[ActionKind.CREATE],
+            updated=run.done[ActionKind.UPDATE],
+            deleted=run.done[ActionKind.DELETE],
+            skipped=run.skipped,
+            failures=tuple(run.failures),
+        )
+
+    async def _phase(self, actions: Sequence[Action], run: _Run) -> None:
+        await asyncio.gather(*(self._one(a, run) for a in actions))
+
+    async def _one(self, action: Action, run: _Run) -> None:
+        async with self._limit:
+            if run.fatal is not None or not self._may_write():
+                run.skipped += 1
+                log.warning("skipped (not allowed to write now): %s", action.describe())
+                return
+            if self._dry_run:
+                run.skipped += 1
+                log.info("dry run, would %s", action.describe())
+                return
+            try:
+                await self._write(action)
+            except errors.CredentialsRejected as exc:
+                run.fatal = exc
+                run.failures.append(Failure(action, exc))
+            except (errors.NetmakerError, ValueError) as exc:
+                run.failures.append(Failure(action, exc))
+                log.warning("failed to %s: %s", action.describe(), exc)
+            else:
+                run.done[action.kind] += 1
+                log.info("%s", action.describe())
+
+    async def _write(self, action: Action) -> None:
+        if action.kind is ActionKind.CREATE:
+            assert action.spec is not None
+            await self._writer.create_egress(action.spec)
+        elif action.kind is ActionKind.UPDATE:
+            assert action.spec is not None
+            assert action.target is not None
+            await self._writer.update_egress(action.target, action.spec)
+        else:
+            assert action.target is not None
+            await self._writer.delete_egress(action.target)
+
+
+class _Run:
+    """Counters of one `apply`."""
+
+    def __init__(self) -> None:
+        self.done = dict.fromkeys(ActionKind, 0)
+        self.skipped = 0
+        self.failures: list[Failure] = []
+        self.fatal: errors.CredentialsRejected | None = None

@@ -1,0 +1,59 @@
+"""One reconcile pass: read Netmaker (cached), plan against the Kubernetes nodes, apply.
+
+The same pass serves a single node after an event and the whole cluster at start-up and on
+resync, so the two can never disagree about what a rule should be.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from kaput_not.controller.executor import ApplyResult, Executor
+from kaput_not.core.model import KubeNode, Plan
+from kaput_not.core.planner import PlanSettings, plan
+from kaput_not.netmaker.cache import CachedNetmaker
+
+log = logging.getLogger("kaput_not.reconciler")
+
+
+@dataclass(frozen=True, slots=True)
+class PassReport:
+    plan: Plan
+    result: ApplyResult
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        """Everything planned was written and nothing was held back."""
+        return self.result.ok and not self.plan.withheld
+
+
+class Reconciler:
+    def __init__(
+        self,
+        netmaker: CachedNetmaker,
+        executor: Executor,
+        settings: PlanSettings,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._netmaker = netmaker
+        self._executor = executor
+        self._settings = settings
+        self._clock = clock
+
+    async def reconcile(
+        self, kube_nodes: Iterable[KubeNode], *, only: str | None = None, kube_complete: bool = True
+    ) -> PassReport:
+        started = self._clock()
+        view = await self._netmaker.view()
+        the_plan = plan(kube_nodes, view, self._settings, only=only, kube_complete=kube_complete)
+        for warning in the_plan.warnings:
+            log.warning("%s", warning)
+        if the_plan.refusal:
+            log.error("%s", the_plan.refusal)
+        result = await self._executor.apply(the_plan)
+        return PassReport(plan=the_plan, result=result, seconds=self._clock() - started)

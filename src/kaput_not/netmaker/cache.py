@@ -1,0 +1,171 @@
+"""One cached snapshot of Netmaker, kept current by our own writes.
+
+A pass needs hosts, nodes, networks and the egress list of every network. Listing them for each
+of a thousand node events would cost thousands of calls, so the lists are kept for a TTL, and
+our own creates, updates and deletes patch the cached lists instead of throwing them away
+(write-through). Concurrent readers of one list share one in-flight call.
+
+How it can be wrong, and what bounds it:
+- Changes made by others (a host joining, a hand edit) are seen within one TTL.
+- A write whose outcome is unknown (timeout, reset, a 5xx after sending), or that the server
+  refused, means the cache may disagree with the server: everything is dropped, and the next
+  read lists again.
+- A write that lands while a list call for its network is in flight is replayed onto that
+  list's result, so the answer includes the write whether or not the server's list did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
+
+from kaput_not.core.model import Egress, EgressSpec, Host, NmNode
+from kaput_not.core.planner import NetmakerView
+from kaput_not.netmaker import errors
+
+T = TypeVar("T")
+
+
+class NetmakerApi(Protocol):
+    """What the cache needs from a Netmaker client."""
+
+    async def list_hosts(self) -> list[Host]: ...
+    async def list_nodes(self) -> list[NmNode]: ...
+    async def list_networks(self) -> list[str]: ...
+    async def list_egress(self, network: str) -> list[Egress]: ...
+    async def create_egress(self, spec: EgressSpec) -> Egress: ...
+    async def update_egress(self, egress_id: str, spec: EgressSpec) -> Egress: ...
+    async def delete_egress(self, egress_id: str) -> None: ...
+
+
+@dataclass(slots=True)
+class _Entry(Generic[T]):
+    value: T
+    fetched_at: float
+
+
+@dataclass(slots=True)
+class _Slot(Generic[T]):
+    """One cached list: its value, and the call filling it if one is running."""
+
+    entry: _Entry[T] | None = None
+    inflight: asyncio.Future[T] | None = None
+    #: Writes made while `inflight` runs, replayed onto its result.
+    journal: list[Callable[[T], T]] = field(default_factory=list)
+
+
+class CachedNetmaker:
+    """Reads through a TTL cache; writes go to Netmaker, then patch the cache."""
+
+    def __init__(
+        self, api: NetmakerApi, *, ttl: float = 30.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if ttl < 0:
+            raise ValueError(f"cache TTL must be >= 0 seconds, got {ttl}")
+        self._api = api
+        self._ttl = ttl
+        self._clock = clock
+        self._hosts: _Slot[list[Host]] = _Slot()
+        self._nodes: _Slot[list[NmNode]] = _Slot()
+        self._networks: _Slot[list[str]] = _Slot()
+        self._egress: dict[str, _Slot[list[Egress]]] = {}
+
+    # -- reads -----------------------------------------------------------------------------
+
+    async def hosts(self) -> list[Host]:
+        return await self._read(self._hosts, self._api.list_hosts)
+
+    async def nodes(self) -> list[NmNode]:
+        return await self._read(self._nodes, self._api.list_nodes)
+
+    async def networks(self) -> list[str]:
+        return await self._read(self._networks, self._api.list_networks)
+
+    async def egress(self, network: str) -> list[Egress]:
+        slot = self._egress.setdefault(network, _Slot())
+        return await self._read(slot, lambda: self._api.list_egress(network))
+
+    async def view(self) -> NetmakerView:
+        """Hosts, nodes and the egress list of every network that has nodes or is declared."""
+        hosts, nodes, networks = await asyncio.gather(self.hosts(), self.nodes(), self.networks())
+        names = sorted(set(networks) | {n.network for n in nodes if n.routable})
+        lists = await asyncio.gather(*(self.egress(n) for n in names))
+        return NetmakerView(
+            hosts=tuple(hosts), nodes=tuple(nodes), egress=dict(zip(names, lists, strict=True))
+        )
+
+    def invalidate(self) -> None:
+        """Forget everything; the next read of each list goes to Netmaker."""
+        self._hosts.entry = None
+        self._nodes.entry = None
+        self._networks.entry = None
+        for slot in self._egress.values():
+            slot.entry = None
+
+    async def _read(self, slot: _Slot[T], fetch: Callable[[], Awaitable[T]]) -> T:
+        entry = slot.entry
+        if entry is not None and self._clock() - entry.fetched_at < self._ttl:
+            return entry.value
+        if slot.inflight is None:
+            slot.inflight = asyncio.ensure_future(self._fill(slot, fetch))
+        # shield: one reader being cancelled must not cancel the call the others wait on.
+        return await asyncio.shield(slot.inflight)
+
+    async def _fill(self, slot: _Slot[T], fetch: Callable[[], Awaitable[T]]) -> T:
+        started = self._clock()
+        try:
+            value = await fetch()
+            for patch in slot.journal:
+                value = patch(value)
+            slot.entry = _Entry(value, started)
+            return value
+        finally:
+            slot.journal.clear()
+            slot.inflight = None
+
+    # -- writes ----------------------------------------------------------------------------
+
+    async def create_egress(self, spec: EgressSpec) -> Egress:
+        created = await self._write(self._api.create_egress(spec))
+        self._patch(created.network, lambda es: [*_without(es, created.id), created])
+        return created
+
+    async def update_egress(self, target: Egress, spec: EgressSpec) -> Egress:
+        updated = await self._write(self._api.update_egress(target.id, spec))
+        self._patch(target.network, lambda es: _replace(es, target.id, updated))
+        return updated
+
+    async def delete_egress(self, target: Egress) -> None:
+        await self._write(self._api.delete_egress(target.id))
+        self._patch(target.network, lambda es: _without(es, target.id))
+
+    async def _write(self, call: Awaitable[T]) -> T:
+        try:
+            return await call
+        except errors.Unreachable:
+            raise  # never delivered: nothing changed
+        except BaseException:
+            # Unknown outcome, or refused because our picture was stale (e.g. a node that is
+            # gone): either way the cache can no longer be trusted.
+            self.invalidate()
+            raise
+
+    def _patch(self, network: str, patch: Callable[[list[Egress]], list[Egress]]) -> None:
+        slot = self._egress.get(network)
+        if slot is None:
+            return
+        if slot.entry is not None:
+            slot.entry.value = patch(slot.entry.value)
+        if slot.inflight is not None:
+            slot.journal.append(patch)
+
+
+def _without(egresses: Sequence[Egress], egress_id: str) -> list[Egress]:
+    return [e for e in egresses if e.id != egress_id]
+
+
+def _replace(egresses: Sequence[Egress], egress_id: str, new: Egress) -> list[Egress]:
+    return [new if e.id == egress_id else e for e in egresses]

@@ -1,0 +1,423 @@
+"""The Netmaker REST client: login and token refresh, one checked `_call()`, the endpoints.
+
+Every endpoint is a few lines on top of `_call()`, which owns everything that can go wrong:
+- the token: log in when there is none or it expires within the margin (read from the JWT's
+  `exp`, unverified), share one in-flight login between concurrent callers, and on a 401 log in
+  again and retry ONCE; a second 401 is an `ApiError`, never a loop;
+- the three-level check: the HTTP status, a JSON `Content-Type`, then the envelope's `Code`;
+- the mapping of every httpx2 exception to the tree in `errors.py`.
+
+The server's quirks handled here are documented in netmaker-api.md: a wrong password is 400 not
+401, an MFA account logs in with 200 and no token, GET /api/nodes can answer 200 with an empty
+body, a PUT without `id` overwrites an arbitrary egress, DELETE of an unknown id is 400.
+
+Nothing here logs a body, a password or a token; error texts from the server are redacted of
+both before they reach a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import math
+import ssl
+import time
+import urllib.parse
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import Self, TypeVar
+
+import httpx2
+import msgspec
+
+from kaput_not import __version__
+from kaput_not.core.model import Egress, EgressSpec, Host, NmNode
+from kaput_not.netmaker import errors, wire
+from kaput_not.netmaker.settings import TLS_HINT, ClientSettings, shown_url, tls_verify
+
+T = TypeVar("T")
+
+#: `on_request(method, endpoint, status or None, seconds)`: called once per HTTP request, with
+#: the path only (no query, no ids), for metrics. It must not raise.
+OnRequest = Callable[[str, str, int | None, float], None]
+
+logger = logging.getLogger("kaput_not.netmaker")
+
+LOGIN_PATH = "/api/users/adm/authenticate"
+EGRESS_PATH = "/api/v1/egress"
+
+
+def _jwt_exp(token: str) -> float | None:
+    """The `exp` claim of a JWT, unverified; None when it cannot be read."""
+    try:
+        payload = token.split(".")[1]
+        raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+        exp = msgspec.json.decode(raw, type=dict[str, object]).get("exp")
+    except (IndexError, ValueError, msgspec.DecodeError):
+        return None
+    if isinstance(exp, int | float) and not isinstance(exp, bool) and math.isfinite(exp):
+        return float(exp)
+    return None
+
+
+def _is_json(response: httpx2.Response) -> bool:
+    media = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
+def _is_tls_failure(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return "SSL" in str(exc) or "CERTIFICATE" in str(exc).upper()
+
+
+class NetmakerClient:
+    """Async client for the Netmaker endpoints kaput-not uses. Use it as `async with`.
+
+    `transport` replaces the network (tests plug an emulator in here), `clock` is the wall clock
+    compared with the token's `exp`, `on_request` is the metrics hook (see `OnRequest`).
+    """
+
+    def __init__(
+        self,
+        settings: ClientSettings,
+        *,
+        transport: httpx2.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
+        on_request: OnRequest | None = None,
+    ) -> None:
+        settings.validate()
+        verify = tls_verify(settings)
+        self._settings = settings
+        self._clock = clock
+        self._on_request = on_request
+        self._token: str | None = None
+        self._refresh_at: float | None = None
+        self._login_task: asyncio.Task[str] | None = None
+        product = f"kaput-not/{__version__}"
+        self._http = httpx2.AsyncClient(
+            base_url=settings.api_url.rstrip("/"),
+            transport=transport,
+            verify=verify,
+            timeout=httpx2.Timeout(settings.timeout_seconds),
+            follow_redirects=False,
+            headers={
+                "User-Agent": f"{product} ({settings.identity})" if settings.identity else product,
+                "Accept": "application/json",
+            },
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._login_task is not None:
+            self._login_task.cancel()
+        await self._http.aclose()
+
+    def __repr__(self) -> str:
+        return f"NetmakerClient({shown_url(self._settings.api_url)!r})"
+
+    # -- endpoints -------------------------------------------------------------------------------
+
+    async def login(self) -> None:
+        """Log in now, replacing the token; joins a login already in flight."""
+        await self._shared_login(stale=self._token)
+
+    async def list_hosts(self) -> list[Host]:
+        hosts = await self._call("GET", "/api/hosts", expect=wire.HOSTS)
+        return [wire.host_from_wire(host) for host in hosts]
+
+    async def list_nodes(self) -> list[NmNode]:
+        """Every node of every network, pseudo-nodes and pending deletes included."""
+        nodes = await self._call("GET", "/api/nodes", expect=wire.NODES)
+        return [wire.node_from_wire(node) for node in nodes]
+
+    async def list_networks(self) -> list[str]:
+        networks = await self._call("GET", "/api/networks", expect=wire.NETWORKS)
+        return [network.netid for network in networks]
+
+    async def list_egress(self, network: str) -> list[Egress]:
+        if not network.strip():
+            raise ValueError("list_egress needs a network name")
+        params = {"network": network}
+        found = await self._call("GET", EGRESS_PATH, params=params, expect=wire.EGRESS_LIST)
+        return [wire.egress_from_wire(egress) for egress in found]
+
+    async def create_egress(self, spec: EgressSpec) -> Egress:
+        """Create an egress; returns it as the server stored it (new id, normalised range)."""
+        body = wire.egress_request(spec)
+        created = await self._call("POST", EGRESS_PATH, json=body, expect=wire.EGRESS)
+        return wire.egress_from_wire(created)
+
+    async def update_egress(self, egress_id: str, spec: EgressSpec) -> Egress:
+        """Replace every field of egress `egress_id` (its network excepted) with `spec`."""
+        # Netmaker overwrites the first egress in its table on a PUT without id.
+        _require_id(egress_id, "update_egress")
+        body = wire.egress_request(spec, egress_id)
+        updated = await self._call("PUT", EGRESS_PATH, json=body, expect=wire.EGRESS)
+        return wire.egress_from_wire(updated)
+
+    async def delete_egress(self, egress_id: str) -> None:
+        """Delete egress `egress_id`; one that is already gone counts as deleted."""
+        _require_id(egress_id, "delete_egress")
+        try:
+            await self._call("DELETE", EGRESS_PATH, params={"id": egress_id}, expect=wire.ANYTHING)
+        except errors.ApiError as exc:
+            # The server says "gone" only in words: 400 `record not found`. A 404 from the router
+            # itself (text/plain) means a missing endpoint, and NotJson keeps that an error.
+            gone = exc.status in (400, 404) and "not found" in exc.server_message.lower()
+            if isinstance(exc, errors.NotJson) or not gone:
+                raise
+            logger.debug("DELETE %s: egress %s was already gone", EGRESS_PATH, egress_id)
+
+    # -- the one place that talks HTTP ---------------------------------------------------------
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: msgspec.Struct | None = None,
+        expect: wire.Shape[T],
+        auth: bool = True,
+        headers: Mapping[str, str] | None = None,
+    ) -> T:
+        """Send one request and return its checked, decoded payload, or raise a NetmakerError."""
+        call = f"{method} {path}" + (f"?{urllib.parse.urlencode(params)}" if params else "")
+        content = msgspec.json.encode(json) if json is not None else None
+        sent = dict(headers or {})
+        if content is not None:
+            sent["Content-Type"] = "application/json"
+        if not auth:
+            response = await self._send(call, method, path, params, content, sent)
+            return self._read(call, response, expect)
+        token = await self._current_token()
+        response = await self._send(call, method, path, params, content, _bearer(sent, token))
+        if response.status_code == 401:
+            # Expired early, revoked, or the server's database was reset: log in again, once.
+            token = await self._shared_login(stale=token)
+            response = await self._send(call, method, path, params, content, _bearer(sent, token))
+        return self._read(call, response, expect)
+
+    async def _send(
+        self,
+        call: str,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        content: bytes | None,
+        headers: Mapping[str, str],
+    ) -> httpx2.Response:
+        started = time.perf_counter()
+        status: int | None = None
+        try:
+            response = await self._http.request(
+                method, path, params=params, content=content, headers=headers
+            )
+        except (httpx2.HTTPError, httpx2.InvalidURL) as exc:
+            raise self._transport_error(call, method, exc) from exc
+        else:
+            status = response.status_code
+            return response
+        finally:
+            seconds = time.perf_counter() - started
+            shown = "no answer" if status is None else status
+            logger.debug("%s %s -> %s in %.0f ms", method, path, shown, seconds * 1000)
+            if self._on_request is not None:
+                self._on_request(method, path, status, seconds)
+
+    def _read(self, call: str, response: httpx2.Response, expect: wire.Shape[T]) -> T:
+        """The three-level check (status, Content-Type, envelope `Code`), then the decode."""
+        status, body = response.status_code, response.content
+        if not 200 <= status < 300:
+            raise self._error_answer(call, response)
+        if not body.strip():
+            # GET /api/nodes answers 200 with nothing when it fails to load the caller's role.
+            raise errors.BadResponse(call, "empty body where JSON was expected", status=status)
+        if not _is_json(response):
+            hint = "does NETMAKER_API_URL point at the Netmaker API, not the dashboard?"
+            raise self._not_json(call, response, hint)
+        payload: bytes | msgspec.Raw = body
+        code, message = None, ""
+        try:
+            if expect.enveloped:
+                envelope = wire.ENVELOPE.decode(body)
+                code, message, payload = envelope.code, envelope.message, envelope.response
+            elif body.lstrip().startswith(b"{"):
+                # A bare-array endpoint that answers an object may still carry an error Code.
+                head = wire.STATUS.decode(body)
+                code, message = head.code, head.message
+            if code is not None and code != 200:
+                raise errors.ApiError(
+                    call, status=status, code=code, server_message=self._redact(message)
+                )
+            return expect.decoder.decode(payload)
+        except msgspec.ValidationError as exc:
+            detail = f"unexpected JSON: {self._redact(str(exc))}"
+            raise errors.BadResponse(call, detail, status=status) from exc
+        except msgspec.DecodeError as exc:
+            detail = f"invalid JSON: {self._redact(str(exc))}"
+            raise errors.BadResponse(call, detail, status=status) from exc
+
+    def _error_answer(self, call: str, response: httpx2.Response) -> errors.ApiError:
+        status = response.status_code
+        if 300 <= status < 400:
+            location = errors.one_line(response.headers.get("location", "?"), 100)
+            return self._not_json(call, response, f"it redirects to {location}; use that URL")
+        if not _is_json(response):
+            if status >= 500:
+                hint = "is a proxy in front of Netmaker?"
+            else:
+                hint = "does NETMAKER_API_URL point at the Netmaker API (v1.5 or later)?"
+            return self._not_json(call, response, hint)
+        try:
+            head = wire.STATUS.decode(response.content)
+        except msgspec.DecodeError:
+            return errors.ApiError(call, status=status, server_message=self._body_snippet(response))
+        return errors.ApiError(
+            call, status=status, code=head.code, server_message=self._redact(head.message)
+        )
+
+    def _not_json(self, call: str, response: httpx2.Response, hint: str) -> errors.NotJson:
+        return errors.NotJson(
+            call,
+            status=response.status_code,
+            content_type=response.headers.get("content-type", ""),
+            body=self._body_snippet(response),
+            hint=hint,
+        )
+
+    def _transport_error(
+        self, call: str, method: str, exc: httpx2.HTTPError | httpx2.InvalidURL
+    ) -> errors.NetmakerError:
+        """The error class for a request that got no complete answer."""
+        detail = self._redact(str(exc)) or type(exc).__name__
+        where = shown_url(self._settings.api_url)
+        limit = f"{self._settings.timeout_seconds:g} s"
+        if isinstance(exc, httpx2.PoolTimeout):
+            return errors.Unreachable(call, f"no free connection within {limit} (pool timeout)")
+        if isinstance(exc, httpx2.ConnectTimeout):
+            return errors.Unreachable(call, f"connecting to {where} timed out after {limit}")
+        if isinstance(exc, httpx2.ConnectError):
+            if _is_tls_failure(exc):
+                return errors.Unreachable(call, f"TLS with {where} failed: {detail}", TLS_HINT)
+            hint = "check NETMAKER_API_URL and that Netmaker is up"
+            return errors.Unreachable(call, f"cannot connect to {where}: {detail}", hint)
+        if isinstance(exc, httpx2.InvalidURL | httpx2.UnsupportedProtocol | httpx2.ProxyError):
+            return errors.Unreachable(call, f"cannot send to {where}: {detail}")
+        if isinstance(exc, httpx2.ReadTimeout | httpx2.WriteTimeout):
+            cause = f"no complete answer within {limit} ({type(exc).__name__})"
+        else:
+            cause = f"no complete answer ({type(exc).__name__}: {detail})"
+        maybe = None if method == "GET" else "the change may or may not have been applied"
+        return errors.OutcomeUnknown(call, cause, maybe)
+
+    def _body_snippet(self, response: httpx2.Response) -> str:
+        text = response.content[:2048].decode("utf-8", errors="replace")
+        return errors.snippet(self._redact(text))
+
+    def _redact(self, text: str) -> str:
+        for secret in (self._settings.password, self._token or ""):
+            if secret:
+                text = text.replace(secret, "<hidden>")
+        return text
+
+    # -- the token -----------------------------------------------------------------------------
+
+    def _token_fresh(self) -> bool:
+        if self._token is None:
+            return False
+        return self._refresh_at is None or self._clock() < self._refresh_at
+
+    async def _current_token(self) -> str:
+        if self._token is not None and self._token_fresh():
+            return self._token
+        return await self._shared_login(stale=self._token)
+
+    async def _shared_login(self, stale: str | None) -> str:
+        """A token other than `stale`: from a login that finished meanwhile, in flight, or new.
+
+        Concurrent callers await one login task, so they share its token or its error: a wrong
+        password costs one request, not one per caller. The task is shielded, so one caller
+        being cancelled does not cancel the login for the others.
+        """
+        if self._token is not None and self._token != stale and self._token_fresh():
+            return self._token
+        task = self._login_task
+        if task is None or task.done():
+            task = asyncio.get_running_loop().create_task(self._authenticate())
+            self._login_task = task
+            task.add_done_callback(self._login_finished)
+        return await asyncio.shield(task)
+
+    def _login_finished(self, task: asyncio.Task[str]) -> None:
+        if self._login_task is task:
+            self._login_task = None
+        if not task.cancelled():
+            task.exception()  # retrieved here, so an error nobody awaited is not logged as lost
+
+    async def _authenticate(self) -> str:
+        call = f"POST {LOGIN_PATH}"
+        request = wire.LoginRequest(self._settings.username, self._settings.password)
+        # Our own application name makes the lifetime `jwt_validity_duration`; never send
+        # From-Ui, which adds a dashboard-access check.
+        headers = {"X-Application-Name": self._settings.application_name}
+        try:
+            answer = await self._call(
+                "POST", LOGIN_PATH, json=request, expect=wire.LOGIN, auth=False, headers=headers
+            )
+        except errors.ApiError as exc:
+            # 400 is a wrong password (or SSO user, basic auth off), 401 an unknown or disabled
+            # user: a person has to fix the settings, so this must not be retried.
+            refused = {exc.status, exc.code} & {400, 401}
+            if isinstance(exc, errors.NotJson) or not refused:
+                raise
+            reason = f"HTTP {exc.status} {exc.server_message or 'no message'}"
+            raise errors.CredentialsRejected(call, reason, status=exc.status) from exc
+        if not answer.auth_token:
+            raise errors.CredentialsRejected(
+                call,
+                "HTTP 200 without an AuthToken (an MFA account gets only a pre-auth token)",
+                status=200,
+                hint="use an account without MFA; check NETMAKER_USERNAME / NETMAKER_PASSWORD",
+            )
+        self._token = answer.auth_token
+        self._refresh_at = self._refresh_time(answer.auth_token)
+        return answer.auth_token
+
+    def _refresh_time(self, token: str) -> float | None:
+        """When to log in again: `margin` before `exp`, or halfway for a short-lived token.
+
+        None means "until a 401": `exp` is unreadable, or already past (a token born expired,
+        or clocks apart), where logging in again would only loop.
+        """
+        exp = _jwt_exp(token)
+        if exp is None:
+            return None
+        lifetime = exp - self._clock()
+        if lifetime <= 0:
+            return None
+        return exp - min(self._settings.token_refresh_margin_seconds, lifetime / 2)
+
+
+def _bearer(headers: Mapping[str, str], token: str) -> dict[str, str]:
+    return {**headers, "Authorization": f"Bearer {token}"}
+
+
+def _require_id(egress_id: str, operation: str) -> None:
+    if not egress_id or not egress_id.strip():
+        raise ValueError(f"{operation} needs a non-empty egress id")

@@ -1,0 +1,177 @@
+"""The JSON Netmaker speaks, as msgspec structs holding only the fields kaput-not uses.
+
+Unknown fields are ignored, so a newer server that adds fields keeps working; a missing field we
+need, or one of the wrong type, fails the decode, which the client reports as a `BadResponse`.
+Decoders are built once here and reused. Conversions to and from the core types live here too, so
+`client.py` never touches a JSON key.
+
+Shapes, from netmaker-api.md:
+- `GET /api/hosts`, `/api/nodes`, `/api/networks`: bare JSON arrays, no envelope.
+- Everything else: the envelope `{"Code", "Message", "Response"}`, capitalised (the swagger file
+  says lowercase; it is wrong).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import msgspec
+
+from kaput_not.core.model import Egress, EgressSpec, Host, NmNode
+
+T = TypeVar("T")
+
+
+class Envelope(msgspec.Struct, Generic[T], rename="pascal", kw_only=True):
+    """`{"Code": 200, "Message": "...", "Response": <T>}`; Netmaker's Go struct has no json tags."""
+
+    code: int | None = None
+    message: str = ""
+    response: T
+
+
+class Status(msgspec.Struct, rename="pascal"):
+    """The envelope without its payload: all we read from an error answer."""
+
+    code: int | None = None
+    message: str = ""
+
+
+class LoginRequest(msgspec.Struct):
+    username: str
+    password: str
+
+    def __repr__(self) -> str:
+        return f"LoginRequest(username={self.username!r}, password=<hidden>)"
+
+
+class LoginResponse(msgspec.Struct, rename="pascal"):
+    """`Response` of a login. An MFA account gets a pre-auth token instead, so no `AuthToken`."""
+
+    user_name: str = ""
+    auth_token: str | None = None
+
+    def __repr__(self) -> str:
+        token = "<hidden>" if self.auth_token else None
+        return f"LoginResponse(user_name={self.user_name!r}, auth_token={token})"
+
+
+class ApiHost(msgspec.Struct):
+    id: str
+    name: str = ""
+    # null for a host that never joined a network, [] once all its nodes are gone.
+    nodes: list[str] | None = None
+
+
+class ApiNode(msgspec.Struct):
+    id: str
+    hostid: str
+    network: str
+    pendingdelete: bool = False
+    is_static: bool = False
+
+
+class ApiNetwork(msgspec.Struct):
+    netid: str
+
+
+class EgressWire(msgspec.Struct):
+    """An egress as GET/POST/PUT /api/v1/egress return it (`mode` ignored: see api doc 4.0)."""
+
+    id: str
+    network: str = ""
+    name: str = ""
+    description: str = ""
+    # Metrics are JSON integers; a NULL column reads back as {}, null is tolerated all the same.
+    nodes: dict[str, int] | None = None
+    range: str = ""
+    nat: bool = False
+    status: bool = False
+
+
+class EgressReq(msgspec.Struct):
+    """The body of POST and PUT /api/v1/egress: the full state, since PUT replaces everything.
+
+    `id` is ignored on POST and must name the egress on PUT. `tags` stays empty (a non-empty map
+    makes Netmaker drop `nodes`); `domain` empty and `is_internet_gateway` false keep `range`.
+    """
+
+    id: str
+    name: str
+    network: str
+    description: str
+    nodes: dict[str, int]
+    tags: dict[str, int]
+    range: str
+    domain: str
+    nat: bool
+    mode: str
+    status: bool
+    is_internet_gateway: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Shape(Generic[T]):
+    """What a successful answer holds: its payload decoder, and whether that sits in an envelope."""
+
+    decoder: msgspec.json.Decoder[T]
+    enveloped: bool
+
+
+ENVELOPE = msgspec.json.Decoder(Envelope[msgspec.Raw])
+STATUS = msgspec.json.Decoder(Status)
+
+HOSTS = Shape(msgspec.json.Decoder(list[ApiHost]), enveloped=False)
+NODES = Shape(msgspec.json.Decoder(list[ApiNode]), enveloped=False)
+NETWORKS = Shape(msgspec.json.Decoder(list[ApiNetwork]), enveloped=False)
+EGRESS_LIST = Shape(msgspec.json.Decoder(list[EgressWire]), enveloped=True)
+EGRESS = Shape(msgspec.json.Decoder(EgressWire), enveloped=True)
+LOGIN = Shape(msgspec.json.Decoder(LoginResponse), enveloped=True)
+#: An envelope whose `Response` we do not read (DELETE answers `null`).
+ANYTHING = Shape(msgspec.json.Decoder(msgspec.Raw), enveloped=True)
+
+
+def host_from_wire(host: ApiHost) -> Host:
+    return Host(id=host.id, name=host.name, node_ids=tuple(host.nodes or ()))
+
+
+def node_from_wire(node: ApiNode) -> NmNode:
+    return NmNode(
+        id=node.id,
+        host_id=node.hostid,
+        network=node.network,
+        pending_delete=node.pendingdelete,
+        is_static=node.is_static,
+    )
+
+
+def egress_from_wire(egress: EgressWire) -> Egress:
+    return Egress(
+        id=egress.id,
+        network=egress.network,
+        name=egress.name,
+        description=egress.description,
+        range=egress.range,
+        nat=egress.nat,
+        status=egress.status,
+        nodes=dict(egress.nodes or {}),
+    )
+
+
+def egress_request(spec: EgressSpec, egress_id: str = "") -> EgressReq:
+    """The POST (no id) or PUT (`egress_id`) body that sets an egress to `spec`."""
+    return EgressReq(
+        id=egress_id,
+        name=spec.name,
+        network=spec.network,
+        description=spec.description,
+        nodes={node: int(metric) for node, metric in spec.nodes.items()},
+        tags={},
+        range=spec.range,
+        domain="",
+        nat=spec.nat,
+        mode="",
+        status=spec.status,
+        is_internet_gateway=False,
+    )

@@ -1,0 +1,213 @@
+"""The TTL snapshot cache: TTL, one in-flight call per list, write-through, invalidation."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import replace
+
+import pytest
+
+from kaput_not.core.model import Egress, EgressSpec, Host, NmNode
+from kaput_not.netmaker import errors
+from kaput_not.netmaker.cache import CachedNetmaker
+
+
+class FakeApi:
+    """An in-memory Netmaker that counts list calls; a gate can hold list calls open."""
+
+    def __init__(self) -> None:
+        self.hosts = [Host(id="h1", name="w1", node_ids=("n1",))]
+        self.nodes = [NmNode(id="n1", host_id="h1", network="a")]
+        self.networks = ["a", "empty"]
+        self.egress: dict[str, list[Egress]] = {"a": [], "empty": []}
+        self.calls: Counter[str] = Counter()
+        self.gate: asyncio.Event | None = None
+        self.fail_next: Exception | None = None
+        self._ids = 0
+
+    async def _list(self, what: str) -> None:
+        self.calls[what] += 1
+        if self.gate is not None:
+            await self.gate.wait()
+
+    async def list_hosts(self) -> list[Host]:
+        await self._list("hosts")
+        return list(self.hosts)
+
+    async def list_nodes(self) -> list[NmNode]:
+        await self._list("nodes")
+        return list(self.nodes)
+
+    async def list_networks(self) -> list[str]:
+        await self._list("networks")
+        return list(self.networks)
+
+    async def list_egress(self, network: str) -> list[Egress]:
+        answer = list(self.egress.get(network, []))  # the server reads, then the reply travels
+        await self._list(f"egress {network}")
+        return answer
+
+    def _maybe_fail(self) -> None:
+        if self.fail_next is not None:
+            exc, self.fail_next = self.fail_next, None
+            raise exc
+
+    async def create_egress(self, spec: EgressSpec) -> Egress:
+        self._maybe_fail()
+        self._ids += 1
+        e = Egress(id=f"e{self._ids}", network=spec.network, name=spec.name,
+                   description=spec.description, range=spec.range, nat=spec.nat,
+                   status=True, nodes=dict(spec.nodes))
+        self.egress.setdefault(spec.network, []).append(e)
+        return e
+
+    async def update_egress(self, egress_id: str, spec: EgressSpec) -> Egress:
+        self._maybe_fail()
+        for es in self.egress.values():
+            for i, e in enumerate(es):
+                if e.id == egress_id:
+                    es[i] = e.with_spec(spec)
+                    return es[i]
+        raise AssertionError("unknown id")
+
+    async def delete_egress(self, egress_id: str) -> None:
+        self._maybe_fail()
+        for net, es in self.egress.items():
+            self.egress[net] = [e for e in es if e.id != egress_id]
+
+
+SPEC = EgressSpec(network="a", name="w1 pods (1/1)", description="d", range="10.0.0.0/24",
+                  nat=False, status=True, nodes={"n1": 500})
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def api() -> FakeApi:
+    return FakeApi()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+async def test_view_lists_each_list_once_within_the_ttl(api, clock):
+    cache = CachedNetmaker(api, ttl=30, clock=clock)
+    first = await cache.view()
+    clock.now += 29
+    await cache.view()
+    assert api.calls == Counter(
+        {"hosts": 1, "nodes": 1, "networks": 1, "egress a": 1, "egress empty": 1}
+    )
+    assert set(first.egress) == {"a", "empty"}
+    clock.now += 2
+    await cache.view()
+    assert api.calls["hosts"] == 2
+    assert api.calls["egress a"] == 2
+
+
+async def test_concurrent_readers_share_one_in_flight_call(api, clock):
+    cache = CachedNetmaker(api, ttl=30, clock=clock)
+    api.gate = asyncio.Event()
+    readers = [asyncio.create_task(cache.hosts()) for _ in range(20)]
+    await asyncio.sleep(0)
+    api.gate.set()
+    results = await asyncio.gather(*readers)
+    assert api.calls["hosts"] == 1
+    assert all(r == api.hosts for r in results)
+
+
+async def test_a_cancelled_reader_does_not_cancel_the_shared_call(api, clock):
+    cache = CachedNetmaker(api, ttl=30, clock=clock)
+    api.gate = asyncio.Event()
+    first = asyncio.create_task(cache.hosts())
+    second = asyncio.create_task(cache.hosts())
+    await asyncio.sleep(0)
+    first.cancel()
+    api.gate.set()
+    assert await second == api.hosts
+    assert api.calls["hosts"] == 1
+
+
+async def test_own_writes_patch_the_snapshot_without_listing_again(api, clock):
+    cache = CachedNetmaker(api, ttl=30, clock=clock)
+    await cache.view()
+    created = await cache.create_egress(SPEC)
+    updated = await cache.update_egress(created, replace(SPEC, range="10.9.0.0/24"))
+    view = await cache.view()
+    assert view.egress["a"] == [updated]
+    await cache.delete_egress(updated)
+    assert (await cache.view()).egress["a"] == []
+    assert api.calls["egress a"] == 1
+
+
+async def test_a_write_during_an_in_flight_list_is_replayed_onto_its_result(api, clock):
+    cache = CachedNetmaker(api, ttl=30, clock=clock)
+    api.gate = asyncio.Event()
+    listing = asyncio.create_task(cache.egress("a"))
+    while not api.calls["egress a"]:
+        await asyncio.sleep(0)
+    # The server read the list before our create landed; the reply arrives after it.
+    created = await cache.create_egress(SPEC)
+    api.gate.set()
+    seen = await listing
+    assert [e.id for e in seen] == [created.id]
+    assert [e.id for e in await cache.egress("a")] == [created.id]
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        errors.OutcomeUnknown("POST /api/v1/egress", "read timed out"),
+        errors.ApiError("POST /api/v1/egress", status=502, code=None, server_message="bad gw"),
+        errors.ApiError("POST /api/v1/egress", status=400, code=400,
+                        server_message="invalid routing node no result found"),
+    ],
+    ids=["outcome-unknown", "5xx", "refused-as-stale"],
+)
+async def test_a_failed_write_drops_the_snapshot(api, clock, failure):
+    cache = CachedNetmaker(api, ttl=30, clock=clock)
+    await cache.view()
+    api.fail_next = failure
+    with pytest.raises(type(failure)):
+        await cache.create_egress(SPEC)
+    await cache.view()
+    assert api.calls["hosts"] == 2
+    assert api.calls["egress a"] == 2
+
+
+async def test_an_undelivered_write_keeps_the_snapshot(api, clock):
+    cache = CachedNetmaker(api, ttl=30, clock=clock)
+    await cache.view()
+    api.fail_next = errors.Unreachable("POST /api/v1/egress", "connection refused")
+    with pytest.raises(errors.Unreachable):
+        await cache.create_egress(SPEC)
+    await cache.view()
+    assert api.calls["hosts"] == 1
+
+
+async def test_a_failed_list_is_not_cached(api, clock):
+    cache = CachedNetmaker(api, ttl=30, clock=clock)
+
+    async def broken() -> list[Host]:
+        api.calls["hosts"] += 1
+        raise errors.Unreachable("GET /api/hosts", "connection refused")
+
+    api.list_hosts = broken
+    for _ in range(2):
+        with pytest.raises(errors.Unreachable):
+            await cache.hosts()
+    assert api.calls["hosts"] == 2
+
+
+def test_negative_ttl_is_refused():
+    with pytest.raises(ValueError, match="TTL"):
+        CachedNetmaker(FakeApi(), ttl=-1)

@@ -1,0 +1,216 @@
+"""Wire structs: decode what Netmaker v1.5.1 sends (netmaker-api.md), encode what it expects."""
+
+from __future__ import annotations
+
+import json
+
+import msgspec
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kaput_not.core.model import Egress, EgressSpec, Host, NmNode
+from kaput_not.netmaker import wire
+
+HOST_ID = "5b9a2c41-0f6e-4a55-9a7e-1c2d3e4f5a6b"
+NODE_ID = "0c1d2e3f-1111-4222-8333-444455556666"
+EGRESS_ID = "9f0e8d7c-aaaa-4bbb-8ccc-ddddeeeeffff"
+
+HOST = {
+    "id": HOST_ID,
+    "name": "k8s-worker-1",
+    "nodes": ["0c1d2e3f-1111-4222-8333-444455556666"],
+    "os": "linux",
+    "version": "v1.5.1",
+    "publickey": "bW9jay1rZXk=",
+    "listenport": 51821,
+    "isdefault": False,
+    "interfaces": [{"name": "eth0", "addressString": "10.0.0.4/24"}],
+}
+
+NODE = {
+    "id": NODE_ID,
+    "hostid": HOST_ID,
+    "network": "kaput",
+    "address": "100.64.0.2/16",
+    "address6": "",
+    "pendingdelete": False,
+    "connected": True,
+    "lastcheckin": 1780000000,
+    "is_static": False,
+    "tags": {},
+}
+
+EGRESS = {
+    "id": EGRESS_ID,
+    "name": "kaput-not/k8s-worker-1",
+    "network": "kaput",
+    "description": "managed by kaput-not",
+    "nodes": {"0c1d2e3f-1111-4222-8333-444455556666": 500},
+    "tags": {},
+    "range": "10.42.1.0/24",
+    "mode": "direct_nat",
+    "virtual_range": "",
+    "domain": "",
+    "domain_ans": [],
+    "nat": False,
+    "status": True,
+    "created_by": "kaput",
+    "created_at": "2026-06-01T10:00:00Z",
+    "updated_at": "2026-06-01T10:00:00Z",
+}
+
+
+def encode(value: object) -> bytes:
+    return json.dumps(value).encode()
+
+
+def test_host_decodes_ignoring_fields_we_do_not_use() -> None:
+    [host] = wire.HOSTS.decoder.decode(encode([HOST]))
+    assert wire.host_from_wire(host) == Host(id=HOST_ID, name="k8s-worker-1", node_ids=(NODE_ID,))
+
+
+@pytest.mark.parametrize("nodes", [None, []], ids=["null", "empty"])
+def test_host_without_networks_has_no_node_ids(nodes: list[str] | None) -> None:
+    [host] = wire.HOSTS.decoder.decode(encode([{**HOST, "nodes": nodes}]))
+    assert wire.host_from_wire(host).node_ids == ()
+
+
+def test_node_decodes_to_core_node() -> None:
+    [node] = wire.NODES.decoder.decode(encode([{**NODE, "pendingdelete": True}]))
+    assert wire.node_from_wire(node) == NmNode(
+        id=NODE_ID, host_id=HOST_ID, network="kaput", pending_delete=True
+    )
+
+
+def test_static_pseudo_node_keeps_its_flag() -> None:
+    zero = "00000000-0000-0000-0000-000000000000"
+    static = {"id": zero, "hostid": zero, "network": "kaput", "is_static": True}
+    [node] = wire.NODES.decoder.decode(encode([static]))
+    assert wire.node_from_wire(node).is_static
+    assert not wire.node_from_wire(node).routable
+
+
+def test_node_without_host_id_is_the_wrong_shape() -> None:
+    broken = {k: v for k, v in NODE.items() if k != "hostid"}
+    with pytest.raises(msgspec.ValidationError, match="hostid"):
+        wire.NODES.decoder.decode(encode([broken]))
+
+
+def test_network_list_reads_netid() -> None:
+    networks = wire.NETWORKS.decoder.decode(b'[{"id":"1","netid":"kaput","addressrange":"x"}]')
+    assert [n.netid for n in networks] == ["kaput"]
+
+
+def test_egress_decodes_from_the_enveloped_answer() -> None:
+    body = encode({"Code": 200, "Message": "fetched egress resource list", "Response": [EGRESS]})
+    envelope = wire.ENVELOPE.decode(body)
+    assert (envelope.code, envelope.message) == (200, "fetched egress resource list")
+    [egress] = wire.EGRESS_LIST.decoder.decode(envelope.response)
+    assert wire.egress_from_wire(egress) == Egress(
+        id=EGRESS_ID,
+        network="kaput",
+        name="kaput-not/k8s-worker-1",
+        description="managed by kaput-not",
+        range="10.42.1.0/24",
+        nat=False,
+        status=True,
+        nodes={"0c1d2e3f-1111-4222-8333-444455556666": 500},
+    )
+
+
+def test_egress_with_null_nodes_has_no_nodes() -> None:
+    egress = wire.EGRESS.decoder.decode(encode({**EGRESS, "nodes": None}))
+    assert wire.egress_from_wire(egress).nodes == {}
+
+
+def test_egress_metric_must_be_an_integer() -> None:
+    with pytest.raises(msgspec.ValidationError):
+        wire.EGRESS.decoder.decode(encode({**EGRESS, "nodes": {"n": 500.5}}))
+
+
+def test_envelope_keys_are_capitalised_not_as_in_swagger() -> None:
+    with pytest.raises(msgspec.ValidationError, match="Response"):
+        wire.ENVELOPE.decode(b'{"code":200,"message":"ok","response":[]}')
+
+
+def test_login_answer_carries_the_token() -> None:
+    login = {"UserName": "kaput", "AuthToken": "a.b.c"}
+    body = encode({"Code": 200, "Message": "W1R3: Device kaput Authorized", "Response": login})
+    answer = wire.LOGIN.decoder.decode(wire.ENVELOPE.decode(body).response)
+    assert (answer.user_name, answer.auth_token) == ("kaput", "a.b.c")
+    assert "a.b.c" not in repr(answer)
+
+
+def test_mfa_login_answer_has_no_token() -> None:
+    response = encode({"user_name": "kaput", "pre_auth_token": "p.q.r"})
+    assert wire.LOGIN.decoder.decode(response).auth_token is None
+
+
+def test_login_request_repr_hides_the_password() -> None:
+    request = wire.LoginRequest("kaput", "hunter2-secret")
+    assert "hunter2-secret" not in repr(request)
+    assert json.loads(msgspec.json.encode(request)) == {
+        "username": "kaput",
+        "password": "hunter2-secret",
+    }
+
+
+def test_egress_request_has_the_full_shape_netmaker_expects() -> None:
+    spec = EgressSpec(
+        network="kaput",
+        name="kaput-not/w1",
+        description="managed",
+        range="10.42.1.0/24",
+        nat=False,
+        status=True,
+        nodes={"n1": 500},
+    )
+    body = msgspec.json.encode(wire.egress_request(spec, "e-1"))
+    assert json.loads(body) == {
+        "id": "e-1",
+        "name": "kaput-not/w1",
+        "network": "kaput",
+        "description": "managed",
+        "nodes": {"n1": 500},
+        "tags": {},
+        "range": "10.42.1.0/24",
+        "domain": "",
+        "nat": False,
+        "mode": "",
+        "status": True,
+        "is_internet_gateway": False,
+    }
+    assert b'"n1":500,' in body or b'"n1":500}' in body
+
+
+def test_egress_request_for_create_has_an_empty_id() -> None:
+    spec = EgressSpec("k", "n", "d", "10.0.0.0/8", nat=False, status=True)
+    assert wire.egress_request(spec).id == ""
+
+
+_text = st.text(alphabet=st.characters(codec="utf-8"), max_size=40)
+
+
+@given(
+    network=_text,
+    name=_text,
+    description=_text,
+    cidr=_text,
+    nat=st.booleans(),
+    status=st.booleans(),
+    nodes=st.dictionaries(_text, st.integers(min_value=-(2**63), max_value=2**63 - 1)),
+)
+def test_what_we_send_reads_back_as_the_same_egress(
+    network: str,
+    name: str,
+    description: str,
+    cidr: str,
+    nat: bool,
+    status: bool,
+    nodes: dict[str, int],
+) -> None:
+    spec = EgressSpec(network, name, description, cidr, nat, status, nodes)
+    body = msgspec.json.encode(wire.egress_request(spec, "e-1"))
+    egress = wire.egress_from_wire(wire.EGRESS.decoder.decode(body))
+    assert egress == Egress("e-1", network, name, description, cidr, nat, status, nodes)
