@@ -14,14 +14,29 @@ from kaput_not.netmaker import errors
 
 
 def spec(i: int) -> EgressSpec:
-    return EgressSpec(network="a", name=f"w{i} pods (1/1)", description=build_description(0),
-                      range=f"10.{i}.0.0/24", nat=False, status=True, nodes={f"n{i}": 500})
+    return EgressSpec(
+        network="a",
+        name=f"w{i} pods (1/1)",
+        description=build_description(0),
+        range=f"10.{i}.0.0/24",
+        nat=False,
+        status=True,
+        nodes={f"n{i}": 500},
+    )
 
 
 def target(i: int) -> Egress:
     s = spec(i)
-    return Egress(id=f"e{i}", network="a", name=s.name, description=s.description,
-                  range=s.range, nat=False, status=True, nodes=dict(s.nodes))
+    return Egress(
+        id=f"e{i}",
+        network="a",
+        name=s.name,
+        description=s.description,
+        range=s.range,
+        nat=False,
+        status=True,
+        nodes=dict(s.nodes),
+    )
 
 
 def create(i: int) -> Action:
@@ -78,7 +93,7 @@ async def test_a_failed_action_does_not_stop_the_others():
     boom = errors.ApiError("POST /api/v1/egress", status=500, code=500, server_message="db")
     w = Writer(fail={"create w3 pods (1/1)": boom})
     result = await Executor(w, concurrency=2).apply(
-        Plan(actions=tuple(create(i) for i in range(6)) + (update(7), delete(8)))
+        Plan(actions=(*tuple(create(i) for i in range(6)), update(7), delete(8)))
     )
     assert (result.created, result.updated, result.deleted) == (5, 1, 1)
     assert [f.error for f in result.failures] == [boom]

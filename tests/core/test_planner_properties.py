@@ -125,7 +125,9 @@ def near_misses(draw, kube: list[KubeNode], nodes: list[NmNode], hosts: list[Hos
     return out
 
 
-def expected_rules(kube: list[KubeNode], view: NetmakerView, cluster) -> tuple[Counter[tuple[object, ...]], set[str]]:
+def expected_rules(
+    kube: list[KubeNode], view: NetmakerView, cluster
+) -> tuple[Counter[tuple[object, ...]], set[str]]:
     """The contract, stated plainly: the exact rules that must exist, and the node ids whose
     rules must be left as they are (ambiguous names, unparseable CIDRs)."""
     want: Counter[tuple[object, ...]] = Counter()

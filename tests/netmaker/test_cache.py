@@ -56,9 +56,16 @@ class FakeApi:
     async def create_egress(self, spec: EgressSpec) -> Egress:
         self._maybe_fail()
         self._ids += 1
-        e = Egress(id=f"e{self._ids}", network=spec.network, name=spec.name,
-                   description=spec.description, range=spec.range, nat=spec.nat,
-                   status=True, nodes=dict(spec.nodes))
+        e = Egress(
+            id=f"e{self._ids}",
+            network=spec.network,
+            name=spec.name,
+            description=spec.description,
+            range=spec.range,
+            nat=spec.nat,
+            status=True,
+            nodes=dict(spec.nodes),
+        )
         self.egress.setdefault(spec.network, []).append(e)
         return e
 
@@ -77,8 +84,15 @@ class FakeApi:
             self.egress[net] = [e for e in es if e.id != egress_id]
 
 
-SPEC = EgressSpec(network="a", name="w1 pods (1/1)", description="d", range="10.0.0.0/24",
-                  nat=False, status=True, nodes={"n1": 500})
+SPEC = EgressSpec(
+    network="a",
+    name="w1 pods (1/1)",
+    description="d",
+    range="10.0.0.0/24",
+    nat=False,
+    status=True,
+    nodes={"n1": 500},
+)
 
 
 class Clock:
@@ -168,8 +182,12 @@ async def test_a_write_during_an_in_flight_list_is_replayed_onto_its_result(api,
     [
         errors.OutcomeUnknown("POST /api/v1/egress", "read timed out"),
         errors.ApiError("POST /api/v1/egress", status=502, code=None, server_message="bad gw"),
-        errors.ApiError("POST /api/v1/egress", status=400, code=400,
-                        server_message="invalid routing node no result found"),
+        errors.ApiError(
+            "POST /api/v1/egress",
+            status=400,
+            code=400,
+            server_message="invalid routing node no result found",
+        ),
     ],
     ids=["outcome-unknown", "5xx", "refused-as-stale"],
 )

@@ -1,0 +1,73 @@
+"""The command line: parse, build, call, and turn exceptions into one line and an exit code.
+
+Only this module exits or catches broadly. Exit codes: 0 success, 1 the job ran and failed
+(e.g. the demo did not converge), 2 bad usage or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from kaput_not import __version__
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kaput-not",
+        description="Keeps Netmaker egress rules equal to every Kubernetes node's pod CIDRs.",
+    )
+    parser.add_argument("--version", action="version", version=f"kaput-not {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo = commands.add_parser(
+        "demo",
+        help="one full sync against the built-in Netmaker emulator (no cluster needed)",
+        description="Seeds the built-in Netmaker emulator with simulated hosts, runs one full "
+        "sync with the real client, cache, planner and executor, and prints what it did.",
+    )
+    demo.add_argument("--nodes", type=int, default=20, help="simulated Kubernetes nodes (20)")
+    demo.add_argument("--networks", type=int, default=1, help="Netmaker networks per host (1)")
+    demo.add_argument("--dual-stack", action="store_true", help="an IPv6 pod CIDR per node too")
+    demo.add_argument("--concurrency", type=int, default=8, help="parallel Netmaker writes (8)")
+    demo.add_argument("--json", action="store_true", help="print one JSON object")
+    demo.add_argument("--log-level", default="WARNING", help="log level on stderr (WARNING)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if args.command == "demo":
+        return _demo(args)
+    raise AssertionError(f"unhandled command {args.command}")  # argparse rejects the rest
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from kaput_not.demo import DemoOptions, render, run_demo
+
+    options = DemoOptions(
+        nodes=args.nodes,
+        networks=args.networks,
+        dual_stack=args.dual_stack,
+        concurrency=args.concurrency,
+    )
+    try:
+        options.validate()
+    except ValueError as exc:
+        print(f"kaput-not demo: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    result = asyncio.run(run_demo(options))
+    print(json.dumps(result.as_json(), sort_keys=True) if args.json else render(result))
+    return EXIT_OK if result.converged and result.foreign_untouched else EXIT_FAILED

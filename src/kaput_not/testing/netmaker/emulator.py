@@ -1,0 +1,150 @@
+"""``NetmakerEmulator``: the emulated Netmaker v1.5.1 CE server on a real local socket.
+
+It joins the pieces: :class:`.state.NetmakerState` (data, seeding, domain rules), the API
+(:mod:`.app`), the socket layer (:mod:`.server`), :class:`.faults.Faults` and
+:class:`.requestlog.RequestLog`. Per request: log it, apply a ``before`` fault, let the API
+answer, apply an ``after`` fault.
+
+Use it ``async with NetmakerEmulator() as nm:`` in async tests, or ``with
+NetmakerEmulator().run_in_thread() as nm:`` from synchronous code (a CLI demo, a benchmark):
+the server then runs on its own event loop in a daemon thread, and the state, faults and log
+stay safe to use from the calling thread.
+
+What it is not: see the docstrings of :mod:`.state`, :mod:`.egress`, :mod:`.auth` and
+:mod:`.server`. In short: CE only (no EE roles, no 403, one routing node), no ACL side effects,
+no MQ, no zombie manager, synchronous node creation and egress purge where the real server uses
+goroutines, and only the endpoints kaput-not and its test harness use (others answer 404).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from types import TracebackType
+
+from .app import NetmakerApi
+from .faults import Faults, strike
+from .requestlog import LogEntry, RequestLog
+from .server import HttpServer
+from .state import NetmakerState
+from .wire import Reply, Request, Response
+
+_THREAD_START_TIMEOUT = 10.0
+
+
+class NetmakerEmulator:
+    def __init__(
+        self,
+        *,
+        username: str | None = "admin",
+        password: str = "admin-pass",  # noqa: S107 - a throwaway test credential
+        master_key: str | None = None,
+        jwt_validity_seconds: int = 43200,
+        clock: Callable[[], float] = time.time,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        """``username=None`` starts like a fresh server, without any user (see createsuperadmin).
+
+        ``jwt_validity_seconds`` plays ``JWT_VALIDITY_DURATION``: both token lifetimes are
+        ``jwt_validity_seconds // 60`` minutes, so values under 60 give tokens born expired.
+        ``clock`` drives token times, timestamps and the request log, not socket timing.
+        """
+        self.state = NetmakerState(clock=clock, jwt_validity_minutes=jwt_validity_seconds // 60)
+        if username is not None:
+            self.state.add_user(username, password, superadmin=True)
+        self.faults = Faults(revoke_tokens=self.state.rotate_jwt_secret)
+        self.log = RequestLog(clock=clock)
+        self._api = NetmakerApi(self.state, master_key=master_key)
+        self._host = host
+        self._http = HttpServer(self._handle, host=host, port=port)
+        self._base_url: str | None = None
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>`` once started."""
+        if self._base_url is None:
+            raise RuntimeError("the emulator is not running")
+        return self._base_url
+
+    @property
+    def connections_accepted(self) -> int:
+        """TCP connections accepted since start: shows whether a client reuses connections."""
+        return self._http.connections_accepted
+
+    async def start(self) -> None:
+        await self._http.start()
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        self.state.server = f"{host}:{self._http.port}"
+        self._base_url = f"http://{self.state.server}"
+
+    async def stop(self) -> None:
+        """Stop accepting, drop every connection (hung requests included) and wait for them."""
+        await self._http.stop()
+        self._base_url = None
+
+    async def __aenter__(self) -> NetmakerEmulator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @contextlib.contextmanager
+    def run_in_thread(self) -> Iterator[NetmakerEmulator]:
+        """Serve on a private event loop in a daemon thread for the duration of the block."""
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def serve() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self.start())
+            except BaseException as exc:  # handed to the caller below
+                failure.append(exc)
+                return
+            finally:
+                ready.set()
+            loop.run_forever()
+
+        thread = threading.Thread(target=serve, name="netmaker-emulator", daemon=True)
+        thread.start()
+        try:
+            if not ready.wait(_THREAD_START_TIMEOUT):
+                raise RuntimeError("the emulator thread did not start")
+            if failure:
+                raise failure[0]
+            yield self
+        finally:
+            if not failure and thread.is_alive():
+                asyncio.run_coroutine_threadsafe(self.stop(), loop).result(_THREAD_START_TIMEOUT)
+                loop.call_soon_threadsafe(loop.stop)
+            thread.join(_THREAD_START_TIMEOUT)
+            loop.close()
+
+    async def _handle(self, request: Request) -> Reply:
+        resolved = self._api.resolve(request)
+        entry = self.log.record(request.method, request.path, resolved.key)
+        before = self.faults.take(resolved.key, "before")
+        early = await strike(before, None) if before is not None else None
+        if early is not None:
+            return _logged(entry, early)
+        response = self._api.respond(resolved)
+        after = self.faults.take(resolved.key, "after")
+        replaced = await strike(after, response) if after is not None else None
+        return _logged(entry, response if replaced is None else replaced)
+
+
+def _logged(entry: LogEntry, reply: Reply) -> Reply:
+    if isinstance(reply, Response):
+        entry.status = reply.status
+    return reply

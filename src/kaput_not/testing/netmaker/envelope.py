@@ -1,0 +1,74 @@
+"""Netmaker's response shapes: the capitalised envelopes, bare JSON, and gorilla's defaults.
+
+- Success envelope (0.2): ``{"Code":200,"Message":...,"Response":...}`` written by
+  ``json.Encoder``, so the body ends with a newline.
+- Error envelope (0.3): same keys, HTTP status = ``Code``, written by ``json.Marshal``: no newline.
+- Bare JSON (hosts, nodes, networks, ...): ``json.NewEncoder(w).Encode(v)``, newline included.
+- 404 is Go's ``http.NotFound`` text; 405 has an empty body (gorilla/mux defaults).
+
+JSON is compact and escapes ``<``, ``>``, ``&``, U+2028 and U+2029 as Go's encoder does, so a
+client that string-matches bodies sees the same bytes. Go sorts map keys; callers pass dicts
+already in the order Go would print them.
+"""
+
+from __future__ import annotations
+
+import json
+
+from .wire import Response
+
+JSON = "application/json"
+TEXT = "text/plain; charset=utf-8"
+
+_GO_ESCAPES = {
+    "<": "\\u003c",
+    ">": "\\u003e",
+    "&": "\\u0026",
+    "\u2028": "\\u2028",
+    "\u2029": "\\u2029",
+}
+
+
+def go_json(value: object) -> bytes:
+    """Compact JSON as Go's ``json.Marshal`` prints it (no trailing newline)."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    # These characters only occur inside JSON strings, so replacing them keeps the JSON valid.
+    for char, escaped in _GO_ESCAPES.items():
+        text = text.replace(char, escaped)
+    return text.encode("utf-8")
+
+
+def success(message: str, payload: object = None) -> Response:
+    """``logic.ReturnSuccessResponse[WithJson]``: HTTP 200, envelope, trailing newline."""
+    body = go_json({"Code": 200, "Message": message, "Response": payload}) + b"\n"
+    return Response(200, body, JSON)
+
+
+def error(status: int, message: str) -> Response:
+    """``logic.ReturnErrorResponse``: HTTP ``status``, ``Response`` null, no newline."""
+    return Response(status, go_json({"Code": status, "Message": message, "Response": None}), JSON)
+
+
+def bare(payload: object, *, newline: bool = True) -> Response:
+    """HTTP 200 with a bare JSON value; ``json.NewEncoder(w).Encode`` adds the newline."""
+    return Response(200, go_json(payload) + (b"\n" if newline else b""), JSON)
+
+
+def text(body: str, status: int = 200) -> Response:
+    """A plain-text answer; Go sniffs ``text/plain; charset=utf-8`` for it."""
+    return Response(status, body.encode("utf-8"), TEXT)
+
+
+def empty_json() -> Response:
+    """HTTP 200, ``application/json``, no body: handlers that set the header and write nothing."""
+    return Response(200, b"", JSON)
+
+
+def not_found() -> Response:
+    """gorilla/mux's default for an unknown path: Go's ``http.NotFound``."""
+    return text("404 page not found\n", 404)
+
+
+def method_not_allowed() -> Response:
+    """gorilla/mux's default for a known path with another method: 405, empty body."""
+    return Response(405)

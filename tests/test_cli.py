@@ -1,0 +1,58 @@
+"""The command line, run as users run it: a separate process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from kaput_not import __version__
+
+
+def kaput_not(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kaput_not", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_version():
+    done = kaput_not("--version")
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"kaput-not {__version__}"
+
+
+def test_demo_at_scale_converges_within_the_read_budget():
+    done = kaput_not("demo", "--nodes", "1000", "--dual-stack", "--networks", "2", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["converged"] is True
+    assert result["nodes"] == 1000
+    assert result["egress_total"] == 1000 * 2 * 2
+    assert result["failures"] == 0
+    assert result["foreign_untouched"] is True
+    assert result["reads"] <= 3 + result["networks"]
+    assert result["requests"]["POST /api/v1/egress"] == 4000
+    assert result["writes"] == 4000
+    assert done.stderr == ""
+
+
+def test_demo_prints_a_readable_summary():
+    done = kaput_not("demo", "--nodes", "3")
+    assert done.returncode == 0, done.stderr
+    assert "converged yes" in done.stdout
+    assert "node-00002 pods (1/1)" in done.stdout
+    assert "GET /api/hosts" in done.stdout
+
+
+def test_bad_demo_flags_give_one_line_and_exit_2():
+    done = kaput_not("demo", "--nodes", "0")
+    assert done.returncode == 2
+    assert done.stderr.strip() == "kaput-not demo: --nodes must be between 1 and 65536, got 0"
+
+
+def test_unknown_command_exits_2():
+    assert kaput_not("frobnicate").returncode == 2
