@@ -24,7 +24,11 @@ def test_unknown_keys_are_ignored_and_keys_match_case_insensitively():
 
 def test_missing_and_null_fields_keep_go_zero_values():
     decoded = decode_struct(b'{"network":null}', EGRESS)
-    assert (decoded.text("network"), decoded.metrics("nodes"), decoded.flag("nat")) == ("", {}, False)
+    assert (decoded.text("network"), decoded.metrics("nodes"), decoded.flag("nat")) == (
+        "",
+        {},
+        False,
+    )
     assert decode_struct(b"null", EGRESS).strings("tags") == []
 
 

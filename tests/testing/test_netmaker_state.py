@@ -63,7 +63,8 @@ def test_add_host_creates_one_node_per_network_with_addresses_from_the_range(sta
     host = state.add_host("w1", ["a", "b"])
     assert host.node_ids == [host.node_id("a"), host.node_id("b")]
     node_a, node_b = state.node(host.node_id("a")), state.node(host.node_id("b"))
-    assert node_a is not None and node_b is not None
+    assert node_a is not None
+    assert node_b is not None
     assert (node_a.network, node_a.host_id, node_a.address) == ("a", host.id, "100.64.0.1/16")
     assert node_b.address == "100.65.0.1/24"
     with pytest.raises(KeyError):
@@ -118,7 +119,8 @@ def test_a_purged_nodes_address_is_reused_lowest_first(state):
     state.remove_node(hosts[1].node_id("a"))
     state.remove_node(hosts[0].node_id("a"))
     node = state.node(state.add_host("w9", ["a"]).node_id("a"))
-    assert node is not None and node.address == "10.7.0.1/24"
+    assert node is not None
+    assert node.address == "10.7.0.1/24"
 
 
 def test_remove_host_purges_its_nodes_then_deletes_it(state):
@@ -138,7 +140,8 @@ def test_pending_delete_keeps_the_node_everywhere(state):
     host = state.add_host("w1", ["a"])
     state.set_pending_delete(host.node_id("a"))
     node = state.node(host.node_id("a"))
-    assert node is not None and node.pending_delete
+    assert node is not None
+    assert node.pending_delete
     assert host.node_ids == [node.id]
 
 
@@ -149,7 +152,8 @@ def test_static_clients_need_a_gateway_and_vanish_with_it(state):
     host = state.add_host("gw", ["a"])
     state.add_static_client("a")
     gateway = state.node(host.node_id("a"))
-    assert gateway is not None and gateway.is_ingress_gateway
+    assert gateway is not None
+    assert gateway.is_ingress_gateway
     assert len(state.static_clients("a")) == 1
     state.remove_node(gateway.id)
     assert state.static_clients() == []
@@ -159,7 +163,7 @@ def test_add_egress_stores_verbatim_and_egresses_returns_copies(state):
     egress = state.add_egress(network="a", cidr="10.0.0.1/24", nodes={"n": 7}, name="raw")
     assert egress["range"] == "10.0.0.1/24"  # the API would normalise; seeding does not
     copy = state.egresses("a")[0]
-    copy["nodes"]["n"] = 1  # type: ignore[index]
+    copy["nodes"]["n"] = 1
     assert state.egresses("a")[0]["nodes"] == {"n": 7}
     assert state.egresses("other") == []
 
@@ -197,7 +201,8 @@ def test_users_and_superadmin(state):
     state.add_user("root", "pass-word", superadmin=True)
     assert state.has_superadmin()
     user = state.user("ops")
-    assert user is not None and user.password_matches("pass-word")
+    assert user is not None
+    assert user.password_matches("pass-word")
     assert not user.password_matches("wrong")
     with pytest.raises(ApiError):
         state.add_user("ops", "again")
@@ -210,7 +215,7 @@ def test_seeding_thousands_of_hosts_is_fast(state):
     hosts = [state.add_host(f"node-{i}", ["a", "b"]) for i in range(5000)]
     elapsed = time.perf_counter() - started
     assert elapsed < 2.0, f"seeding 5000 hosts took {elapsed:.2f}s"
-    addresses = {state.node(h.node_id("a")).address for h in hosts}  # type: ignore[union-attr]
+    addresses = {state.node(h.node_id("a")).address for h in hosts}
     assert len(addresses) == 5000
     network = ipaddress.ip_network("100.64.0.0/16")
     assert all(ipaddress.ip_interface(a).ip in network for a in addresses)

@@ -41,31 +41,31 @@ class EgressApi:
 
     def routes(self) -> list[tuple[str, str, Handler]]:
         return [
-            ("GET", "/api/v1/egress", self.list),
-            ("POST", "/api/v1/egress", self.create),
-            ("PUT", "/api/v1/egress", self.update),
-            ("DELETE", "/api/v1/egress", self.delete),
+            ("GET", "/api/v1/egress", self.list_egresses),
+            ("POST", "/api/v1/egress", self.create_egress),
+            ("PUT", "/api/v1/egress", self.update_egress),
+            ("DELETE", "/api/v1/egress", self.delete_egress),
         ]
 
-    def list(self, request: Request) -> Response:
+    def list_egresses(self, request: Request) -> Response:
         self._auth.caller(request)
         network = request.query_value("network")
         if not network:
             raise bad_request("network is required")
-        records = self._state.egress.list(network)
+        records = self._state.egress.records(network)
         return envelope.success("fetched egress resource list", [r.to_api() for r in records])
 
-    def create(self, request: Request) -> Response:
+    def create_egress(self, request: Request) -> Response:
         caller = self._auth.caller(request)
         record = self._state.egress.create(_decode(request.body), caller=caller.username)
         return envelope.success("created egress resource", record.to_api())
 
-    def update(self, request: Request) -> Response:
+    def update_egress(self, request: Request) -> Response:
         self._auth.caller(request)
         record = self._state.egress.update(_decode(request.body))
         return envelope.success("updated egress resource", record.to_api())
 
-    def delete(self, request: Request) -> Response:
+    def delete_egress(self, request: Request) -> Response:
         self._auth.caller(request)
         egress_id = request.query_value("id")
         if not egress_id:

@@ -136,7 +136,7 @@ class EgressTable:
         self._by_id: dict[str, EgressRecord] = {}
         self._by_network: dict[str, dict[str, EgressRecord]] = {}
 
-    def list(self, network: str | None = None) -> list[EgressRecord]:
+    def records(self, network: str | None = None) -> list[EgressRecord]:
         """Egresses of one network (or all), oldest first; Netmaker defines no order."""
         if network is None:
             return list(self._by_id.values())

@@ -1,8 +1,8 @@
 """Fault injection: make chosen requests slow, fail, hang, or come back damaged.
 
 A rule names a route key (``"PUT /api/v1/egress"``, the same keys as the request log; shell-style
-wildcards such as ``"*"`` or ``"GET *"`` work), how many matching requests it affects (``times``,
-None = every one), and when it strikes:
+wildcards such as ``"*"`` or ``"GET *"`` work, and ``"*"`` includes logins), how many matching
+requests it affects (``times``, None = every one), and when it strikes:
 
 - ``before``: the request is not processed; the fault is the whole answer.
 - ``after``: the request is processed and the state changed, then the response is replaced.

@@ -34,7 +34,7 @@ class Route:
 
     def bind(self, segments: list[str]) -> dict[str, str] | None:
         """The path variables if ``segments`` fit the template, else None."""
-        pattern = self.template.strip("/").split("/")
+        pattern = self.template[1:].split("/")
         if len(pattern) != len(segments):
             return None
         params: dict[str, str] = {}
@@ -76,7 +76,8 @@ class Router:
         return [route.key for route in self._routes]
 
     def resolve(self, request: Request) -> Resolved:
-        segments = request.path.strip("/").split("/") if request.path.startswith("/") else []
+        # Only the leading slash goes: "/api/hosts/" has an empty last segment, so it is a 404.
+        segments = request.path[1:].split("/") if request.path.startswith("/") else []
         path_matched_by: Route | None = None
         for route in self._routes:
             params = route.bind(segments)

@@ -74,6 +74,9 @@ class HttpServer:
     ) -> None:
         task = asyncio.current_task()
         assert task is not None
+        if self._server is None:  # accepted just as stop() began
+            writer.transport.abort()
+            return
         self._tasks.add(task)
         self._writers.add(writer)
         self.connections_accepted += 1
@@ -98,10 +101,10 @@ class HttpServer:
         while True:
             try:
                 request = await _receive(conn, reader)
-            except h11.RemoteProtocolError:
-                if conn.our_state is h11.SEND_RESPONSE:
-                    bad = Response(400, b"400 Bad Request", "text/plain")
-                    await _send(conn, writer, "GET", bad)
+            except h11.RemoteProtocolError as exc:
+                if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                    status = exc.error_status_hint
+                    await _send(conn, writer, "GET", Response(status, b"", "text/plain"))
                 return
             if request is None:
                 return

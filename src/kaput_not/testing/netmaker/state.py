@@ -379,7 +379,7 @@ class NetmakerState:
     @_locked
     def egresses(self, network: str | None = None) -> list[dict[str, object]]:
         """JSON-shaped copies of the egresses of ``network`` (all networks if None)."""
-        return [record.to_api() for record in self.egress.list(network)]
+        return [record.to_api() for record in self.egress.records(network)]
 
     @_locked
     def update_egress_raw(self, /, egress_id: str, **fields: object) -> dict[str, object]:

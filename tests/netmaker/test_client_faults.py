@@ -1,0 +1,113 @@
+"""Bad answers reaching the real client over real HTTP, injected by the Netmaker emulator:
+each is a typed error whose message is one line naming the call and the cause, and no secret."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from kaput_not.core.model import EgressSpec
+from kaput_not.netmaker import errors
+from kaput_not.netmaker.client import NetmakerClient
+from kaput_not.netmaker.settings import ClientSettings
+from kaput_not.testing.netmaker import NetmakerEmulator
+
+USER, PASSWORD = "kaput-not", "fault-test-password-9f2c"
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[NetmakerEmulator]:
+    async with NetmakerEmulator(username=USER, password=PASSWORD) as emu:
+        emu.state.add_network("mesh", "100.64.0.0/16")
+        yield emu
+
+
+def settings(emu: NetmakerEmulator, password: str = PASSWORD) -> ClientSettings:
+    return ClientSettings(
+        api_url=emu.base_url, username=USER, password=password, timeout_seconds=1.0
+    )
+
+
+def assert_one_clear_line(exc: errors.NetmakerError, call: str, *needles: str) -> None:
+    text = str(exc)
+    assert "\n" not in text
+    assert text.startswith(call + ": "), text
+    for needle in needles:
+        assert needle in text, text
+    assert PASSWORD not in text
+    assert PASSWORD not in repr(exc)
+
+
+async def test_wrong_password_is_rejected_once(emulator: NetmakerEmulator):
+    async with NetmakerClient(settings(emulator, "not-the-password")) as client:
+        with pytest.raises(errors.CredentialsRejected) as caught:
+            await client.list_hosts()
+    assert_one_clear_line(caught.value, "POST /api/users/adm/authenticate", "NETMAKER_PASSWORD")
+    assert "not-the-password" not in str(caught.value)
+    assert emulator.log.counts() == {"POST /api/users/adm/authenticate": 1}
+
+
+async def test_html_502_from_a_proxy(emulator: NetmakerEmulator):
+    emulator.faults.html_502("GET /api/hosts")
+    async with NetmakerClient(settings(emulator)) as client:
+        with pytest.raises(errors.NotJson) as caught:
+            await client.list_hosts()
+    assert_one_clear_line(caught.value, "GET /api/hosts", "502", "text/html")
+    assert caught.value.retryable
+
+
+async def test_truncated_json_body(emulator: NetmakerEmulator):
+    emulator.faults.truncated_json("GET /api/nodes")
+    async with NetmakerClient(settings(emulator)) as client:
+        with pytest.raises(errors.BadResponse) as caught:
+            await client.list_nodes()
+    assert_one_clear_line(caught.value, "GET /api/nodes")
+
+
+async def test_code_mismatch_inside_a_200(emulator: NetmakerEmulator):
+    emulator.faults.code_mismatch("GET /api/v1/egress")
+    async with NetmakerClient(settings(emulator)) as client:
+        with pytest.raises(errors.ApiError) as caught:
+            await client.list_egress("mesh")
+    assert_one_clear_line(caught.value, "GET /api/v1/egress?network=mesh", "Code 500")
+
+
+async def test_connection_reset_after_a_write_is_outcome_unknown(emulator: NetmakerEmulator):
+    host = emulator.state.add_host("w1", ["mesh"])
+    emulator.faults.reset("POST /api/v1/egress", when="after")
+    spec = EgressSpec(
+        network="mesh",
+        name="w1 pods (1/1)",
+        description="d",
+        range="10.0.0.0/24",
+        nat=False,
+        status=True,
+        nodes={host.node_id("mesh"): 500},
+    )
+    async with NetmakerClient(settings(emulator)) as client:
+        with pytest.raises(errors.OutcomeUnknown) as caught:
+            await client.create_egress(spec)
+    assert_one_clear_line(caught.value, "POST /api/v1/egress", "may or may not")
+    assert len(emulator.state.egresses("mesh")) == 1  # it did happen
+
+
+async def test_a_server_that_never_answers_times_out(emulator: NetmakerEmulator):
+    emulator.faults.timeout("GET /api/hosts")
+    async with NetmakerClient(settings(emulator)) as client:
+        with pytest.raises(errors.OutcomeUnknown) as caught:
+            await client.list_hosts()
+    assert_one_clear_line(caught.value, "GET /api/hosts")
+
+
+async def test_a_stopped_server_is_unreachable():
+    emu = NetmakerEmulator(username=USER, password=PASSWORD)
+    await emu.start()
+    url = emu.base_url
+    await emu.stop()
+    stopped = ClientSettings(api_url=url, username=USER, password=PASSWORD)
+    async with NetmakerClient(stopped) as client:
+        with pytest.raises(errors.Unreachable) as caught:
+            await client.list_hosts()
+    assert_one_clear_line(caught.value, "POST /api/users/adm/authenticate")
+    assert caught.value.retryable
