@@ -107,3 +107,14 @@ def test_any_server_text_renders_as_one_bounded_line(message: str, body: str, st
         assert text.startswith(f"{CALL}: ")
         assert len(text.splitlines()) == 1
         assert len(text) < 600
+
+
+def test_a_short_password_is_hidden_where_it_stands_alone_without_mangling_words():
+    from kaput_not.netmaker.client import redact
+
+    assert redact("All connection attempts failed", "p") == "All connection attempts failed"
+    assert redact("bad password p given", "p") == "bad password <hidden> given"
+    assert redact("token=abc123def, again abc123def", "abc123def") == (
+        "token=<hidden>, again <hidden>"
+    )
+    assert redact("xsecret1x", "secret1") == "x<hidden>x"

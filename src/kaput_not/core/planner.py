@@ -260,12 +260,13 @@ def _owned_rules(
     owned: list[tuple[Egress, Marker]] = []
     for egresses in netmaker.egress.values():
         for egress in egresses:
+            # Scope first: it is a set lookup, and a one-node pass skips nearly every rule.
+            if in_scope is not None and in_scope.isdisjoint(egress.nodes):
+                continue
             marker = parse_description(egress.description)
             if marker is None or not owned_by(marker, settings.cluster):
                 continue
-            if not egress.id or protected.intersection(egress.nodes):
-                continue
-            if in_scope is not None and not in_scope.intersection(egress.nodes):
+            if not egress.id or not protected.isdisjoint(egress.nodes):
                 continue
             owned.append((egress, marker))
     return owned

@@ -21,6 +21,7 @@ import asyncio
 import base64
 import logging
 import math
+import re
 import ssl
 import time
 import urllib.parse
@@ -46,6 +47,21 @@ logger = logging.getLogger("kaput_not.netmaker")
 
 LOGIN_PATH = "/api/users/adm/authenticate"
 EGRESS_PATH = "/api/v1/egress"
+
+
+#: Shorter secrets are hidden only where they stand alone: replacing every occurrence of a
+#: two-letter password would mangle ordinary words and hide nothing.
+_SHORT_SECRET = 6
+
+
+def redact(text: str, secret: str) -> str:
+    """`text` with `secret` replaced by <hidden>."""
+    if not secret:
+        return text
+    if len(secret) >= _SHORT_SECRET:
+        return text.replace(secret, "<hidden>")
+    alone = rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])"
+    return re.sub(alone, "<hidden>", text)
 
 
 def _jwt_exp(token: str) -> float | None:
@@ -332,8 +348,7 @@ class NetmakerClient:
 
     def _redact(self, text: str) -> str:
         for secret in (self._settings.password, self._token or ""):
-            if secret:
-                text = text.replace(secret, "<hidden>")
+            text = redact(text, secret)
         return text
 
     # -- the token -----------------------------------------------------------------------------

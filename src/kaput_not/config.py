@@ -1,0 +1,329 @@
+"""Settings for `kaput-not run`, read once from the environment and checked before anything starts.
+
+The Go version's variable names come first so a deployment can switch by changing the image;
+ours add what a production controller needs. Every problem is one line that names the
+variable and says what is expected (`ConfigError`); the CLI prints it and exits 2.
+
+In-cluster detection follows the Go version: the service-account namespace file exists.
+In-cluster, leader election is on and its namespace is the pod's; locally it is off and the
+namespace is kube-system.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from kaput_not.core.egress import check_cluster_name
+
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work; the message is one line naming the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderElection:
+    enabled: bool
+    namespace: str
+    name: str = "kaput-not"
+    identity: str = ""
+    lease_seconds: float = 15.0
+    renew_deadline_seconds: float = 10.0
+    retry_period_seconds: float = 2.0
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Settings:
+    netmaker_api_url: str
+    netmaker_username: str
+    netmaker_password: str
+    leader_election: LeaderElection
+    kubeconfig: str | None = None
+    in_cluster: bool = False
+    cluster_name: str | None = None
+    netmaker_ca_file: str | None = None
+    netmaker_insecure_skip_tls_verify: bool = False
+    netmaker_timeout_seconds: float = 10.0
+    netmaker_concurrency: int = 4
+    cache_ttl_seconds: float = 30.0
+    resync_period_seconds: float = 600.0
+    workers: int = 4
+    egress_metric: int = 500
+    max_delete_fraction: float = 0.5
+    max_delete_floor: int = 5
+    allow_mass_delete: bool = False
+    metrics_address: str = ":8080"
+    log_level: str = "INFO"
+    log_format: str = "json"
+    dry_run: bool = False
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{f.name}=<hidden>"
+            if f.name == "netmaker_password"
+            else f"{f.name}={getattr(self, f.name)!r}"
+            for f in fields(self)
+        )
+        return f"Settings({shown})"
+
+
+#: Every variable `run` reads: (name, default shown in docs, meaning). The README table is
+#: checked against this list by a test, so the two cannot drift.
+VARIABLES: tuple[tuple[str, str, str], ...] = (
+    (
+        "NETMAKER_API_URL",
+        "(required)",
+        "Netmaker API base URL, e.g. https://api.netmaker.example.com",
+    ),
+    ("NETMAKER_USERNAME", "(required)", "Netmaker user the controller logs in as (no MFA)"),
+    ("NETMAKER_PASSWORD", "(required*)", "its password (*or NETMAKER_PASSWORD_FILE)"),
+    ("NETMAKER_PASSWORD_FILE", "", "file holding the password, e.g. a mounted Secret"),
+    ("NETMAKER_CA_FILE", "", "CA bundle that signed the Netmaker server certificate"),
+    ("NETMAKER_INSECURE_SKIP_TLS_VERIFY", "false", "skip TLS verification (test servers only)"),
+    ("NETMAKER_TIMEOUT", "10s", "timeout of one Netmaker request"),
+    ("NETMAKER_CONCURRENCY", "4", "Netmaker writes in flight at once"),
+    ("KUBECONFIG", "(in-cluster)", "kubeconfig file; unset means in-cluster configuration"),
+    ("K8S_CLUSTER_NAME", "", "cluster name for multi-cluster scoping of rules"),
+    ("LEADER_ELECTION_ENABLED", "(auto)", "true in-cluster, false locally"),
+    ("LEADER_ELECTION_NAMESPACE", "(auto)", "pod namespace in-cluster, kube-system locally"),
+    ("LEADER_ELECTION_ID", "kaput-not", "name of the Lease"),
+    ("LEADER_ELECTION_LEASE_DURATION", "15s", "how long a lease is valid without renewal"),
+    ("LEADER_ELECTION_RENEW_DEADLINE", "10s", "the leader gives up if it cannot renew in time"),
+    ("LEADER_ELECTION_RETRY_PERIOD", "2s", "how often candidates try and the leader renews"),
+    ("POD_NAME", "(hostname)", "replica identity (downward API)"),
+    ("POD_NAMESPACE", "", "pod namespace (downward API), used for the Lease in-cluster"),
+    ("CACHE_TTL", "30s", "how long Netmaker lists are reused"),
+    ("RESYNC_PERIOD", "10m", "full reconcile of every node and orphan clean-up"),
+    ("WORKERS", "4", "nodes reconciled in parallel"),
+    ("EGRESS_METRIC", "500", "route metric put in each rule's nodes map"),
+    (
+        "MAX_DELETE_FRACTION",
+        "0.5",
+        "mass-delete guard: largest share of our rules one pass deletes",
+    ),
+    ("MAX_DELETE_MIN", "5", "mass-delete guard: deletes always allowed per pass"),
+    ("ALLOW_MASS_DELETE", "false", "turn the mass-delete guard off"),
+    ("METRICS_ADDRESS", ":8080", "listen address of /healthz, /readyz and /metrics"),
+    ("LOG_LEVEL", "info", "debug, info, warning or error"),
+    ("LOG_FORMAT", "json", "json or text"),
+    ("DRY_RUN", "false", "plan and log, never write to Netmaker"),
+)
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+
+
+def parse_bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean: use true or false")
+
+
+def parse_duration(name: str, raw: str) -> float:
+    """Seconds from `30`, `30s`, `1.5m`, `10m`, `1h30m` or `500ms` (Go's ParseDuration style)."""
+    text = raw.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    total, pos = 0.0, 0
+    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    for match in _DURATION.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * scale[match.group(2)]
+        pos = match.end()
+    if not text or pos != len(text):
+        raise ConfigError(f"{name}={raw!r} is not a duration: use e.g. 30s, 10m or 1h30m")
+    return total
+
+
+class _Reader:
+    """Reads variables from one environment mapping and turns each failure into a ConfigError."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def text(self, name: str, default: str | None = None) -> str | None:
+        value = self.env.get(name)
+        if value is None or value.strip() == "":
+            return default
+        return value.strip()
+
+    def required(self, name: str, what: str) -> str:
+        value = self.text(name)
+        if value is None:
+            raise ConfigError(f"{name} is not set: {what}")
+        return value
+
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self.text(name)
+        return default if raw is None else parse_bool(name, raw)
+
+    def seconds(
+        self, name: str, default: float, *, minimum: float = 0.0, zero: bool = False
+    ) -> float:
+        """A duration above `minimum` seconds (or exactly 0 when `zero` is allowed)."""
+        raw = self.text(name)
+        value = default if raw is None else parse_duration(name, raw)
+        if zero and value == 0:
+            return value
+        if value <= minimum:
+            raise ConfigError(f"{name}={raw!r} must be longer than {minimum:g}s")
+        return value
+
+    def integer(self, name: str, default: int, *, low: int, high: int) -> int:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise ConfigError(f"{name}={raw!r} must be between {low} and {high}")
+        return value
+
+    def fraction(self, name: str, default: float) -> float:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not a number") from None
+        if not 0.0 < value <= 1.0:
+            raise ConfigError(f"{name}={raw!r} must be a fraction above 0 and at most 1")
+        return value
+
+
+def load(
+    env: Mapping[str, str] | None = None,
+    *,
+    namespace_file: Path = SERVICE_ACCOUNT_NAMESPACE,
+    hostname: Callable[[], str] = socket.gethostname,
+) -> Settings:
+    """Settings from `env` (default: os.environ); raises ConfigError on the first problem."""
+    r = _Reader(os.environ if env is None else env)
+    url = r.required(
+        "NETMAKER_API_URL", "set it to the Netmaker API URL, e.g. https://api.netmaker.example.com"
+    )
+    username = r.required("NETMAKER_USERNAME", "set it to the Netmaker user kaput-not logs in as")
+    password = _password(r)
+    in_cluster, pod_namespace = _in_cluster(r, namespace_file)
+    cluster = r.text("K8S_CLUSTER_NAME")
+    if cluster is not None:
+        try:
+            check_cluster_name(cluster)
+        except ValueError as exc:
+            raise ConfigError(f"K8S_CLUSTER_NAME: {exc}") from None
+    election = _leader_election(r, in_cluster, pod_namespace, hostname)
+    log_level = (r.text("LOG_LEVEL", "info") or "info").upper()
+    if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ConfigError(f"LOG_LEVEL={log_level.lower()!r} must be debug, info, warning or error")
+    log_format = (r.text("LOG_FORMAT", "json") or "json").lower()
+    if log_format not in {"json", "text"}:
+        raise ConfigError(f"LOG_FORMAT={log_format!r} must be json or text")
+    metrics_address = r.text("METRICS_ADDRESS", ":8080") or ":8080"
+    split_address(metrics_address)
+    ca_file = r.text("NETMAKER_CA_FILE")
+    if ca_file is not None and not Path(ca_file).is_file():
+        raise ConfigError(f"NETMAKER_CA_FILE={ca_file!r} is not a readable file")
+    return Settings(
+        netmaker_api_url=url,
+        netmaker_username=username,
+        netmaker_password=password,
+        leader_election=election,
+        kubeconfig=r.text("KUBECONFIG"),
+        in_cluster=in_cluster,
+        cluster_name=cluster,
+        netmaker_ca_file=ca_file,
+        netmaker_insecure_skip_tls_verify=r.flag("NETMAKER_INSECURE_SKIP_TLS_VERIFY", False),
+        netmaker_timeout_seconds=r.seconds("NETMAKER_TIMEOUT", 10.0),
+        netmaker_concurrency=r.integer("NETMAKER_CONCURRENCY", 4, low=1, high=64),
+        cache_ttl_seconds=r.seconds("CACHE_TTL", 30.0, zero=True),
+        resync_period_seconds=r.seconds("RESYNC_PERIOD", 600.0, minimum=1),
+        workers=r.integer("WORKERS", 4, low=1, high=64),
+        egress_metric=r.integer("EGRESS_METRIC", 500, low=1, high=65535),
+        max_delete_fraction=r.fraction("MAX_DELETE_FRACTION", 0.5),
+        max_delete_floor=r.integer("MAX_DELETE_MIN", 5, low=0, high=1_000_000),
+        allow_mass_delete=r.flag("ALLOW_MASS_DELETE", False),
+        metrics_address=metrics_address,
+        log_level=log_level,
+        log_format=log_format,
+        dry_run=r.flag("DRY_RUN", False),
+    )
+
+
+def _password(r: _Reader) -> str:
+    inline = r.env.get("NETMAKER_PASSWORD")
+    path = r.text("NETMAKER_PASSWORD_FILE")
+    if inline and path:
+        raise ConfigError("NETMAKER_PASSWORD and NETMAKER_PASSWORD_FILE are both set: use one")
+    if path is not None:
+        try:
+            secret = Path(path).read_text(encoding="utf-8").strip("\r\n")
+        except OSError as exc:
+            raise ConfigError(
+                f"NETMAKER_PASSWORD_FILE={path!r} cannot be read: {exc.strerror}"
+            ) from None
+        if not secret:
+            raise ConfigError(f"NETMAKER_PASSWORD_FILE={path!r} is empty")
+        return secret
+    if not inline:
+        raise ConfigError(
+            "NETMAKER_PASSWORD is not set: set it, or NETMAKER_PASSWORD_FILE to a file holding it"
+        )
+    return inline
+
+
+def _in_cluster(r: _Reader, namespace_file: Path) -> tuple[bool, str | None]:
+    try:
+        namespace = namespace_file.read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return False, r.text("POD_NAMESPACE")
+    return True, r.text("POD_NAMESPACE", namespace)
+
+
+def _leader_election(
+    r: _Reader, in_cluster: bool, pod_namespace: str | None, hostname: Callable[[], str]
+) -> LeaderElection:
+    enabled = r.flag("LEADER_ELECTION_ENABLED", in_cluster)
+    namespace = r.text("LEADER_ELECTION_NAMESPACE") or (pod_namespace if in_cluster else None)
+    lease = r.seconds("LEADER_ELECTION_LEASE_DURATION", 15.0)
+    renew = r.seconds("LEADER_ELECTION_RENEW_DEADLINE", 10.0)
+    retry = r.seconds("LEADER_ELECTION_RETRY_PERIOD", 2.0)
+    if not lease > renew > retry:
+        raise ConfigError(
+            "LEADER_ELECTION_LEASE_DURATION > LEADER_ELECTION_RENEW_DEADLINE > "
+            f"LEADER_ELECTION_RETRY_PERIOD must hold, got {lease:g}s, {renew:g}s, {retry:g}s"
+        )
+    identity = r.text("POD_NAME") or f"{hostname()}_{uuid.uuid4().hex[:8]}"
+    return LeaderElection(
+        enabled=enabled,
+        namespace=namespace or "kube-system",
+        name=r.text("LEADER_ELECTION_ID", "kaput-not") or "kaput-not",
+        identity=identity,
+        lease_seconds=lease,
+        renew_deadline_seconds=renew,
+        retry_period_seconds=retry,
+    )
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """`host:port` or `:port` to (host, port); the empty host means every interface."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"METRICS_ADDRESS={address!r} must be host:port or :port")
+    return host.strip("[]") or "0.0.0.0", int(port)

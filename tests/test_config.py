@@ -1,0 +1,125 @@
+"""Configuration from the environment: defaults, in-cluster detection, one-line errors."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from kaput_not import config
+
+BASE = {
+    "NETMAKER_API_URL": "https://nm.example.com",
+    "NETMAKER_USERNAME": "kaput-not",
+    "NETMAKER_PASSWORD": "s3cret-password",
+}
+NO_SA = Path("/nonexistent/serviceaccount/namespace")
+
+
+def load(env: dict[str, str], *, namespace_file: Path = NO_SA) -> config.Settings:
+    return config.load(env, namespace_file=namespace_file, hostname=lambda: "laptop")
+
+
+def test_defaults_locally():
+    s = load(BASE)
+    assert s.in_cluster is False
+    assert s.leader_election.enabled is False
+    assert s.leader_election.namespace == "kube-system"
+    assert s.leader_election.name == "kaput-not"
+    assert s.leader_election.identity.startswith("laptop_")
+    assert (s.cache_ttl_seconds, s.resync_period_seconds) == (30.0, 600.0)
+    assert (s.workers, s.netmaker_concurrency, s.egress_metric) == (4, 4, 500)
+    assert s.metrics_address == ":8080"
+    assert s.cluster_name is None
+
+
+def test_in_cluster_turns_leader_election_on_in_the_pods_namespace(tmp_path: Path):
+    ns = tmp_path / "namespace"
+    ns.write_text("kaput-system\n")
+    s = load({**BASE, "POD_NAME": "kaput-not-7d9c-x2"}, namespace_file=ns)
+    assert s.in_cluster is True
+    assert s.leader_election.enabled is True
+    assert s.leader_election.namespace == "kaput-system"
+    assert s.leader_election.identity == "kaput-not-7d9c-x2"
+
+
+def test_go_version_names_are_honoured():
+    s = load(
+        {
+            **BASE,
+            "KUBECONFIG": "/home/me/.kube/config",
+            "K8S_CLUSTER_NAME": "us-east",
+            "LEADER_ELECTION_ENABLED": "true",
+            "LEADER_ELECTION_NAMESPACE": "ops",
+            "LEADER_ELECTION_ID": "kaput-not-east",
+        }
+    )
+    assert s.kubeconfig == "/home/me/.kube/config"
+    assert s.cluster_name == "us-east"
+    assert s.leader_election.enabled
+    assert (s.leader_election.namespace, s.leader_election.name) == ("ops", "kaput-not-east")
+
+
+def test_durations_in_go_style():
+    s = load({**BASE, "RESYNC_PERIOD": "1h30m", "CACHE_TTL": "500ms", "NETMAKER_TIMEOUT": "12"})
+    assert s.resync_period_seconds == 5400
+    assert s.cache_ttl_seconds == 0.5
+    assert s.netmaker_timeout_seconds == 12
+
+
+def test_password_from_a_file(tmp_path: Path):
+    secret = tmp_path / "password"
+    secret.write_text("from-file\n")
+    env = {k: v for k, v in BASE.items() if k != "NETMAKER_PASSWORD"}
+    assert load({**env, "NETMAKER_PASSWORD_FILE": str(secret)}).netmaker_password == "from-file"
+
+
+@pytest.mark.parametrize(
+    ("change", "variable"),
+    [
+        ({"NETMAKER_API_URL": ""}, "NETMAKER_API_URL"),
+        ({"NETMAKER_USERNAME": " "}, "NETMAKER_USERNAME"),
+        ({"NETMAKER_PASSWORD": ""}, "NETMAKER_PASSWORD"),
+        ({"NETMAKER_PASSWORD_FILE": "/nonexistent/pw"}, "NETMAKER_PASSWORD"),
+        ({"NETMAKER_CA_FILE": "/nonexistent/ca.pem"}, "NETMAKER_CA_FILE"),
+        ({"RESYNC_PERIOD": "ten minutes"}, "RESYNC_PERIOD"),
+        ({"RESYNC_PERIOD": "0s"}, "RESYNC_PERIOD"),
+        ({"WORKERS": "0"}, "WORKERS"),
+        ({"WORKERS": "many"}, "WORKERS"),
+        ({"MAX_DELETE_FRACTION": "2"}, "MAX_DELETE_FRACTION"),
+        ({"ALLOW_MASS_DELETE": "maybe"}, "ALLOW_MASS_DELETE"),
+        ({"K8S_CLUSTER_NAME": "two words"}, "K8S_CLUSTER_NAME"),
+        ({"LEADER_ELECTION_RENEW_DEADLINE": "20s"}, "LEADER_ELECTION_LEASE_DURATION"),
+        ({"METRICS_ADDRESS": "8080"}, "METRICS_ADDRESS"),
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
+        ({"LOG_LEVEL": "loud"}, "LOG_LEVEL"),
+    ],
+)
+def test_bad_values_are_one_line_naming_the_variable(change, variable):
+    env = {**BASE, **change}
+    if "NETMAKER_PASSWORD_FILE" in change:
+        env.pop("NETMAKER_PASSWORD")
+    with pytest.raises(config.ConfigError) as caught:
+        load(env)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(variable), message
+    assert BASE["NETMAKER_PASSWORD"] not in message
+
+
+def test_settings_repr_hides_the_password():
+    assert "s3cret-password" not in repr(load(BASE))
+
+
+def test_every_variable_is_documented_in_the_readme():
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    documented = set(re.findall(r"^\| `([A-Z0-9_]+)` \|", readme, flags=re.MULTILINE))
+    assert documented == {name for name, _, _ in config.VARIABLES}
+
+
+def test_every_variable_read_is_in_the_table():
+    source = Path(config.__file__).read_text()
+    read = set(re.findall(r'"([A-Z][A-Z0-9_]{3,})"', source)) - {"DEBUG", "INFO", "WARNING",
+                                                                  "ERROR"}
+    assert read <= {name for name, _, _ in config.VARIABLES}
