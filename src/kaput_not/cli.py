@@ -10,10 +10,15 @@ import argparse
 import asyncio
 import json
 import logging
+import signal
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from kaput_not import __version__
+
+if TYPE_CHECKING:
+    from kaput_not import config
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -27,6 +32,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"kaput-not {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser(
+        "run",
+        help="run the controller (configured by environment variables; see README)",
+        description="Runs the controller until SIGTERM or SIGINT. All configuration comes from "
+        "environment variables (the README lists every one).",
+    )
     demo = commands.add_parser(
         "demo",
         help="one full sync against the built-in Netmaker emulator (no cluster needed)",
@@ -44,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "run":
+        return _run()
     logging.basicConfig(
         level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -52,6 +65,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         return _demo(args)
     raise AssertionError(f"unhandled command {args.command}")  # argparse rejects the rest
+
+
+def _run() -> int:
+    from kaput_not import config, logs
+    from kaput_not.controller import app
+
+    try:
+        settings = config.load()
+    except config.ConfigError as exc:
+        print(f"kaput-not: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    logs.configure(settings.log_level, settings.log_format)
+    try:
+        return asyncio.run(_serve(settings))
+    except app.StartupError as exc:
+        print(f"kaput-not: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+async def _serve(settings: config.Settings) -> int:
+    from kaput_not.controller import app
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    return await app.run(settings, stop)
 
 
 def _demo(args: argparse.Namespace) -> int:

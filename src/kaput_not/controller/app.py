@@ -1,0 +1,236 @@
+"""`kaput-not run`: build the controller from settings, run it until told to stop, shut down.
+
+Order of start: Netmaker credentials are checked first (a rejected password is a clear
+failure, not a crash loop of writes), then health and metrics, the informer, leader election
+and, once leading, the controller proper. A standby runs the informer too, so it is warm and
+ready when it takes over.
+
+Exit codes returned: 0 after a graceful stop (SIGTERM/SIGINT), 1 when leadership was lost or
+a fatal error stopped the controller (Kubernetes restarts the pod as a standby), 2 for
+configuration errors found at start-up (raised as `StartupError`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+
+from kaput_not.config import Settings, split_address
+from kaput_not.controller.controller import Controller, ControllerOptions
+from kaput_not.controller.executor import Executor
+from kaput_not.controller.metrics import Metrics
+from kaput_not.controller.reconciler import Reconciler
+from kaput_not.core.planner import PlanSettings
+from kaput_not.health import HealthServer
+from kaput_not.kube.api import KubeApi, KubeConfigError, connect
+from kaput_not.kube.lease import LeaderElector, LeaseConfig
+from kaput_not.netmaker import errors
+from kaput_not.netmaker.cache import CachedNetmaker
+from kaput_not.netmaker.client import NetmakerClient
+from kaput_not.netmaker.settings import ClientSettings
+
+log = logging.getLogger("kaput_not.app")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+
+
+class StartupError(Exception):
+    """Configuration that only shows itself when used: one line, exit code 2."""
+
+
+@dataclass(slots=True)
+class _State:
+    leading: bool = False
+
+
+async def run(settings: Settings, stop: asyncio.Event) -> int:
+    metrics = Metrics()
+    async with AsyncExitStack() as stack:
+        client = _netmaker_client(settings, metrics)
+        stack.push_async_callback(client.aclose)
+        if not await _check_credentials(client, stop):
+            return EXIT_OK
+        try:
+            kube = KubeApi(connect(settings.kubeconfig, identity=settings.leader_election.identity))
+        except KubeConfigError as exc:
+            raise StartupError(str(exc)) from exc
+        stack.push_async_callback(kube.aclose)
+        elector = _elector(settings, kube)
+        may_write = elector.is_leader if elector else (lambda: True)
+        cache = CachedNetmaker(client, ttl=settings.cache_ttl_seconds)
+        executor = Executor(
+            cache,
+            concurrency=settings.netmaker_concurrency,
+            may_write=may_write,
+            dry_run=settings.dry_run,
+        )
+        reconciler = Reconciler(cache, executor, _plan_settings(settings))
+        controller = Controller(
+            kube=kube,
+            netmaker=cache,
+            reconciler=reconciler,
+            metrics=metrics,
+            options=ControllerOptions(
+                workers=settings.workers,
+                resync_period_seconds=settings.resync_period_seconds,
+                netmaker_poll_seconds=max(settings.cache_ttl_seconds, 1.0),
+            ),
+        )
+        state = _State()
+        metrics.watch(
+            queue_depth=lambda: float(len(controller.queue)),
+            leader=lambda: state.leading and may_write(),
+            nodes=lambda: float(len(controller.informer)),
+        )
+        health = _health(settings, metrics, controller, state, elector)
+        await health.start()
+        stack.push_async_callback(health.stop)
+        log.info(
+            "started: identity %s, leader election %s, dry run %s, health on port %d",
+            settings.leader_election.identity,
+            "on" if elector else "off",
+            settings.dry_run,
+            health.port,
+        )
+        return await _supervise(controller, elector, state, stop)
+
+
+async def _supervise(
+    controller: Controller, elector: LeaderElector | None, state: _State, stop: asyncio.Event
+) -> int:
+    """Run until stop, lost leadership or a fatal error; then shut down in the right order."""
+    tasks: dict[str, asyncio.Task[object]] = {
+        "informer": asyncio.create_task(controller.run_informer()),
+        "stop": asyncio.create_task(stop.wait()),
+        "fatal": asyncio.create_task(controller.wait_fatal()),
+    }
+    leader_work: asyncio.Task[None] | None = None
+
+    def lead() -> None:
+        nonlocal leader_work
+        state.leading = True
+        leader_work = asyncio.create_task(controller.run_leader())
+
+    if elector is None:
+        lead()
+    else:
+        tasks["election"] = asyncio.create_task(elector.run(lead))
+    code = EXIT_OK
+    try:
+        done, _ = await asyncio.wait(tasks.values(), return_when=asyncio.FIRST_COMPLETED)
+        finished = next(name for name, task in tasks.items() if task in done)
+        if finished == "election":
+            log.error("leadership lost: stopping writes and exiting so a standby takes over")
+            code = EXIT_FAILED
+        elif finished == "fatal":
+            code = EXIT_FAILED
+        elif finished == "informer":
+            tasks["informer"].result()  # re-raise: the informer only ends by failing
+        else:
+            log.info("stopping: signal received")
+    finally:
+        state.leading = False
+        await controller.stop()
+        for task in [*tasks.values(), *([leader_work] if leader_work else [])]:
+            task.cancel()
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+        if leader_work is not None:
+            await asyncio.gather(leader_work, return_exceptions=True)
+        if elector is not None:
+            await elector.release()
+    return code
+
+
+def _netmaker_client(settings: Settings, metrics: Metrics) -> NetmakerClient:
+    client_settings = ClientSettings(
+        api_url=settings.netmaker_api_url,
+        username=settings.netmaker_username,
+        password=settings.netmaker_password,
+        ca_file=settings.netmaker_ca_file,
+        insecure_skip_tls_verify=settings.netmaker_insecure_skip_tls_verify,
+        timeout_seconds=settings.netmaker_timeout_seconds,
+        identity=settings.leader_election.identity,
+    )
+    try:
+        return NetmakerClient(client_settings, on_request=metrics.on_netmaker_request)
+    except errors.InvalidSettings as exc:
+        raise StartupError(str(exc)) from exc
+
+
+async def _check_credentials(client: NetmakerClient, stop: asyncio.Event) -> bool:
+    """Log in once. Rejected: StartupError. Unreachable: retry with backoff until stop."""
+    delay = 1.0
+    rand = random.Random()  # noqa: S311 - jitter
+    while not stop.is_set():
+        try:
+            await client.login()
+        except errors.CredentialsRejected as exc:
+            raise StartupError(str(exc)) from exc
+        except errors.NetmakerError as exc:
+            log.warning("cannot log in to Netmaker yet (%s); retrying in %.0fs", exc, delay)
+        else:
+            log.info("Netmaker credentials accepted")
+            return True
+        try:
+            await asyncio.wait_for(stop.wait(), delay * (0.5 + rand.random() / 2))
+        except TimeoutError:
+            delay = min(delay * 2, 30.0)
+    return False
+
+
+def _elector(settings: Settings, kube: KubeApi) -> LeaderElector | None:
+    le = settings.leader_election
+    if not le.enabled:
+        return None
+    config = LeaseConfig(
+        namespace=le.namespace,
+        name=le.name,
+        identity=le.identity,
+        lease_seconds=le.lease_seconds,
+        renew_deadline_seconds=le.renew_deadline_seconds,
+        retry_period_seconds=le.retry_period_seconds,
+    )
+    try:
+        return LeaderElector(kube, config)
+    except ValueError as exc:
+        raise StartupError(str(exc)) from exc
+
+
+def _plan_settings(settings: Settings) -> PlanSettings:
+    return PlanSettings(
+        cluster=settings.cluster_name,
+        metric=settings.egress_metric,
+        max_delete_fraction=settings.max_delete_fraction,
+        max_delete_floor=settings.max_delete_floor,
+        allow_mass_delete=settings.allow_mass_delete,
+    )
+
+
+def _health(
+    settings: Settings,
+    metrics: Metrics,
+    controller: Controller,
+    state: _State,
+    elector: LeaderElector | None,
+) -> HealthServer:
+    host, port = split_address(settings.metrics_address)
+
+    def alive() -> tuple[bool, str]:
+        if controller.fatal is not None:
+            return False, str(controller.fatal)
+        return True, "running"
+
+    def ready() -> tuple[bool, str]:
+        if not controller.informer.synced.is_set():
+            return False, "waiting for the first complete list of Kubernetes nodes"
+        if not state.leading:
+            return True, "standby"
+        if not controller.first_sync_done.is_set():
+            return False, "leader: first full sync not done yet"
+        return True, "leader" if elector else "running"
+
+    return HealthServer(host=host, port=port, registry=metrics.registry, alive=alive, ready=ready)

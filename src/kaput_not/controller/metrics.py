@@ -1,0 +1,89 @@
+"""Prometheus metrics of the controller, on a registry passed in (never the global one)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_PREFIX = "kaput_not"
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.reconciles = Counter(
+            f"{_PREFIX}_reconciles_total",
+            "Reconcile passes by scope (node or full) and result (success, error, held).",
+            ["scope", "result"],
+            registry=r,
+        )
+        self.reconcile_seconds = Histogram(
+            f"{_PREFIX}_reconcile_duration_seconds",
+            "Duration of reconcile passes by scope.",
+            ["scope"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+            registry=r,
+        )
+        self.netmaker_requests = Counter(
+            f"{_PREFIX}_netmaker_requests_total",
+            "Netmaker API requests by method, endpoint and HTTP status ('none': no answer).",
+            ["method", "endpoint", "status"],
+            registry=r,
+        )
+        self.netmaker_seconds = Histogram(
+            f"{_PREFIX}_netmaker_request_duration_seconds",
+            "Netmaker API request latency by method and endpoint.",
+            ["method", "endpoint"],
+            registry=r,
+        )
+        self.egress_writes = Counter(
+            f"{_PREFIX}_egress_writes_total",
+            "Egress writes by action (create, update, delete) and result (ok, failed).",
+            ["action", "result"],
+            registry=r,
+        )
+        self.managed_egress = Gauge(
+            f"{_PREFIX}_managed_egress_rules",
+            "Egress rules owned by this controller, as of the last full pass.",
+            registry=r,
+        )
+        self.deletes_refused = Counter(
+            f"{_PREFIX}_deletes_refused_total",
+            "Deletes held back by the mass-delete guard or before the first complete node list.",
+            registry=r,
+        )
+        self.last_full_sync = Gauge(
+            f"{_PREFIX}_last_successful_full_sync_timestamp_seconds",
+            "Unix time of the last full pass that wrote everything it planned.",
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            f"{_PREFIX}_queue_depth", "Nodes waiting in the work queue.", registry=r
+        )
+        self.leader = Gauge(
+            f"{_PREFIX}_leader", "1 while this replica leads and may write, else 0.", registry=r
+        )
+        self.nodes = Gauge(
+            f"{_PREFIX}_kubernetes_nodes", "Kubernetes nodes in the informer store.", registry=r
+        )
+
+    def on_netmaker_request(
+        self, method: str, endpoint: str, status: int | None, seconds: float
+    ) -> None:
+        """The Netmaker client's `on_request` hook."""
+        self.netmaker_requests.labels(method, endpoint, str(status) if status else "none").inc()
+        self.netmaker_seconds.labels(method, endpoint).observe(seconds)
+
+    def watch(
+        self,
+        *,
+        queue_depth: Callable[[], float],
+        leader: Callable[[], bool],
+        nodes: Callable[[], float],
+    ) -> None:
+        """Gauges read at scrape time from the live objects."""
+        self.queue_depth.set_function(queue_depth)
+        self.leader.set_function(lambda: 1.0 if leader() else 0.0)
+        self.nodes.set_function(nodes)

@@ -1,0 +1,153 @@
+"""A thin Kubernetes API client: lightkube builds the authenticated connection, we decode.
+
+lightkube reads kubeconfig or the in-cluster service account, and hands us an httpx2 client
+with TLS and credentials (token files re-read on rotation, exec plugins). We send plain
+requests on it and decode replies with msgspec into the slim structs of `wire`, so a node is
+never held as a full object.
+
+Errors are our own (`KubeError` and subclasses), one line each, naming the call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from typing import TypeVar
+
+import httpx2
+import msgspec
+from lightkube.config import client_adapter
+from lightkube.config.kubeconfig import KubeConfig
+from lightkube.core.exceptions import ConfigError
+
+from kaput_not import __version__
+from kaput_not.kube import wire
+
+T = TypeVar("T")
+
+
+class KubeError(Exception):
+    """A Kubernetes API call failed. `status` is the HTTP status, 0 when none came back."""
+
+    def __init__(self, call: str, cause: str, *, status: int = 0, reason: str = "") -> None:
+        self.call = call
+        self.status = status
+        self.reason = reason
+        super().__init__(f"{call}: {' '.join(cause.split())[:300]}")
+
+
+class Gone(KubeError):
+    """410: the resourceVersion is too old (compacted); list again."""
+
+
+class Conflict(KubeError):
+    """409: someone else changed the object first (optimistic concurrency)."""
+
+
+class NotFound(KubeError):
+    """404."""
+
+
+class KubeConfigError(ValueError):
+    """No usable kubeconfig or in-cluster configuration."""
+
+
+def connect(
+    kubeconfig: str | None, *, timeout: float = 30.0, identity: str = ""
+) -> httpx2.AsyncClient:
+    """An authenticated client for the cluster: from `kubeconfig`, or in-cluster when None."""
+    try:
+        config = KubeConfig.from_file(kubeconfig) if kubeconfig else KubeConfig.from_env()
+        single = config.get()
+    except (ConfigError, OSError, ValueError, KeyError) as exc:
+        where = f"KUBECONFIG={kubeconfig!r}" if kubeconfig else "the in-cluster service account"
+        raise KubeConfigError(
+            f"cannot load the Kubernetes configuration from {where}: {exc}"
+        ) from exc
+    if single is None:
+        raise KubeConfigError(f"KUBECONFIG={kubeconfig!r} has no current context")
+    params = client_adapter.ConnectionParams(timeout=httpx2.Timeout(timeout))
+    client = client_adapter.AsyncClient(single, params)
+    client.headers["User-Agent"] = f"kaput-not/{__version__} ({identity or 'unknown'})"
+    return client
+
+
+class KubeApi:
+    """JSON requests with one error mapping. Owns nothing but the client it is given."""
+
+    def __init__(self, client: httpx2.AsyncClient) -> None:
+        self._client = client
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def get(
+        self, path: str, decoder: msgspec.json.Decoder[T], params: Mapping[str, str] | None = None
+    ) -> T:
+        response = await self._send("GET", path, params=params)
+        return _decode(f"GET {path}", response, decoder)
+
+    async def send(
+        self, method: str, path: str, body: bytes, decoder: msgspec.json.Decoder[T]
+    ) -> T:
+        response = await self._send(
+            method, path, content=body, headers={"Content-Type": "application/json"}
+        )
+        return _decode(f"{method} {path}", response, decoder)
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, path: str, params: Mapping[str, str], *, read_timeout: float
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        """Lines of a watch stream. Errors before the first line are mapped like any call."""
+        call = f"GET {path} (watch)"
+        timeout = httpx2.Timeout(self._client.timeout.connect, read=read_timeout)
+        request = self._client.build_request("GET", path, params=params, timeout=timeout)
+        try:
+            response = await self._client.send(request, stream=True)
+        except httpx2.HTTPError as exc:
+            raise KubeError(call, f"{type(exc).__name__}: {exc}") from exc
+        try:
+            if response.status_code != 200:
+                await response.aread()
+                raise _error(call, response)
+            yield _lines(call, response)
+        finally:
+            await response.aclose()
+
+    async def _send(self, method: str, path: str, **kwargs: object) -> httpx2.Response:
+        call = f"{method} {path}"
+        try:
+            response = await self._client.request(method, path, **kwargs)  # type: ignore[arg-type]
+        except httpx2.HTTPError as exc:
+            raise KubeError(call, f"{type(exc).__name__}: {exc}") from exc
+        if response.status_code >= 300:
+            raise _error(call, response)
+        return response
+
+
+async def _lines(call: str, response: httpx2.Response) -> AsyncIterator[bytes]:
+    try:
+        async for line in response.aiter_lines():
+            if line:
+                yield line.encode()
+    except httpx2.HTTPError as exc:
+        raise KubeError(call, f"the watch stream broke: {type(exc).__name__}: {exc}") from exc
+
+
+def _decode(call: str, response: httpx2.Response, decoder: msgspec.json.Decoder[T]) -> T:
+    try:
+        return decoder.decode(response.content)
+    except msgspec.DecodeError as exc:
+        raise KubeError(call, f"unreadable reply: {exc}", status=response.status_code) from exc
+
+
+def _error(call: str, response: httpx2.Response) -> KubeError:
+    try:
+        status = wire.status_decoder.decode(response.content)
+        reason, message = status.reason, status.message
+    except msgspec.DecodeError:
+        reason, message = "", response.text[:200]
+    cls = {404: NotFound, 409: Conflict, 410: Gone}.get(response.status_code, KubeError)
+    cause = f"HTTP {response.status_code} {reason}: {message}".strip()
+    return cls(call, cause, status=response.status_code, reason=reason)

@@ -1,0 +1,206 @@
+"""Node informer: a paged list, then a watch from the list's resourceVersion, forever.
+
+The store keeps name, resourceVersion and pod CIDRs per node, nothing else. Handlers get
+`NodeEvent`s; they should only enqueue, because the reconcile reads the store again (level
+based), so a stale or duplicated event never drives a write.
+
+Failure handling, in order of what happens most:
+- the watch ends after its server timeout: watch again from the last resourceVersion seen
+  (bookmarks keep it fresh even when nothing changes);
+- 410 Gone (on start or as an ERROR event), any other ERROR event, or a broken stream: list
+  again and diff against the store, so nodes deleted in the gap become delete events;
+- the API server is unreachable or answers errors: back off exponentially with jitter (1 s up
+  to 30 s), never a hot loop.
+
+`synced` is set after the first complete list; until then nothing may delete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+import msgspec
+
+from kaput_not.core.model import KubeNode
+from kaput_not.kube import wire
+from kaput_not.kube.api import Gone, KubeApi, KubeError
+
+log = logging.getLogger("kaput_not.informer")
+
+NODES = "/api/v1/nodes"
+
+
+class EventKind(StrEnum):
+    ADDED = "added"
+    MODIFIED = "modified"
+    DELETED = "deleted"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeEvent:
+    kind: EventKind
+    name: str
+    old: KubeNode | None
+    new: KubeNode | None
+
+
+@dataclass(slots=True)
+class _Stored:
+    node: KubeNode
+    resource_version: str
+
+
+class NodeInformer:
+    def __init__(
+        self,
+        api: KubeApi,
+        on_event: Callable[[NodeEvent], None],
+        *,
+        page_size: int = 500,
+        watch_timeout_seconds: int = 300,
+        backoff_initial: float = 1.0,
+        backoff_max: float = 30.0,
+        rand: random.Random | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._api = api
+        self._on_event = on_event
+        self._page_size = page_size
+        self._watch_timeout = watch_timeout_seconds
+        self._backoff_initial = backoff_initial
+        self._backoff_max = backoff_max
+        self._rand = rand or random.Random()  # noqa: S311 - jitter, not security
+        self._sleep = sleep
+        self._store: dict[str, _Stored] = {}
+        self.synced = asyncio.Event()
+        self.lists = 0
+        self.watches = 0
+
+    # -- the store -------------------------------------------------------------------------
+
+    def get(self, name: str) -> KubeNode | None:
+        stored = self._store.get(name)
+        return stored.node if stored else None
+
+    def nodes(self) -> list[KubeNode]:
+        return [s.node for s in self._store.values()]
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    # -- the loop --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """List and watch until cancelled."""
+        failures = 0
+        while True:
+            try:
+                version = await self._relist()
+                failures = 0
+                while True:
+                    version = await self._watch(version)
+            except Gone as exc:
+                log.info("node watch expired (%s); listing again", exc)
+            except (KubeError, msgspec.DecodeError) as exc:
+                failures += 1
+                delay = self._backoff(failures)
+                log.warning("node list/watch failed (%s); retrying in %.1fs", exc, delay)
+                await self._sleep(delay)
+
+    def _backoff(self, failures: int) -> float:
+        ceiling = min(self._backoff_max, self._backoff_initial * 2.0 ** (failures - 1))
+        return ceiling * (0.5 + self._rand.random() / 2)
+
+    async def _relist(self) -> str:
+        """A complete paged list, diffed against the store; returns its resourceVersion."""
+        seen: dict[str, _Stored] = {}
+        token = ""
+        version = ""
+        while True:
+            params = {"limit": str(self._page_size)}
+            if token:
+                params["continue"] = token
+            page = await self._api.get(NODES, wire.node_list_decoder, params)
+            for item in page.items:
+                seen[item.metadata.name] = _stored(item)
+            token = page.metadata.continue_
+            version = page.metadata.resourceVersion
+            if not token:
+                break
+        self.lists += 1
+        self._replace(seen)
+        self.synced.set()
+        return version
+
+    def _replace(self, seen: dict[str, _Stored]) -> None:
+        old = self._store
+        self._store = seen
+        for name, stored in seen.items():
+            before = old.get(name)
+            if before is None:
+                self._emit(EventKind.ADDED, name, None, stored.node)
+            elif before.resource_version != stored.resource_version:
+                self._emit(EventKind.MODIFIED, name, before.node, stored.node)
+        for name, gone in old.items():
+            if name not in seen:
+                self._emit(EventKind.DELETED, name, gone.node, None)
+
+    async def _watch(self, version: str) -> str:
+        """One watch request; returns the last resourceVersion when the server ends it."""
+        params = {
+            "watch": "1",
+            "allowWatchBookmarks": "true",
+            "resourceVersion": version,
+            "timeoutSeconds": str(self._watch_timeout),
+        }
+        self.watches += 1
+        async with self._api.stream(NODES, params, read_timeout=self._watch_timeout + 30) as lines:
+            async for line in lines:
+                version = self._apply(wire.event_decoder.decode(line), version)
+        return version
+
+    def _apply(self, event: wire.WatchEvent, version: str) -> str:
+        if event.type == "ERROR":
+            status = wire.status_decoder.decode(event.object)
+            cls = Gone if status.code == 410 else KubeError
+            raise cls(
+                f"GET {NODES} (watch)",
+                f"ERROR event {status.code} {status.reason}: {status.message}",
+                status=status.code,
+                reason=status.reason,
+            )
+        node = wire.node_decoder.decode(event.object)
+        name = node.metadata.name
+        if event.type == "BOOKMARK":
+            return node.metadata.resourceVersion or version
+        stored = _stored(node)
+        before = self._store.get(name)
+        if event.type == "DELETED":
+            if before is not None:
+                del self._store[name]
+                self._emit(EventKind.DELETED, name, before.node, None)
+        elif event.type in ("ADDED", "MODIFIED"):
+            self._store[name] = stored
+            if before is None:
+                self._emit(EventKind.ADDED, name, None, stored.node)
+            elif before.resource_version != stored.resource_version:
+                self._emit(EventKind.MODIFIED, name, before.node, stored.node)
+        return stored.resource_version or version
+
+    def _emit(self, kind: EventKind, name: str, old: KubeNode | None, new: KubeNode | None) -> None:
+        try:
+            self._on_event(NodeEvent(kind, name, old, new))
+        except Exception:
+            log.exception("node event handler failed for %s %s", kind, name)
+
+
+def _stored(node: wire.Node) -> _Stored:
+    return _Stored(
+        KubeNode(name=node.metadata.name, pod_cidrs=node.pod_cidrs()),
+        node.metadata.resourceVersion,
+    )

@@ -1,0 +1,229 @@
+"""Leader election on a coordination.k8s.io/v1 Lease, with "leader right now?" for every writer.
+
+Timing (defaults; `lease > renew_deadline > retry_period` is checked at construction):
+- lease 15 s: how long others wait, from when *they* saw the lease change, before taking it;
+- renew deadline 10 s: the leader must renew within this, or it steps down;
+- retry period 2 s: how often candidates try and the leader renews (jittered up by 20%).
+
+`is_leader()` is True only while the last successful renewal is younger than the renew
+deadline, measured on this process's monotonic clock. Another replica can only take over after
+a full lease duration measured on *its* clock from when it saw our last renewal, which is
+later than our renewal, so our writes stop before anyone else may start. This assumes clocks
+that tick at the same rate, not synchronised wall clocks (the same assumption client-go makes).
+
+Once leadership is lost it is not re-acquired: `run()` returns and the caller exits non-zero so
+Kubernetes restarts the replica as a fresh standby. `release()` on graceful shutdown empties the
+holder so a standby takes over at its next try instead of waiting out the lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kaput_not.kube import wire
+from kaput_not.kube.api import Conflict, KubeApi, KubeError, NotFound
+
+log = logging.getLogger("kaput_not.lease")
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseConfig:
+    namespace: str
+    name: str
+    identity: str
+    lease_seconds: float = 15.0
+    renew_deadline_seconds: float = 10.0
+    retry_period_seconds: float = 2.0
+
+    def validate(self) -> None:
+        if not self.identity:
+            raise ValueError("leader election needs a non-empty identity")
+        if not (
+            self.lease_seconds > self.renew_deadline_seconds > self.retry_period_seconds * 1.2 > 0
+        ):
+            raise ValueError(
+                "leader election needs lease > renew deadline > 1.2 x retry period, got "
+                f"{self.lease_seconds:g}s, {self.renew_deadline_seconds:g}s, "
+                f"{self.retry_period_seconds:g}s"
+            )
+
+
+def micro_time(moment: datetime.datetime) -> str:
+    """Kubernetes MicroTime: UTC, RFC 3339 with exactly six fraction digits."""
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class LeaderElector:
+    def __init__(
+        self,
+        api: KubeApi,
+        config: LeaseConfig,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
+        rand: random.Random | None = None,
+    ) -> None:
+        config.validate()
+        self._api = api
+        self._config = config
+        self._monotonic = monotonic
+        self._now = now
+        self._rand = rand or random.Random()  # noqa: S311 - jitter, not security
+        self._path = (
+            f"/apis/coordination.k8s.io/v1/namespaces/{config.namespace}/leases/{config.name}"
+        )
+        self._collection = f"/apis/coordination.k8s.io/v1/namespaces/{config.namespace}/leases"
+        self._renewed_at: float | None = None
+        # What we last saw of someone else's lease, and when (on our clock).
+        self._observed: tuple[str, str] | None = None
+        self._observed_at = 0.0
+        self._lease: wire.Lease | None = None
+
+    @property
+    def identity(self) -> str:
+        return self._config.identity
+
+    def is_leader(self) -> bool:
+        """Leader right now: the last renewal is younger than the renew deadline."""
+        renewed = self._renewed_at
+        return (
+            renewed is not None
+            and self._monotonic() - renewed < self._config.renew_deadline_seconds
+        )
+
+    async def run(self, on_started: Callable[[], None]) -> None:
+        """Acquire (waiting as a standby as long as needed), then renew until leadership is lost.
+
+        Returns when leadership is lost; cancellation stops it at any point.
+        """
+        await self._acquire()
+        log.info(
+            "became leader of lease %s/%s as %s",
+            self._config.namespace,
+            self._config.name,
+            self.identity,
+        )
+        on_started()
+        await self._renew_until_lost()
+        log.error("lost leadership of lease %s/%s", self._config.namespace, self._config.name)
+
+    async def release(self) -> None:
+        """Give the lease up, if we hold it, so a standby takes over at once."""
+        lease = self._lease
+        if lease is None or not self.is_leader():
+            return
+        self._renewed_at = None  # stop writing before the lease is visibly free
+        now = micro_time(self._now())
+        lease.spec = wire.LeaseSpec(
+            holderIdentity=None,
+            leaseDurationSeconds=1,
+            acquireTime=now,
+            renewTime=now,
+            leaseTransitions=lease.spec.leaseTransitions,
+        )
+        try:
+            await asyncio.wait_for(self._put(lease), self._config.retry_period_seconds)
+            log.info("released lease %s/%s", self._config.namespace, self._config.name)
+        except (KubeError, TimeoutError) as exc:
+            log.warning("could not release the lease (a standby waits it out): %s", exc)
+
+    async def _acquire(self) -> None:
+        while True:
+            if await self._try_once():
+                return
+            await asyncio.sleep(self._jittered())
+
+    async def _renew_until_lost(self) -> None:
+        while True:
+            await asyncio.sleep(self._config.retry_period_seconds)
+            if not await self._renew():
+                return
+
+    async def _renew(self) -> bool:
+        """Keep trying until renewed or the renew deadline has passed since the last renewal."""
+        while self.is_leader():
+            assert self._renewed_at is not None
+            left = self._config.renew_deadline_seconds - (self._monotonic() - self._renewed_at)
+            try:
+                if await asyncio.wait_for(self._try_once(), max(left, 0.001)):
+                    return True
+            except TimeoutError:
+                log.warning("renewing the lease timed out")
+                return self.is_leader()
+            await asyncio.sleep(min(self._config.retry_period_seconds, max(left, 0)) / 2)
+        return False
+
+    async def _try_once(self) -> bool:
+        """One acquire-or-renew step; True when we hold the lease afterwards."""
+        started = self._monotonic()
+        try:
+            lease = await self._api.get(self._path, wire.lease_decoder)
+        except NotFound:
+            return await self._create(started)
+        except KubeError as exc:
+            log.warning("reading the lease failed: %s", exc)
+            return False
+        spec = lease.spec
+        holder = spec.holderIdentity or ""
+        seen = (holder, spec.renewTime or "")
+        if seen != self._observed:
+            self._observed, self._observed_at = seen, started
+        duration = spec.leaseDurationSeconds or self._config.lease_seconds
+        held_by_other = holder not in ("", self.identity)
+        if held_by_other and started - self._observed_at < duration:
+            return False
+        now = micro_time(self._now())
+        transitions = spec.leaseTransitions or 0
+        acquire = spec.acquireTime if holder == self.identity else now
+        lease.spec = wire.LeaseSpec(
+            holderIdentity=self.identity,
+            leaseDurationSeconds=round(self._config.lease_seconds),
+            acquireTime=acquire or now,
+            renewTime=now,
+            leaseTransitions=transitions if holder == self.identity else transitions + 1,
+        )
+        try:
+            self._lease = await self._put(lease)
+        except Conflict:
+            return False
+        except KubeError as exc:
+            log.warning("updating the lease failed: %s", exc)
+            return False
+        self._renewed_at = started
+        return True
+
+    async def _create(self, started: float) -> bool:
+        now = micro_time(self._now())
+        lease = wire.Lease(
+            metadata=wire.ObjectMeta(name=self._config.name, namespace=self._config.namespace),
+            spec=wire.LeaseSpec(
+                holderIdentity=self.identity,
+                leaseDurationSeconds=round(self._config.lease_seconds),
+                acquireTime=now,
+                renewTime=now,
+                leaseTransitions=0,
+            ),
+        )
+        try:
+            self._lease = await self._api.send(
+                "POST", self._collection, wire.encoder.encode(lease), wire.lease_decoder
+            )
+        except KubeError as exc:  # 409 AlreadyExists: someone else created it first
+            log.info("creating the lease failed: %s", exc)
+            return False
+        self._renewed_at = started
+        return True
+
+    async def _put(self, lease: wire.Lease) -> wire.Lease:
+        return await self._api.send(
+            "PUT", self._path, wire.encoder.encode(lease), wire.lease_decoder
+        )
+
+    def _jittered(self) -> float:
+        return self._config.retry_period_seconds * (1 + 0.2 * self._rand.random())

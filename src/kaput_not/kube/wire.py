@@ -1,0 +1,77 @@
+"""msgspec structs for the Kubernetes JSON we read and write: only the fields we use.
+
+A Node object is tens of kilobytes; decoding it straight into these structs keeps name,
+resourceVersion and pod CIDRs and drops the rest at parse time, so 10,000 nodes take a few
+megabytes instead of hundreds.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class ObjectMeta(msgspec.Struct, omit_defaults=True):
+    name: str = ""
+    namespace: str = ""
+    resourceVersion: str = ""  # noqa: N815 - Kubernetes field name
+
+
+class NodeSpec(msgspec.Struct):
+    podCIDRs: list[str] = msgspec.field(default_factory=list)  # noqa: N815
+    podCIDR: str = ""  # noqa: N815 - set alone by clusters older than dual-stack
+
+
+class Node(msgspec.Struct):
+    metadata: ObjectMeta
+    spec: NodeSpec = msgspec.field(default_factory=NodeSpec)
+
+    def pod_cidrs(self) -> tuple[str, ...]:
+        if self.spec.podCIDRs:
+            return tuple(self.spec.podCIDRs)
+        return (self.spec.podCIDR,) if self.spec.podCIDR else ()
+
+
+class ListMeta(msgspec.Struct):
+    resourceVersion: str = ""  # noqa: N815
+    continue_: str = msgspec.field(default="", name="continue")
+
+
+class NodeList(msgspec.Struct):
+    metadata: ListMeta
+    items: list[Node]
+
+
+class Status(msgspec.Struct):
+    """A Kubernetes `Status`: the body of an error reply and of a watch ERROR event."""
+
+    code: int = 0
+    reason: str = ""
+    message: str = ""
+
+
+class WatchEvent(msgspec.Struct):
+    type: str
+    object: msgspec.Raw
+
+
+class LeaseSpec(msgspec.Struct, omit_defaults=True):
+    holderIdentity: str | None = None  # noqa: N815
+    leaseDurationSeconds: int | None = None  # noqa: N815
+    acquireTime: str | None = None  # noqa: N815
+    renewTime: str | None = None  # noqa: N815
+    leaseTransitions: int | None = None  # noqa: N815
+
+
+class Lease(msgspec.Struct):
+    metadata: ObjectMeta
+    spec: LeaseSpec = msgspec.field(default_factory=LeaseSpec)
+    apiVersion: str = "coordination.k8s.io/v1"  # noqa: N815
+    kind: str = "Lease"
+
+
+node_list_decoder = msgspec.json.Decoder(NodeList)
+node_decoder = msgspec.json.Decoder(Node)
+event_decoder = msgspec.json.Decoder(WatchEvent)
+status_decoder = msgspec.json.Decoder(Status)
+lease_decoder = msgspec.json.Decoder(Lease)
+encoder = msgspec.json.Encoder()
