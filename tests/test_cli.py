@@ -56,3 +56,43 @@ def test_bad_demo_flags_give_one_line_and_exit_2():
 
 def test_unknown_command_exits_2():
     assert kaput_not("frobnicate").returncode == 2
+
+
+def test_run_without_configuration_names_the_first_missing_variable_and_exits_2():
+    done = subprocess.run(
+        [sys.executable, "-m", "kaput_not", "run"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("kaput-not: NETMAKER_API_URL is not set")
+
+
+def test_run_with_a_rejected_password_is_one_line_and_exit_2(tmp_path):
+    from kaput_not.testing.netmaker import NetmakerEmulator
+
+    with NetmakerEmulator(username="kaput-not", password="right-password").run_in_thread() as nm:
+        done = subprocess.run(
+            [sys.executable, "-m", "kaput_not", "run"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={
+                "PATH": "/usr/bin:/bin",
+                "NETMAKER_API_URL": nm.base_url,
+                "NETMAKER_USERNAME": "kaput-not",
+                "NETMAKER_PASSWORD": "wrong-password",
+                "KUBECONFIG": str(tmp_path / "unused"),
+            },
+        )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "POST /api/users/adm/authenticate" in lines[0]
+    assert "wrong-password" not in done.stderr

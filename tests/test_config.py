@@ -120,6 +120,10 @@ def test_every_variable_is_documented_in_the_readme():
 
 def test_every_variable_read_is_in_the_table():
     source = Path(config.__file__).read_text()
-    read = set(re.findall(r'"([A-Z][A-Z0-9_]{3,})"', source)) - {"DEBUG", "INFO", "WARNING",
-                                                                  "ERROR"}
+    read = set(re.findall(r'"([A-Z][A-Z0-9_]{3,})"', source)) - {
+        "DEBUG",
+        "INFO",
+        "WARNING",
+        "ERROR",
+    }
     assert read <= {name for name, _, _ in config.VARIABLES}

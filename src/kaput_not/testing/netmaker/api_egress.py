@@ -6,6 +6,7 @@ the success envelope with status 200, and the rules themselves live in :mod:`.eg
 
 from __future__ import annotations
 
+from ..http.messages import Request, Response
 from . import envelope
 from .auth import Authenticator
 from .egress import EgressRequest
@@ -13,7 +14,6 @@ from .errors import bad_request
 from .godecode import DecodeError, Kind, Struct, decode_struct
 from .routes import Handler
 from .state import NetmakerState
-from .wire import Request, Response
 
 _EGRESS_REQ = Struct(
     "models.EgressReq",

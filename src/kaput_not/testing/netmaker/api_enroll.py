@@ -24,6 +24,7 @@ import re
 import secrets
 import uuid
 
+from ..http.messages import Request, Response
 from . import envelope
 from .auth import Authenticator
 from .enrollment import EnrollmentKey
@@ -32,7 +33,6 @@ from .godecode import Decoded, DecodeError, Kind, Struct, decode_struct
 from .model import SERVER_VERSION, ZERO_UUID, HostRecord
 from .routes import Handler
 from .state import NetmakerState
-from .wire import Request, Response
 
 _KEY_REQUEST = Struct(
     "models.APIEnrollmentKey",

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import uuid
 
+from ..http.messages import Request, Response
 from . import envelope
 from .auth import Authenticator
 from .errors import NO_RESULT_FOUND, RECORD_NOT_FOUND, bad_request, internal
@@ -28,7 +29,6 @@ from .godecode import DecodeError, Kind, Struct, decode_struct
 from .model import GO_ZERO_TIME, SERVER_VERSION
 from .routes import Handler
 from .state import NetmakerState
-from .wire import Request, Response
 
 _NETWORK = Struct(
     "schema.Network",

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import re
 
+from ..http.messages import Request, Response
 from . import envelope
 from .auth import Authenticator
 from .errors import RECORD_NOT_FOUND, bad_request, unauthorized
 from .godecode import DecodeError, Kind, Struct, decode_struct
 from .routes import Handler
 from .state import NetmakerState
-from .wire import Request, Response
 
 _AUTH_PARAMS = Struct("models.UserAuthParams", {"username": Kind.STRING, "password": Kind.STRING})
 _USER = Struct("models.User", {"username": Kind.STRING, "password": Kind.STRING})

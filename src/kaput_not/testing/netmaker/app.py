@@ -8,6 +8,7 @@ Netmaker's error envelope. Sockets, faults and the request log live in the layer
 
 from __future__ import annotations
 
+from ..http.messages import Request, Response
 from . import envelope
 from .api_egress import EgressApi
 from .api_enroll import EnrollmentApi
@@ -17,7 +18,6 @@ from .auth import Authenticator
 from .errors import ApiError
 from .routes import Resolved, Router
 from .state import NetmakerState
-from .wire import Request, Response
 
 
 class NetmakerApi:

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..http.messages import Request
 from . import jwt
 from .errors import RECORD_NOT_FOUND, unauthorized
 from .model import UserRecord
 from .state import NetmakerState
-from .wire import Request
 
 MASTER_USER = "masteradministrator"
 _CLIENT_APPS = frozenset({"netclient", "netmaker-desktop"})

@@ -1,9 +1,9 @@
 """``NetmakerEmulator``: the emulated Netmaker v1.5.1 CE server on a real local socket.
 
 It joins the pieces: :class:`.state.NetmakerState` (data, seeding, domain rules), the API
-(:mod:`.app`), the socket layer (:mod:`.server`), :class:`.faults.Faults` and
-:class:`.requestlog.RequestLog`. Per request: log it, apply a ``before`` fault, let the API
-answer, apply an ``after`` fault.
+(:mod:`.app`), the socket layer shared with the other stand-ins (:mod:`kaput_not.testing.http`),
+:class:`.faults.Faults` and :class:`.requestlog.RequestLog`. Per request: log it, apply a
+``before`` fault, let the API answer, apply an ``after`` fault.
 
 Use it ``async with NetmakerEmulator() as nm:`` in async tests, or ``with
 NetmakerEmulator().run_in_thread() as nm:`` from synchronous code (a CLI demo, a benchmark):
@@ -11,28 +11,26 @@ the server then runs on its own event loop in a daemon thread, and the state, fa
 stay safe to use from the calling thread.
 
 What it is not: see the docstrings of :mod:`.state`, :mod:`.egress`, :mod:`.auth` and
-:mod:`.server`. In short: CE only (no EE roles, no 403, one routing node), no ACL side effects,
-no MQ, no zombie manager, synchronous node creation and egress purge where the real server uses
-goroutines, and only the endpoints kaput-not and its test harness use (others answer 404).
+:mod:`kaput_not.testing.http.server`. In short: CE only (no EE roles, no 403, one routing node),
+no ACL side effects, no MQ, no zombie manager, synchronous node creation and egress purge where
+the real server uses goroutines, and only the endpoints kaput-not and its test harness use
+(others answer 404).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import threading
 import time
 from collections.abc import Callable, Iterator
 from types import TracebackType
 
+from ..http.messages import Reply, Request, Response
+from ..http.server import HttpServer
+from ..http.thread import serving_in_thread
 from .app import NetmakerApi
 from .faults import Faults, strike
 from .requestlog import LogEntry, RequestLog
-from .server import HttpServer
 from .state import NetmakerState
-from .wire import Reply, Request, Response
-
-_THREAD_START_TIMEOUT = 10.0
 
 
 class NetmakerEmulator:
@@ -101,35 +99,8 @@ class NetmakerEmulator:
     @contextlib.contextmanager
     def run_in_thread(self) -> Iterator[NetmakerEmulator]:
         """Serve on a private event loop in a daemon thread for the duration of the block."""
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        def serve() -> None:
-            asyncio.set_event_loop(loop)
-            try:
-                loop.run_until_complete(self.start())
-            except BaseException as exc:  # handed to the caller below
-                failure.append(exc)
-                return
-            finally:
-                ready.set()
-            loop.run_forever()
-
-        thread = threading.Thread(target=serve, name="netmaker-emulator", daemon=True)
-        thread.start()
-        try:
-            if not ready.wait(_THREAD_START_TIMEOUT):
-                raise RuntimeError("the emulator thread did not start")
-            if failure:
-                raise failure[0]
+        with serving_in_thread(self.start, self.stop, name="netmaker-emulator"):
             yield self
-        finally:
-            if not failure and thread.is_alive():
-                asyncio.run_coroutine_threadsafe(self.stop(), loop).result(_THREAD_START_TIMEOUT)
-                loop.call_soon_threadsafe(loop.stop)
-            thread.join(_THREAD_START_TIMEOUT)
-            loop.close()
 
     async def _handle(self, request: Request) -> Reply:
         resolved = self._api.resolve(request)

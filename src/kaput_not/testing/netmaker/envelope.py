@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 
-from .wire import Response
+from ..http.messages import Response
 
 JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"

@@ -37,8 +37,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from ..http.messages import Outcome, Reply, Response
 from . import envelope
-from .wire import Outcome, Reply, Response
 
 When = Literal["before", "after"]
 

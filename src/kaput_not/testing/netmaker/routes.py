@@ -16,8 +16,8 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..http.messages import Request, Response
 from . import envelope
-from .wire import Request, Response
 
 Handler = Callable[[Request], Response]
 

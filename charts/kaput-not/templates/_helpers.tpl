@@ -1,0 +1,124 @@
+{{/* Chart name, nameOverride applied, cut to the 63 characters of a label value. */}}
+{{- define "kaput-not.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Resource name: fullnameOverride, else "<release>-<chart>", or just the release name when it
+already contains the chart name.
+*/}}
+{{- define "kaput-not.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "kaput-not.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels that select the pods of this release; never change them after the first install. */}}
+{{- define "kaput-not.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "kaput-not.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* Labels of every resource: the selector labels, chart metadata and the `labels` value. */}}
+{{- define "kaput-not.labels" -}}
+helm.sh/chart: {{ include "kaput-not.chart" . }}
+{{ include "kaput-not.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
+app.kubernetes.io/component: controller
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.labels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "kaput-not.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "kaput-not.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* Name of the Lease: the Go chart's leaderElection.id wins when set. */}}
+{{- define "kaput-not.leaseName" -}}
+{{- default .Values.leaderElection.leaseName .Values.leaderElection.id }}
+{{- end }}
+
+{{/* Secret holding the Netmaker password: existingSecret, else the chart's own. */}}
+{{- define "kaput-not.passwordSecret" -}}
+{{- default (include "kaput-not.fullname" .) .Values.netmaker.existingSecret }}
+{{- end }}
+
+{{/*
+A value as an environment string. Numbers from values files arrive as floats, and Go prints
+1000000.0 as "1e+06"; whole numbers are printed as integers instead.
+*/}}
+{{- define "kaput-not.env" -}}
+{{- if and (kindIs "float64" .) (eq . (floor .)) }}
+{{- int64 . | toString }}
+{{- else }}
+{{- toString . }}
+{{- end }}
+{{- end }}
+
+{{/* Mount points of the password and CA Secrets. */}}
+{{- define "kaput-not.passwordDir" -}}/var/run/secrets/kaput-not/netmaker{{- end }}
+{{- define "kaput-not.caDir" -}}/var/run/secrets/kaput-not/netmaker-ca{{- end }}
+
+{{/* NETMAKER_CA_FILE: in the mounted caSecret, or an absolute caFile as given; else empty. */}}
+{{- define "kaput-not.caFile" -}}
+{{- if .Values.netmaker.caSecret }}
+{{- printf "%s/%s" (include "kaput-not.caDir" .) (required "netmaker.caFile: the key of the CA bundle in netmaker.caSecret must not be empty" .Values.netmaker.caFile) }}
+{{- else if hasPrefix "/" (.Values.netmaker.caFile | default "") }}
+{{- .Values.netmaker.caFile }}
+{{- end }}
+{{- end }}
+
+{{/*
+Checks that fail the install with one clear message instead of a pod that cannot start or,
+worse, two replicas writing at once. Included by the Deployment and the Secret.
+*/}}
+{{- define "kaput-not.validate" -}}
+{{- $nm := .Values.netmaker }}
+{{- $_ := required "netmaker.apiUrl is required: the Netmaker API base URL, e.g. --set netmaker.apiUrl=https://api.netmaker.example.com" $nm.apiUrl }}
+{{- $_ = required "netmaker.username is required: the Netmaker user kaput-not logs in as" $nm.username }}
+{{- if $nm.existingSecret }}
+{{- if $nm.password }}
+{{- fail "netmaker.password and netmaker.existingSecret are both set: use one (existingSecret names a Secret that already holds the password)" }}
+{{- end }}
+{{- else }}
+{{- $_ = required "netmaker.password is required: set it (--set netmaker.password=...) or set netmaker.existingSecret to a Secret that holds it (key: netmaker.existingSecretKey)" $nm.password }}
+{{- end }}
+{{- $_ = required "netmaker.existingSecretKey must not be empty: the key of the password in the Secret" $nm.existingSecretKey }}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) }}
+{{- fail "replicaCount > 1 needs leaderElection.enabled=true: without it every replica writes to Netmaker" }}
+{{- end }}
+{{- if not (has .Values.podAntiAffinity (list "soft" "hard" "none")) }}
+{{- fail "podAntiAffinity must be soft, hard or none" }}
+{{- end }}
+{{- end }}
+
+{{/*
+checksum/secret of the pod template: changes with the password or the Secret it comes from.
+Pods are readable by more people than Secrets, so a plain hash of a weak password could be
+reversed by guessing; the password goes through derivePassword (scrypt-based) first.
+*/}}
+{{- define "kaput-not.secretChecksum" -}}
+{{- $nm := .Values.netmaker }}
+{{- $derived := "" }}
+{{- if $nm.password }}
+{{- $derived = derivePassword 1 "maximum" $nm.password $nm.username (include "kaput-not.fullname" .) }}
+{{- end }}
+{{- printf "%s|%s|%s" $nm.existingSecret $nm.existingSecretKey $derived | sha256sum }}
+{{- end }}

@@ -1,0 +1,213 @@
+"""``KubeApiServer``: the Kubernetes API stand-in on a real local socket.
+
+It joins the pieces: :class:`.state.KubeState` (cluster, seeding, history), the API
+(:mod:`.api`), open watches (:class:`.watch.WatchHub`), the shared socket layer
+(:mod:`kaput_not.testing.http`), :class:`.faults.Faults` and :class:`.requestlog.RequestLog`.
+Per request: log it, refuse it during a "reset" outage, apply a ``before`` fault, let the API
+answer, apply an ``after`` fault.
+
+Use it ``async with KubeApiServer() as kube:`` in async tests, or ``with
+KubeApiServer().run_in_thread() as kube:`` from synchronous code: the server then runs on its
+own event loop in a daemon thread. The state, faults and log are safe to use from any thread;
+calls that touch open connections (dropping watches, outages) are run on the server's loop and
+return when done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from types import TracebackType
+from typing import TypeVar
+
+from ..http.messages import Outcome, Reply, Request, Response, StreamingResponse
+from ..http.server import HttpServer
+from ..http.thread import serving_in_thread
+from . import routes, status
+from .api import KubeApi
+from .faults import FaultKind, FaultRule, Faults, Outage, ServerControls
+from .requestlog import LogEntry, RequestLog
+from .state import KubeState
+from .watch import ExpiredAnswer, WatchHub
+
+T = TypeVar("T")
+_CROSS_THREAD_TIMEOUT = 10.0
+
+
+class KubeApiServer:
+    def __init__(
+        self,
+        *,
+        token: str | None = None,
+        bookmark_interval: float = 1.0,
+        default_watch_timeout: float = 1800.0,
+        expired_answer: ExpiredAnswer = "event",
+        history_limit: int | None = None,
+        clock: Callable[[], float] = time.time,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        """A stopped stand-in with an empty cluster (the usual namespaces, no nodes).
+
+        ``token``: the bearer token every request must carry; None accepts any request.
+        ``bookmark_interval``: seconds between BOOKMARK events (the real server: about 60).
+        ``default_watch_timeout``: seconds a watch lasts without ``timeoutSeconds``.
+        ``expired_answer``: how a watch from a too-old resourceVersion is told: ``"event"``
+        (200 and one ERROR event, as the real server does) or ``"status"`` (HTTP 410).
+        ``history_limit``: node changes kept for watches and continued lists; None keeps all
+        until ``state.compact()``.
+        ``clock``: stamps object times and the request log, not socket timing.
+        """
+        self.state = KubeState(clock=clock, history_limit=history_limit)
+        self.log = RequestLog(clock=clock)
+        self._hub = WatchHub()
+        self.faults = Faults(
+            ServerControls(
+                drop_watches=lambda: self._on_loop(self._hub.drop_all),
+                fail_watches=lambda error: self._on_loop(lambda: self._hub.fail_all(error)),
+                set_outage=self._set_outage,
+            )
+        )
+        self._expired_answer = expired_answer
+        self._api = KubeApi(
+            self.state,
+            self._hub,
+            token=token,
+            bookmark_interval=bookmark_interval,
+            default_watch_timeout=default_watch_timeout,
+            expired_answer=expired_answer,
+        )
+        self._host = host
+        self._http = HttpServer(self._handle, host=host, port=port)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._base_url: str | None = None
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>`` once started."""
+        if self._base_url is None:
+            raise RuntimeError("the Kubernetes API stand-in is not running")
+        return self._base_url
+
+    @property
+    def connections_accepted(self) -> int:
+        """TCP connections accepted since start: shows whether a client reuses connections."""
+        return self._http.connections_accepted
+
+    @property
+    def open_watches(self) -> int:
+        """Watch streams open right now."""
+        return self._on_loop(lambda: len(self._hub))
+
+    async def start(self) -> None:
+        await self._http.start()
+        self._loop = asyncio.get_running_loop()
+        self.state.subscribe(self._on_change)
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        self._base_url = f"http://{host}:{self._http.port}"
+        if self.faults.outage == "refuse":  # an outage set before start
+            self._http.stop_listening()
+
+    async def stop(self) -> None:
+        """Stop accepting, cut every connection (watches and hung requests too), wait for them."""
+        if self._loop is None:
+            return
+        self.state.unsubscribe(self._on_change)
+        await self._http.stop()
+        self._loop = None
+        self._base_url = None
+
+    async def __aenter__(self) -> KubeApiServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @contextlib.contextmanager
+    def run_in_thread(self) -> Iterator[KubeApiServer]:
+        """Serve on a private event loop in a daemon thread for the duration of the block."""
+        with serving_in_thread(self.start, self.stop, name="kube-api-stand-in"):
+            yield self
+
+    # -- serving ------------------------------------------------------------------------------
+
+    async def _handle(self, request: Request) -> Reply:
+        resolved = routes.resolve(request)
+        query = {name: values[0] for name, values in request.query.items() if values}
+        entry = self.log.record(request.method, request.path, resolved.key, query)
+        if self.faults.outage == "reset":
+            return Outcome.RESET
+        before = self.faults.take(resolved.key, "before")
+        expire: ExpiredAnswer | None = None
+        if before is not None and before.kind is FaultKind.EXPIRE:
+            expire = before.answer or self._expired_answer
+        elif before is not None:
+            return _logged(entry, _strike(before))
+        reply = self._api.respond(request, resolved, expire=expire)
+        if isinstance(reply, Response):
+            after = self.faults.take(resolved.key, "after")
+            if after is not None and after.kind is not FaultKind.EXPIRE:
+                reply = _strike(after)
+        return _logged(entry, reply)
+
+    def _on_change(self) -> None:
+        """A node changed (called under the state lock, from any thread): wake the watches."""
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed under us
+                loop.call_soon_threadsafe(self._hub.notify)
+
+    def _set_outage(self, outage: Outage | None) -> None:
+        def apply() -> None:
+            if outage == "refuse":
+                self._http.stop_listening()
+            else:
+                self._http.listen()
+            if outage is not None:
+                self._http.abort_connections()
+
+        if self._loop is not None:
+            self._on_loop(apply)
+
+    def _on_loop(self, call: Callable[[], T]) -> T:
+        """Run ``call`` on the server's loop (directly if we are on it) and return its result."""
+        loop = self._loop
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if loop is None or running is loop:
+            return call()
+        done: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                done.set_result(call())
+            except BaseException as exc:  # handed to the calling thread
+                done.set_exception(exc)
+
+        loop.call_soon_threadsafe(run)
+        return done.result(_CROSS_THREAD_TIMEOUT)
+
+
+def _strike(rule: FaultRule) -> Reply:
+    if rule.kind is FaultKind.HANG:
+        return Outcome.HANG
+    if rule.kind is FaultKind.RESET:
+        return Outcome.RESET
+    return status.for_code(rule.code, rule.message).response()
+
+
+def _logged(entry: LogEntry, reply: Reply) -> Reply:
+    if isinstance(reply, Response | StreamingResponse):
+        entry.status = reply.status
+    return reply

@@ -1,0 +1,545 @@
+"""The Helm chart, rendered by a real helm and read back as YAML.
+
+What is checked: every variable `kaput-not run` reads is reachable from the values and the
+rendered settings load with `kaput_not.config`; RBAC is exactly nodes get/list/watch plus the
+Lease (and Events when enabled); the pod is locked down; probes hit the health server; config
+and password changes roll the pods; bad values fail with a clear message. Tests that need helm
+skip when none is found; the rest (values documented, full-values complete) always run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml  # type: ignore[import-untyped,unused-ignore]
+from lightkube import codecs
+
+from kaput_not import __version__, config
+
+ROOT = Path(__file__).resolve().parent.parent
+CHART = ROOT / "charts" / "kaput-not"
+FULL_VALUES = CHART / "ci" / "full-values.yaml"
+HELM_VERSION = "v3.22.0"
+NAMESPACE = "kaput"
+RELEASE = "kn"
+PASSWORD = "correct-horse-battery"
+REQUIRED = (
+    "--set",
+    "netmaker.apiUrl=https://api.netmaker.example.com",
+    "--set",
+    f"netmaker.password={PASSWORD}",
+)
+FULL = ("-f", str(FULL_VALUES))
+# Values whose content is free-form Kubernetes (or has free-form children): documented and set
+# as one value.
+OPAQUE = {"resources", "podSecurityContext", "securityContext", "strategy"}
+VARIABLE_NAMES = {name for name, _, _ in config.VARIABLES}
+
+Objects = list[dict[str, Any]]
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _helm_binary() -> str | None:
+    if os.environ.get("HELM"):
+        return os.environ["HELM"]
+    peers = Path(os.environ.get("KAPUT_NOT_PEERS") or Path.home() / ".cache/kaput-not/peers")
+    peer = peers / f"helm-{HELM_VERSION}" / "helm"
+    if peer.is_file() and os.access(peer, os.X_OK):
+        return str(peer)
+    return shutil.which("helm")
+
+
+@pytest.fixture(scope="module")
+def helm() -> str:
+    binary = _helm_binary()
+    if binary is None:
+        pytest.skip(
+            f"no helm binary (HELM, ~/.cache/kaput-not/peers/helm-{HELM_VERSION}/helm, PATH)"
+        )
+    return binary
+
+
+def _template(helm: str, *args: str, chart: Path = CHART) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [helm, "template", RELEASE, str(chart), "--namespace", NAMESPACE, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def render(helm: str, *args: str) -> Objects:
+    done = _template(helm, *args)
+    assert done.returncode == 0, done.stderr
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+def render_error(helm: str, *args: str) -> str:
+    done = _template(helm, *args)
+    assert done.returncode != 0, "rendering should have failed"
+    return done.stderr
+
+
+def kinds(objects: Objects, kind: str) -> Objects:
+    return [o for o in objects if o["kind"] == kind]
+
+
+def one(objects: Objects, kind: str) -> dict[str, Any]:
+    found = kinds(objects, kind)
+    assert len(found) == 1, f"{len(found)} objects of kind {kind}"
+    return found[0]
+
+
+def pod_spec(objects: Objects) -> dict[str, Any]:
+    spec: dict[str, Any] = one(objects, "Deployment")["spec"]["template"]["spec"]
+    return spec
+
+
+def container(objects: Objects) -> dict[str, Any]:
+    (only,) = pod_spec(objects)["containers"]
+    assert isinstance(only, dict)
+    return only
+
+
+def environment(objects: Objects) -> dict[str, dict[str, Any]]:
+    """Every variable the container gets: envFrom ConfigMaps first, `env` entries win."""
+    c = container(objects)
+    maps = {m["metadata"]["name"]: m.get("data") or {} for m in kinds(objects, "ConfigMap")}
+    env: dict[str, dict[str, Any]] = {}
+    for source in c.get("envFrom", []):
+        assert set(source) == {"configMapRef"}, f"unexpected envFrom {source}"
+        for name, value in maps[source["configMapRef"]["name"]].items():
+            env[name] = {"value": value}
+    for entry in c.get("env", []):
+        env[entry["name"]] = entry
+    return env
+
+
+def mounted_secret(objects: Objects, path: str) -> tuple[str, str]:
+    """(Secret name, key) of the file at `path` in the container."""
+    c, spec = container(objects), pod_spec(objects)
+    for mount in c["volumeMounts"]:
+        prefix = mount["mountPath"].rstrip("/") + "/"
+        if path.startswith(prefix):
+            assert mount.get("readOnly") is True
+            volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
+            relative = path[len(prefix) :]
+            item = next(i for i in volume["secret"]["items"] if i["path"] == relative)
+            return volume["secret"]["secretName"], item["key"]
+    raise AssertionError(f"{path} is not in a mounted volume")
+
+
+def load_settings(objects: Objects, tmp_path: Path) -> config.Settings:
+    """The rendered environment through kaput_not.config.load, as the pod would see it."""
+    env: dict[str, str] = {}
+    for name, entry in environment(objects).items():
+        if "value" in entry:
+            env[name] = str(entry["value"])
+        else:
+            field = entry["valueFrom"]["fieldRef"]["fieldPath"]
+            env[name] = {"metadata.name": "kn-kaput-not-7d9c-x2", "metadata.namespace": NAMESPACE}[
+                field
+            ]
+    password = tmp_path / "password"
+    password.write_text(PASSWORD)
+    env["NETMAKER_PASSWORD_FILE"] = str(password)
+    if "NETMAKER_CA_FILE" in env:
+        ca = tmp_path / "ca.pem"
+        ca.write_text("-----BEGIN CERTIFICATE-----\n")
+        env["NETMAKER_CA_FILE"] = str(ca)
+    namespace_file = tmp_path / "namespace"
+    namespace_file.write_text(NAMESPACE)
+    return config.load(env, namespace_file=namespace_file, hostname=lambda: "unused")
+
+
+def leaf_paths(values: Mapping[str, Any], prefix: str = "") -> Iterator[str]:
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value and path not in OPAQUE:
+            yield from leaf_paths(value, f"{path}.")
+        else:
+            yield path
+
+
+def has_path(values: Mapping[str, Any], path: str) -> bool:
+    node: Any = values
+    for key in path.split("."):
+        if not isinstance(node, Mapping) or key not in node:
+            return False
+        node = node[key]
+    return True
+
+
+@pytest.fixture(scope="module")
+def default(helm: str) -> Objects:
+    return render(helm, *REQUIRED)
+
+
+@pytest.fixture(scope="module")
+def full(helm: str) -> Objects:
+    return render(helm, *FULL)
+
+
+# ------------------------------------------------------------------ without helm
+
+
+def test_app_version_is_the_package_version():
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["apiVersion"] == "v2"
+    assert chart["name"] == "kaput-not"
+    assert str(chart["appVersion"]) == __version__
+
+
+def test_every_value_is_documented_and_set_by_the_full_values():
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    leaves = set(leaf_paths(values))
+    readme = (CHART / "README.md").read_text()
+    documented = set(re.findall(r"^\| `([A-Za-z0-9_.]+)` \|", readme, flags=re.MULTILINE))
+    assert documented == leaves
+    full_values = yaml.safe_load(FULL_VALUES.read_text())
+    assert [p for p in sorted(leaves) if not has_path(full_values, p)] == []
+    assert [
+        p for p in sorted(leaf_paths(full_values)) if not has_path(values, p.split(".")[0])
+    ] == []
+
+
+@pytest.mark.parametrize("which", ["default", "full"])
+def test_objects_have_only_fields_kubernetes_knows(which, request):
+    # lightkube's models (the Kubernetes OpenAPI, typed) drop what they do not know, so a typo
+    # such as readOnlyRootFileSystem does not survive the round trip.
+    for obj in request.getfixturevalue(which):
+        if obj["apiVersion"].startswith("monitoring.coreos.com/"):
+            continue  # a CRD lightkube has no model for
+        assert codecs.from_dict(obj).to_dict() == obj, obj["kind"]
+
+
+# ------------------------------------------------------------------ environment
+
+
+def test_every_run_variable_is_set_from_the_full_values(full):
+    env = environment(full)
+    expected = VARIABLE_NAMES - {"NETMAKER_PASSWORD"}
+    assert sorted(expected - set(env)) == []
+    # Nothing the program does not read, except what full-values adds through extraEnv.
+    assert sorted(set(env) - VARIABLE_NAMES) == ["PYTHONFAULTHANDLER"]
+    assert "NETMAKER_PASSWORD" not in env
+    assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    password_file = env["NETMAKER_PASSWORD_FILE"]["value"]
+    assert mounted_secret(full, password_file) == ("netmaker-credentials", "netmaker-password")
+    assert mounted_secret(full, env["NETMAKER_CA_FILE"]["value"]) == ("netmaker-ca", "bundle.pem")
+
+
+def test_default_values_set_the_password_file_and_nothing_secret(default):
+    env = environment(default)
+    assert "NETMAKER_PASSWORD" not in env
+    assert "NETMAKER_CA_FILE" not in env
+    assert "KUBECONFIG" not in env
+    secret = one(default, "Secret")
+    name, key = mounted_secret(default, env["NETMAKER_PASSWORD_FILE"]["value"])
+    assert (name, key) == (secret["metadata"]["name"], "password")
+    assert set(secret["data"]) == {"password"}
+    for obj in default:
+        if obj["kind"] != "Secret":
+            assert PASSWORD not in yaml.safe_dump(obj)
+
+
+def test_default_values_give_the_program_defaults(default, tmp_path):
+    rendered = load_settings(default, tmp_path)
+    namespace_file = tmp_path / "namespace"
+    minimal = config.load(
+        {
+            "NETMAKER_API_URL": "https://api.netmaker.example.com",
+            "NETMAKER_USERNAME": "kaput-not",
+            "NETMAKER_PASSWORD": PASSWORD,
+            "POD_NAME": "kn-kaput-not-7d9c-x2",
+            "POD_NAMESPACE": NAMESPACE,
+        },
+        namespace_file=namespace_file,
+        hostname=lambda: "unused",
+    )
+    assert rendered == minimal
+    assert rendered.leader_election.enabled
+    assert rendered.leader_election.namespace == NAMESPACE
+
+
+def test_full_values_load_as_set(full, tmp_path):
+    s = load_settings(full, tmp_path)
+    assert s.netmaker_username == "kaput-not-ci"
+    assert s.cluster_name == "prod-eu-1"
+    assert s.kubeconfig == "/etc/kaput-not/kubeconfig/config"
+    assert s.netmaker_insecure_skip_tls_verify is True
+    assert (s.netmaker_timeout_seconds, s.netmaker_concurrency) == (15.0, 6)
+    assert (s.cache_ttl_seconds, s.resync_period_seconds, s.workers) == (45.0, 5400.0, 8)
+    # Whole numbers from a values file are floats to helm; they must not become "1e+06".
+    assert (s.egress_metric, s.max_delete_floor) == (65000, 1_000_000)
+    assert (s.max_delete_fraction, s.allow_mass_delete, s.dry_run) == (0.25, True, True)
+    assert (s.log_level, s.log_format, s.metrics_address) == ("DEBUG", "text", ":9090")
+    le = s.leader_election
+    assert (le.name, le.namespace, le.identity) == (
+        "kaput-not-go-id",
+        NAMESPACE,
+        "kn-kaput-not-7d9c-x2",
+    )
+    assert (le.lease_seconds, le.renew_deadline_seconds, le.retry_period_seconds) == (30, 20, 4)
+
+
+# ------------------------------------------------------------------ RBAC
+
+
+def _rules(obj: dict[str, Any]) -> list[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]]:
+    return [
+        (tuple(sorted(r["apiGroups"])), tuple(sorted(r["resources"])), tuple(sorted(r["verbs"])))
+        for r in obj["rules"]
+    ]
+
+
+LEASES = (("coordination.k8s.io",), ("leases",), ("create", "get", "update"))
+EVENTS = (("", "events.k8s.io"), ("events",), ("create", "patch"))
+
+
+@pytest.mark.parametrize("which", ["default", "full"])
+def test_cluster_role_only_reads_nodes(which, request):
+    objects = request.getfixturevalue(which)
+    assert _rules(one(objects, "ClusterRole")) == [(("",), ("nodes",), ("get", "list", "watch"))]
+    binding = one(objects, "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == one(objects, "ClusterRole")["metadata"]["name"]
+    account = one(objects, "ServiceAccount")["metadata"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account["name"], "namespace": NAMESPACE}
+    ]
+    assert pod_spec(objects)["serviceAccountName"] == account["name"]
+
+
+def test_role_grants_the_lease_only(default):
+    role = one(default, "Role")
+    assert role["metadata"]["namespace"] == NAMESPACE
+    assert _rules(role) == [LEASES]
+    binding = one(default, "RoleBinding")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
+
+
+def test_role_grants_events_only_when_enabled(full, helm):
+    assert _rules(one(full, "Role")) == [LEASES, EVENTS]
+    events_only = render(
+        helm,
+        *REQUIRED,
+        "--set",
+        "events.enabled=true",
+        "--set",
+        "leaderElection.enabled=false",
+        "--set",
+        "replicaCount=1",
+    )
+    assert _rules(one(events_only, "Role")) == [EVENTS]
+    neither = render(
+        helm, *REQUIRED, "--set", "leaderElection.enabled=false", "--set", "replicaCount=1"
+    )
+    assert kinds(neither, "Role") == kinds(neither, "RoleBinding") == []
+    no_rbac = render(helm, *REQUIRED, "--set", "rbac.create=false")
+    assert {o["kind"] for o in no_rbac} & {"Role", "RoleBinding", "ClusterRole"} == set()
+
+
+# ------------------------------------------------------------------ pod
+
+
+@pytest.mark.parametrize("which", ["default", "full"])
+def test_security_context(which, request):
+    objects = request.getfixturevalue(which)
+    sc = container(objects)["securityContext"]
+    assert sc["runAsNonRoot"] is True
+    assert (sc["runAsUser"], sc["runAsGroup"]) == (65532, 65532)
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    pod = pod_spec(objects)["securityContext"]
+    assert pod["runAsNonRoot"] is True
+    assert pod["seccompProfile"] == {"type": "RuntimeDefault"}
+
+
+@pytest.mark.parametrize(("which", "port"), [("default", 8080), ("full", 9090)])
+def test_probes_hit_the_health_server(which, port, request):
+    objects = request.getfixturevalue(which)
+    c = container(objects)
+    assert c["ports"] == [{"name": "metrics", "containerPort": port, "protocol": "TCP"}]
+    assert environment(objects)["METRICS_ADDRESS"]["value"] == f":{port}"
+    for probe, path in [
+        ("livenessProbe", "/healthz"),
+        ("startupProbe", "/healthz"),
+        ("readinessProbe", "/readyz"),
+    ]:
+        assert c[probe]["httpGet"] == {"path": path, "port": "metrics"}, probe
+    service = one(objects, "Service")["spec"]
+    assert service["ports"][0]["port"] == port
+    assert service["ports"][0]["targetPort"] == "metrics"
+
+
+def test_default_pod(default):
+    deployment = one(default, "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    spec = pod_spec(default)
+    c = container(default)
+    assert c["image"] == f"ghcr.io/bsure-analytics/kaput-not-py:{__version__}"
+    assert c["resources"] == {
+        "requests": {"cpu": "50m", "memory": "64Mi"},
+        "limits": {"memory": "256Mi"},
+    }
+    assert spec["priorityClassName"] == "system-cluster-critical"
+    assert spec["terminationGracePeriodSeconds"] == 30
+    assert {(t["key"], t["effect"]) for t in spec["tolerations"]} == {
+        ("node-role.kubernetes.io/control-plane", "NoSchedule"),
+        ("node-role.kubernetes.io/master", "NoSchedule"),
+    }
+    (term,) = spec["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert term["podAffinityTerm"]["labelSelector"]["matchLabels"] == selector
+    assert one(default, "PodDisruptionBudget")["spec"] == {
+        "maxUnavailable": 1,
+        "selector": {"matchLabels": selector},
+    }
+    assert kinds(default, "ServiceMonitor") == []
+
+
+def test_single_replica_has_no_disruption_budget(helm):
+    objects = render(helm, *REQUIRED, "--set", "replicaCount=1")
+    assert kinds(objects, "PodDisruptionBudget") == []
+
+
+def test_service_monitor_when_enabled(full):
+    monitor = one(full, "ServiceMonitor")
+    assert monitor["metadata"]["namespace"] == "monitoring"
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert (endpoint["port"], endpoint["path"]) == ("metrics", "/metrics")
+
+
+# ------------------------------------------------------------------ rollouts and secrets
+
+
+def _checksums(objects: Objects) -> tuple[str, str]:
+    annotations = one(objects, "Deployment")["spec"]["template"]["metadata"]["annotations"]
+    return annotations["checksum/config"], annotations["checksum/secret"]
+
+
+def test_checksum_annotations_roll_pods_on_changes(helm, default, full):
+    for objects in (default, full):
+        for checksum in _checksums(objects):
+            assert re.fullmatch(r"[0-9a-f]{64}", checksum)
+    base_config, base_secret = _checksums(default)
+    more_workers = render(helm, *REQUIRED, "--set", "config.workers=9")
+    assert _checksums(more_workers) == (_checksums(more_workers)[0], base_secret)
+    assert _checksums(more_workers)[0] != base_config
+    new_password = render(helm, *REQUIRED, "--set", "netmaker.password=another-one")
+    assert _checksums(new_password) == (base_config, _checksums(new_password)[1])
+    assert _checksums(new_password)[1] != base_secret
+
+
+def test_no_secret_with_an_existing_secret(helm):
+    objects = render(
+        helm,
+        "--set",
+        "netmaker.apiUrl=https://api.netmaker.example.com",
+        "--set",
+        "netmaker.existingSecret=managed-elsewhere",
+    )
+    assert kinds(objects, "Secret") == []
+    env = environment(objects)
+    path = env["NETMAKER_PASSWORD_FILE"]["value"]
+    assert mounted_secret(objects, path) == ("managed-elsewhere", "password")
+
+
+def test_missing_password_fails_with_a_clear_message(helm):
+    message = render_error(helm, "--set", "netmaker.apiUrl=https://api.netmaker.example.com")
+    assert "netmaker.password is required" in message
+    assert "netmaker.existingSecret" in message
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--set", "netmaker.password=x"), "netmaker.apiUrl is required"),
+        ((*REQUIRED, "--set", "netmaker.existingSecret=s"), "are both set"),
+        ((*REQUIRED, "--set", "leaderElection.enabled=false"), "needs leaderElection.enabled"),
+        ((*REQUIRED, "--set", "podAntiAffinity=sometimes"), "podAntiAffinity must be"),
+    ],
+)
+def test_unsafe_values_fail(helm, args, message):
+    assert message in render_error(helm, *args)
+
+
+def test_go_chart_values_keep_working(helm, tmp_path):
+    go_values = tmp_path / "go-values.yaml"
+    go_values.write_text(
+        yaml.safe_dump(
+            {
+                "netmaker": {
+                    "apiUrl": "https://api.netmaker.example.com",
+                    "username": "kaput-not",
+                    "password": PASSWORD,
+                },
+                "clusterName": "blue",
+                "leaderElection": {"enabled": True, "id": "kaput-not-go"},
+                "podSecurityContext": {"runAsNonRoot": True},
+                "strategy": {"type": "Recreate"},
+                "topologySpreadConstraints": [
+                    {
+                        "maxSkew": 1,
+                        "topologyKey": "kubernetes.io/hostname",
+                        "whenUnsatisfiable": "ScheduleAnyway",
+                    },
+                ],
+                "labels": {"team": "net"},
+                "annotations": {"owner": "net"},
+            }
+        )
+    )
+    objects = render(helm, "-f", str(go_values))
+    env = environment(objects)
+    assert env["LEADER_ELECTION_ID"]["value"] == "kaput-not-go"
+    assert env["K8S_CLUSTER_NAME"]["value"] == "blue"
+    assert one(objects, "Deployment")["spec"]["strategy"] == {"type": "Recreate"}
+    (spread,) = pod_spec(objects)["topologySpreadConstraints"]
+    assert (
+        spread["labelSelector"]["matchLabels"]
+        == (one(objects, "Deployment")["spec"]["selector"]["matchLabels"])
+    )
+    for obj in objects:
+        assert obj["metadata"]["labels"]["team"] == "net", obj["kind"]
+        assert obj["metadata"]["annotations"]["owner"] == "net", obj["kind"]
+    # Maps merge with the chart's defaults: the container stays locked down.
+    assert container(objects)["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_notes_say_how_to_find_the_leader(helm, tmp_path):
+    chart = tmp_path / "kaput-not"
+    shutil.copytree(CHART, chart)
+    # helm template skips NOTES.txt; a ConfigMap that renders it with `tpl` shows its text.
+    shutil.copy(chart / "templates" / "NOTES.txt", chart / "notes.txt")
+    (chart / "templates" / "notes-view.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n"
+        '  notes: {{ tpl (.Files.Get "notes.txt") . | toJson }}\n'
+    )
+    done = _template(helm, *REQUIRED, "--show-only", "templates/notes-view.yaml", chart=chart)
+    assert done.returncode == 0, done.stderr
+    notes = yaml.safe_load(done.stdout)["data"]["notes"]
+    assert (
+        f"kubectl get lease -n {NAMESPACE} kaput-not -o jsonpath='{{.spec.holderIdentity}}" in notes
+    )
+    assert "kubectl logs" in notes
+    assert "/metrics" in notes
