@@ -115,6 +115,9 @@ class Controller:
         finally:
             self._metrics.reconcile_seconds.labels("full").observe(time.perf_counter() - started)
         self._record(report, "full")
+        # Every node was just planned against this snapshot: later host changes are measured
+        # from it, so a host that appeared after an event's (cached) read is still noticed.
+        self._host_fingerprints = _fingerprints(list(report.view.hosts), list(report.view.nodes))
         result = report.result
         self._metrics.managed_egress.set(report.plan.owned + result.created - result.deleted)
         if result.ok:

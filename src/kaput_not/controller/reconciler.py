@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from kaput_not.controller.executor import ApplyResult, Executor
 from kaput_not.core.model import KubeNode, Plan
-from kaput_not.core.planner import PlanSettings, plan
+from kaput_not.core.planner import NetmakerView, PlanSettings, plan
 from kaput_not.netmaker.cache import CachedNetmaker
 
 log = logging.getLogger("kaput_not.reconciler")
@@ -24,6 +24,8 @@ class PassReport:
     plan: Plan
     result: ApplyResult
     seconds: float
+    #: The Netmaker snapshot the plan was made from.
+    view: NetmakerView
 
     @property
     def ok(self) -> bool:
@@ -56,4 +58,4 @@ class Reconciler:
         if the_plan.refusal:
             log.error("%s", the_plan.refusal)
         result = await self._executor.apply(the_plan)
-        return PassReport(plan=the_plan, result=result, seconds=self._clock() - started)
+        return PassReport(plan=the_plan, result=result, seconds=self._clock() - started, view=view)

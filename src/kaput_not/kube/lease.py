@@ -156,7 +156,7 @@ class LeaderElector:
             except TimeoutError:
                 log.warning("renewing the lease timed out")
                 return self.is_leader()
-            await asyncio.sleep(min(self._config.retry_period_seconds, max(left, 0)) / 2)
+            await asyncio.sleep(min(self._config.retry_period_seconds, max(left, 0.0)))
         return False
 
     async def _try_once(self) -> bool:

@@ -104,7 +104,9 @@ class NetmakerEmulator:
 
     async def _handle(self, request: Request) -> Reply:
         resolved = self._api.resolve(request)
-        entry = self.log.record(request.method, request.path, resolved.key)
+        entry = self.log.record(
+            request.method, request.path, resolved.key, request.header("user-agent") or ""
+        )
         before = self.faults.take(resolved.key, "before")
         early = await strike(before, None) if before is not None else None
         if early is not None:

@@ -27,6 +27,7 @@ class LogEntry:
     route: str  # "METHOD /template", or "METHOD /path" when no route matched
     at: float  # the emulator's clock when the request was read
     status: int | None = None  # None while unanswered, and forever if reset or hung
+    user_agent: str = ""  # tells which client (e.g. which controller replica) asked
 
 
 class RequestLog:
@@ -35,8 +36,10 @@ class RequestLog:
         self._lock = threading.Lock()
         self._entries: list[LogEntry] = []
 
-    def record(self, method: str, path: str, route: str) -> LogEntry:
-        entry = LogEntry(method=method, path=path, route=route, at=self._clock())
+    def record(self, method: str, path: str, route: str, user_agent: str = "") -> LogEntry:
+        entry = LogEntry(
+            method=method, path=path, route=route, at=self._clock(), user_agent=user_agent
+        )
         with self._lock:
             self._entries.append(entry)
         return entry
@@ -55,12 +58,17 @@ class RequestLog:
         """How many GET requests were made."""
         return sum(1 for entry in self.entries if entry.method == "GET")
 
-    def writes(self) -> int:
-        """How many requests could change state; logging in does not count."""
+    def writes(self, *, user_agent_contains: str | None = None) -> int:
+        """How many requests could change state; logging in does not count.
+
+        `user_agent_contains` counts only the writes of clients whose User-Agent holds it.
+        """
         return sum(
             1
             for entry in self.entries
-            if entry.method in _WRITE_METHODS and entry.route != LOGIN_ROUTE
+            if entry.method in _WRITE_METHODS
+            and entry.route != LOGIN_ROUTE
+            and (user_agent_contains is None or user_agent_contains in entry.user_agent)
         )
 
     def reset(self) -> None:

@@ -1,0 +1,227 @@
+"""The controller through the real `run` code path (`app.run`), against the Kubernetes API
+stand-in and the Netmaker emulator, both over real HTTP on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from kaput_not import config
+from kaput_not.controller import app
+from kaput_not.core.egress import owned_by, parse_description
+from kaput_not.testing.kube import KubeApiServer
+from kaput_not.testing.netmaker import NetmakerEmulator
+from tests.waiting import eventually
+
+USER, PASSWORD = "kaput-not", "run-test-password"
+NO_SA = Path("/nonexistent/serviceaccount/namespace")
+
+KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters: [{{name: standin, cluster: {{server: "{server}"}}}}]
+users: [{{name: tester, user: {{token: test-token}}}}]
+contexts: [{{name: standin, context: {{cluster: standin, user: tester}}}}]
+current-context: standin
+"""
+
+
+@dataclass
+class Stack:
+    kube: KubeApiServer
+    nm: NetmakerEmulator
+    kubeconfig: Path
+    running: list[tuple[asyncio.Event, asyncio.Task[int]]] = field(default_factory=list)
+
+    def settings(self, **env: str) -> config.Settings:
+        base = {
+            "NETMAKER_API_URL": self.nm.base_url,
+            "NETMAKER_USERNAME": USER,
+            "NETMAKER_PASSWORD": PASSWORD,
+            "KUBECONFIG": str(self.kubeconfig),
+            "CACHE_TTL": "0.5s",
+            "RESYNC_PERIOD": "60s",
+            "METRICS_ADDRESS": "127.0.0.1:0",
+            "LEADER_ELECTION_ENABLED": "false",
+            "POD_NAME": "replica-a",
+            "LOG_FORMAT": "text",
+        }
+        return config.load({**base, **env}, namespace_file=NO_SA)
+
+    def start(self, settings: config.Settings) -> tuple[asyncio.Event, asyncio.Task[int]]:
+        stop = asyncio.Event()
+        task = asyncio.create_task(app.run(settings, stop))
+        self.running.append((stop, task))
+        return stop, task
+
+    def rules(self) -> list[dict[str, object]]:
+        return [
+            e
+            for e in self.nm.state.egresses()
+            if owned_by(parse_description(str(e["description"])), None)
+        ]
+
+    def node(self, name: str, *cidrs: str, networks: tuple[str, ...] = ("mesh",)) -> None:
+        self.nm.state.add_host(name, networks)
+        self.kube.state.create_node(name, pod_cidrs=cidrs)
+
+
+@pytest.fixture
+async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+    async with (
+        KubeApiServer(bookmark_interval=0.2) as kube,
+        NetmakerEmulator(username=USER, password=PASSWORD) as nm,
+    ):
+        nm.state.add_network("mesh", "100.64.0.0/16")
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(KUBECONFIG.format(server=kube.base_url))
+        s = Stack(kube, nm, kubeconfig)
+        yield s
+        for stop, _task in s.running:
+            stop.set()
+        await asyncio.gather(*(t for _, t in s.running), return_exceptions=True)
+
+
+def ranges(stack: Stack) -> dict[object, object]:
+    return {r["name"]: r["range"] for r in stack.rules()}
+
+
+async def test_added_nodes_get_their_rules(stack: Stack):
+    stack.node("w1", "10.244.1.0/24")
+    stack.start(stack.settings())
+    await eventually(lambda: ranges(stack) == {"w1 pods (1/1)": "10.244.1.0/24"})
+    stack.node("w2", "10.244.2.0/24", "fd00:2::/64")
+    await eventually(lambda: len(stack.rules()) == 3, what="w2's dual-stack rules")
+    assert ranges(stack)["w2 pods (2/2)"] == "fd00:2::/64"
+
+
+async def test_rebuilt_node_with_a_new_cidr_updates_its_egress_in_place(stack: Stack):
+    stack.node("w1", "10.244.1.0/24")
+    stack.start(stack.settings())
+    await eventually(lambda: len(stack.rules()) == 1)
+    [before] = stack.rules()
+    stack.kube.state.delete_node("w1")
+    stack.kube.state.create_node("w1", pod_cidrs=("10.244.9.0/24",))
+    await eventually(lambda: ranges(stack) == {"w1 pods (1/1)": "10.244.9.0/24"})
+    [after] = stack.rules()
+    assert after["id"] == before["id"]
+
+
+async def test_node_deleted_while_netmaker_is_down_is_cleaned_once_it_is_back(stack: Stack):
+    stack.node("w1", "10.244.1.0/24")
+    stack.node("w2", "10.244.2.0/24")
+    stack.start(stack.settings())
+    await eventually(lambda: len(stack.rules()) == 2)
+    stack.nm.faults.status("*", 503, "database is locked", times=None)
+    stack.kube.state.delete_node("w2")
+    await asyncio.sleep(1.5)  # the delete is tried and fails while Netmaker is down
+    assert len(stack.rules()) == 2
+    assert stack.nm.log.counts().get("GET /api/hosts", 0) > 0
+    stack.nm.faults.clear()
+    await eventually(lambda: set(ranges(stack)) == {"w1 pods (1/1)"}, within=15)
+
+
+async def test_a_host_that_joins_netmaker_later_gets_rules_within_a_ttl(stack: Stack):
+    stack.kube.state.create_node("w1", pod_cidrs=("10.244.1.0/24",))
+    stack.node("w0", "10.244.0.0/24")
+    stack.start(stack.settings())
+    await eventually(lambda: len(stack.rules()) == 1)
+    stack.nm.state.add_host("w1", ["mesh"])
+    took = await eventually(lambda: "w1 pods (1/1)" in ranges(stack), within=5)
+    assert took < 3.0  # one TTL (0.5 s) plus the poll interval (1 s), with slack
+
+
+async def test_a_delete_hidden_by_a_410_watch_error_is_not_lost(stack: Stack):
+    stack.node("w1", "10.244.1.0/24")
+    stack.node("w2", "10.244.2.0/24")
+    stack.start(stack.settings())
+    await eventually(lambda: len(stack.rules()) == 2)
+    await eventually(lambda: stack.kube.open_watches > 0)
+    lists_before = stack.kube.log.counts().get("GET /api/v1/nodes", 0)
+    # The watch dies with 410 first, then the node goes: the stream never carries the delete.
+    assert stack.kube.faults.inject_watch_error(410) >= 1
+    stack.kube.state.delete_node("w2")
+    stack.kube.state.compact()
+    await eventually(lambda: set(ranges(stack)) == {"w1 pods (1/1)"})
+    assert stack.kube.log.counts()["GET /api/v1/nodes"] > lists_before
+
+
+async def test_a_delete_during_an_api_server_outage_is_found_by_the_relist(stack: Stack):
+    stack.node("w1", "10.244.1.0/24")
+    stack.node("w2", "10.244.2.0/24")
+    stack.start(stack.settings())
+    await eventually(lambda: len(stack.rules()) == 2)
+    stack.kube.faults.set_reachable(False, how="reset")
+    stack.kube.state.delete_node("w2")
+    stack.kube.state.compact()
+    await asyncio.sleep(0.3)
+    stack.kube.faults.set_reachable(True)
+    await eventually(lambda: set(ranges(stack)) == {"w1 pods (1/1)"}, within=15)
+
+
+async def test_drift_made_by_hand_is_repaired_by_the_periodic_resync(stack: Stack):
+    stack.node("w1", "10.244.1.0/24")
+    stack.start(stack.settings(RESYNC_PERIOD="2s"))
+    await eventually(lambda: len(stack.rules()) == 1)
+    [rule] = stack.rules()
+    stack.nm.state.delete_egress_raw(str(rule["id"]))
+    await eventually(lambda: len(stack.rules()) == 1, within=5, what="the rule to come back")
+
+
+async def test_two_replicas_one_leads_and_a_graceful_stop_hands_over_fast(stack: Stack):
+    for i in range(3):
+        stack.node(f"w{i}", f"10.244.{i}.0/24")
+    elect = {"LEADER_ELECTION_ENABLED": "true", "LEADER_ELECTION_NAMESPACE": "kube-system"}
+    stop_a, task_a = stack.start(stack.settings(POD_NAME="replica-a", **elect))
+    await eventually(lambda: len(stack.rules()) == 3)
+
+    def holder() -> object:
+        lease = stack.kube.state.lease("kube-system", "kaput-not")
+        return lease["spec"].get("holderIdentity") if lease else None
+
+    assert holder() == "replica-a"
+    stop_b, task_b = stack.start(stack.settings(POD_NAME="replica-b", **elect))
+    await asyncio.sleep(2.5)  # b tries at least once and stays a standby
+    assert holder() == "replica-a"
+    stack.kube.state.create_node("w9", pod_cidrs=("10.244.9.0/24",))
+    stack.nm.state.add_host("w9", ["mesh"])
+    await eventually(lambda: len(stack.rules()) == 4)
+    assert stack.nm.log.writes(user_agent_contains="(replica-b)") == 0
+
+    stopped = time.monotonic()
+    stop_a.set()
+    assert await task_a == 0
+    await eventually(lambda: holder() == "replica-b", within=5)
+    handover = time.monotonic() - stopped
+    assert handover < 3.0, f"handover took {handover:.2f}s"
+
+    stack.node("w10", "10.244.10.0/24")
+    await eventually(lambda: len(stack.rules()) == 5)
+    writes_a = stack.nm.log.writes(user_agent_contains="(replica-a)")
+    writes_b = stack.nm.log.writes(user_agent_contains="(replica-b)")
+    assert writes_a == 4
+    assert writes_b >= 1
+    assert writes_a + writes_b == stack.nm.log.writes()
+    stop_b.set()
+    assert await task_b == 0
+
+
+async def test_losing_the_lease_stops_writes_and_exits_1(stack: Stack):
+    stack.node("w1", "10.244.1.0/24")
+    elect = {
+        "LEADER_ELECTION_ENABLED": "true",
+        "LEADER_ELECTION_NAMESPACE": "kube-system",
+        "LEADER_ELECTION_LEASE_DURATION": "3s",
+        "LEADER_ELECTION_RENEW_DEADLINE": "2s",
+        "LEADER_ELECTION_RETRY_PERIOD": "0.5s",
+    }
+    _, task = stack.start(stack.settings(**elect))
+    await eventually(lambda: len(stack.rules()) == 1)
+    stack.kube.faults.set_reachable(False, how="refuse")
+    code = await asyncio.wait_for(task, 10)
+    assert code == 1
+    stack.kube.faults.set_reachable(True)

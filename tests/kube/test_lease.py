@@ -1,0 +1,150 @@
+"""Lease leader election against the Kubernetes API stand-in."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import re
+import time
+from collections.abc import AsyncIterator
+
+import httpx2
+import pytest
+
+from kaput_not.kube.api import KubeApi
+from kaput_not.kube.lease import LeaderElector, LeaseConfig, micro_time
+from kaput_not.testing.kube import GET_LEASE, UPDATE_LEASE, KubeApiServer
+
+NS, NAME = "kube-system", "kaput-not"
+FAST = {"lease_seconds": 1.5, "renew_deadline_seconds": 1.0, "retry_period_seconds": 0.2}
+
+
+@pytest.fixture
+async def kube() -> AsyncIterator[KubeApiServer]:
+    async with KubeApiServer() as server:
+        yield server
+
+
+class Candidate:
+    def __init__(self, kube: KubeApiServer, identity: str, **timing: float) -> None:
+        self.api = KubeApi(httpx2.AsyncClient(base_url=kube.base_url, timeout=2.0))
+        config = LeaseConfig(namespace=NS, name=NAME, identity=identity, **(timing or FAST))
+        self.elector = LeaderElector(self.api, config)
+        self.started = asyncio.Event()
+        self.task = asyncio.create_task(self.elector.run(self.started.set))
+
+    async def close(self, *, release: bool = True) -> None:
+        if release:
+            await self.elector.release()
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+        await self.api.aclose()
+
+
+def holder(kube: KubeApiServer) -> object:
+    lease = kube.state.lease(NS, NAME)
+    return lease["spec"].get("holderIdentity") if lease else None
+
+
+async def test_the_first_candidate_creates_the_lease_with_kubernetes_times(kube):
+    a = Candidate(kube, "a")
+    await asyncio.wait_for(a.started.wait(), 3)
+    assert a.elector.is_leader()
+    lease = kube.state.lease(NS, NAME)
+    assert lease is not None
+    spec = lease["spec"]
+    assert spec["holderIdentity"] == "a"
+    assert spec["leaseDurationSeconds"] == 2  # 1.5 s rounds to the API's whole seconds
+    assert spec["leaseTransitions"] == 0
+    micro = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+    assert micro.fullmatch(spec["renewTime"])
+    assert micro.fullmatch(spec["acquireTime"])
+    await a.close()
+
+
+def test_micro_time_is_utc_with_six_fraction_digits():
+    moment = datetime.datetime(
+        2026, 11, 26, 9, 5, 1, 42, tzinfo=datetime.timezone(datetime.timedelta(hours=2))
+    )
+    assert micro_time(moment) == "2026-11-26T07:05:01.000042Z"
+
+
+async def test_exactly_one_of_many_candidates_leads(kube):
+    candidates = [Candidate(kube, f"c{i}") for i in range(4)]
+    await asyncio.sleep(1.0)
+    leaders = [c for c in candidates if c.elector.is_leader()]
+    assert len(leaders) == 1
+    assert holder(kube) == leaders[0].elector.identity
+    for c in candidates:
+        await c.close()
+
+
+async def test_the_leader_keeps_renewing(kube):
+    a = Candidate(kube, "a")
+    await asyncio.wait_for(a.started.wait(), 3)
+    first = kube.state.lease(NS, NAME)["spec"]["renewTime"]
+    await asyncio.sleep(0.6)
+    assert kube.state.lease(NS, NAME)["spec"]["renewTime"] != first
+    assert a.elector.is_leader()
+    await a.close()
+
+
+async def test_a_released_lease_is_taken_over_at_the_next_try(kube):
+    a = Candidate(kube, "a", lease_seconds=15, renew_deadline_seconds=10, retry_period_seconds=2)
+    await asyncio.wait_for(a.started.wait(), 3)
+    b = Candidate(kube, "b", lease_seconds=15, renew_deadline_seconds=10, retry_period_seconds=2)
+    await asyncio.sleep(0.5)
+    assert not b.started.is_set()
+    released = time.monotonic()
+    await a.close(release=True)
+    assert not a.elector.is_leader()
+    await asyncio.wait_for(b.started.wait(), 5)
+    assert time.monotonic() - released < 3.0
+    spec = kube.state.lease(NS, NAME)["spec"]
+    assert spec["holderIdentity"] == "b"
+    assert spec["leaseTransitions"] == 1
+    await b.close()
+
+
+async def test_a_crashed_leader_is_replaced_only_after_the_lease_duration(kube):
+    a = Candidate(kube, "a")
+    await asyncio.wait_for(a.started.wait(), 3)
+    b = Candidate(kube, "b")
+    await asyncio.sleep(0.3)
+    crashed = time.monotonic()
+    await a.close(release=False)  # kill -9: no release
+    await asyncio.wait_for(b.started.wait(), 5)
+    waited = time.monotonic() - crashed
+    assert 1.0 < waited < 3.0  # at least most of the 1.5 s lease, observed on b's clock
+    await b.close()
+
+
+async def test_leadership_is_in_doubt_once_renewals_stop_and_run_returns(kube):
+    a = Candidate(kube, "a")
+    await asyncio.wait_for(a.started.wait(), 3)
+    kube.faults.hang(GET_LEASE)
+    kube.faults.hang(UPDATE_LEASE)
+    lost = time.monotonic()
+    await asyncio.wait_for(asyncio.shield(a.task), 5)  # run() returns when leadership is lost
+    assert not a.elector.is_leader()
+    assert time.monotonic() - lost <= FAST["renew_deadline_seconds"] + 0.5
+    kube.faults.clear()
+    await a.close(release=False)
+
+
+async def test_a_conflicting_update_is_not_leadership(kube):
+    a = Candidate(kube, "a")
+    await asyncio.wait_for(a.started.wait(), 3)
+    kube.faults.fail(UPDATE_LEASE, 409, times=None)
+    await asyncio.sleep(1.3)
+    assert not a.elector.is_leader()
+    await a.close(release=False)
+
+
+def test_timing_rules_are_checked():
+    with pytest.raises(ValueError, match="lease > renew deadline"):
+        LeaseConfig(
+            namespace=NS, name=NAME, identity="a", lease_seconds=5, renew_deadline_seconds=6
+        ).validate()
+    with pytest.raises(ValueError, match="identity"):
+        LeaseConfig(namespace=NS, name=NAME, identity="").validate()
