@@ -96,3 +96,73 @@ def test_run_with_a_rejected_password_is_one_line_and_exit_2(tmp_path):
     assert len(lines) == 1, lines
     assert "POST /api/users/adm/authenticate" in lines[0]
     assert "wrong-password" not in done.stderr
+
+
+def test_run_serves_probes_and_stops_on_sigterm_within_seconds(tmp_path):
+    import signal
+    import socket
+    import time
+
+    import httpx2
+
+    from kaput_not.testing.kube import KubeApiServer
+    from kaput_not.testing.netmaker import NetmakerEmulator
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with (
+        KubeApiServer().run_in_thread() as kube,
+        NetmakerEmulator(username="kaput-not", password="right-password").run_in_thread() as nm,
+    ):
+        kube.state.create_node("w1", pod_cidrs=("10.244.1.0/24",))
+        nm.state.add_network("mesh", "100.64.0.0/16")
+        nm.state.add_host("w1", ["mesh"])
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(
+            "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+            f"clusters: [{{name: k, cluster: {{server: '{kube.base_url}'}}}}]\n"
+            "users: [{name: u, user: {token: t}}]\n"
+            "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
+        )
+        process = subprocess.Popen(
+            [sys.executable, "-m", "kaput_not", "run"],
+            stderr=subprocess.PIPE,
+            text=True,
+            env={
+                "PATH": "/usr/bin:/bin",
+                "NETMAKER_API_URL": nm.base_url,
+                "NETMAKER_USERNAME": "kaput-not",
+                "NETMAKER_PASSWORD": "right-password",
+                "KUBECONFIG": str(kubeconfig),
+                "METRICS_ADDRESS": f"127.0.0.1:{port}",
+            },
+        )
+        try:
+            deadline = time.monotonic() + 20
+            ready = None
+            while time.monotonic() < deadline:
+                try:
+                    ready = httpx2.get(f"http://127.0.0.1:{port}/readyz", timeout=1)
+                    if ready.status_code == 200:
+                        break
+                except httpx2.HTTPError:
+                    pass
+                time.sleep(0.1)
+            assert ready is not None
+            assert ready.status_code == 200
+            metrics = httpx2.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+            assert 'kaput_not_reconciles_total{result="success",scope="full"} 1.0' in metrics
+            assert len(nm.state.egresses("mesh")) == 1
+            stopped = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            code = process.wait(timeout=10)
+            took = time.monotonic() - stopped
+        finally:
+            process.kill()
+            stderr = process.communicate()[1]
+    assert code == 0, stderr
+    assert took < 5.0
+    lines = [json.loads(line) for line in stderr.splitlines()]
+    assert any(line["message"] == "stopping: signal received" for line in lines)
+    assert "right-password" not in stderr
