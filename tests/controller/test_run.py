@@ -225,3 +225,30 @@ async def test_losing_the_lease_stops_writes_and_exits_1(stack: Stack):
     code = await asyncio.wait_for(task, 10)
     assert code == 1
     stack.kube.faults.set_reachable(True)
+
+
+async def test_start_up_plans_the_cluster_once_not_node_by_node(stack: Stack):
+    import socket
+
+    import httpx2
+
+    for i in range(20):
+        stack.node(f"w{i}", f"10.244.{i}.0/24")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    stack.start(stack.settings(METRICS_ADDRESS=f"127.0.0.1:{port}"))
+    await eventually(lambda: len(stack.rules()) == 20)
+    await asyncio.sleep(0.5)
+    async with httpx2.AsyncClient() as client:
+        metrics = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+    assert 'kaput_not_reconciles_total{result="success",scope="full"} 1.0' in metrics
+    node_passes = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("kaput_not_reconciles_total{") and 'scope="node"' in line
+    ]
+    assert node_passes == []
+    assert "kaput_not_managed_egress_rules 20.0" in metrics
+    assert "kaput_not_leader 1.0" in metrics
+    assert "kaput_not_kubernetes_nodes 20.0" in metrics

@@ -69,11 +69,16 @@ class Controller:
         self.fatal: Exception | None = None
         self._fatal_event = asyncio.Event()
         self._host_fingerprints: dict[str, frozenset[_Membership]] | None = None
+        # Until the first full pass starts, events are covered by it: queueing them would
+        # plan every node a second time, one by one, right after the full pass did.
+        self._accepting = False
 
     # -- events ----------------------------------------------------------------------------
 
     def on_event(self, event: NodeEvent) -> None:
         """Handlers only enqueue; the reconcile reads the store again."""
+        if not self._accepting:
+            return
         if event.kind is EventKind.MODIFIED:
             assert event.old is not None
             assert event.new is not None
@@ -89,6 +94,7 @@ class Controller:
     async def run_leader(self) -> None:
         """Everything a leader does, until cancelled or a fatal error."""
         await self.informer.synced.wait()
+        self._accepting = True  # before the first pass reads the store, so nothing falls between
         await self._first_sync()
         self.queue.run_workers(self._reconcile_key, self._options.workers, on_error=self._retry)
         await asyncio.gather(self._resync_loop(), self._netmaker_watch_loop())
