@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
-import secrets
-import uuid
 from typing import Any
 
 import httpx2
+
+from tests.contract import seeding
 
 USERNAME = "admin"
 PASSWORD = "emulator-test-pass"
@@ -58,18 +58,11 @@ def jwt_claims(token: str) -> dict[str, Any]:
 
 
 def register_body(name: str = "worker", **overrides: object) -> dict[str, object]:
-    """A valid ``POST /api/v1/host/register/{token}`` body with a unique id and MAC address."""
-    body: dict[str, object] = {
-        "id": str(uuid.uuid4()),
-        "name": name,
-        "version": "v1.5.1",
-        "os": "linux",
-        "traffickeypublic": base64.b64encode(secrets.token_bytes(32)).decode(),
-        "macaddress": base64.b64encode(secrets.token_bytes(6)).decode(),
-        "publickey": list(secrets.token_bytes(32)),
-    }
-    body.update(overrides)
-    return body
+    """A valid ``POST /api/v1/host/register/{token}`` body with a unique id and MAC address.
+
+    The contract suite's body (a v1.5.1 netclient's), with a default name for these tests.
+    """
+    return seeding.register_body(name, **overrides)
 
 
 def envelope(answer: httpx2.Response) -> dict[str, Any]:

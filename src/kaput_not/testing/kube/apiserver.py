@@ -1,8 +1,9 @@
 """``KubeApiServer``: the Kubernetes API stand-in on a real local socket.
 
 It joins the pieces: :class:`.state.KubeState` (cluster, seeding, history), the API
-(:mod:`.api`), open watches (:class:`.watch.WatchHub`), the shared socket layer
-(:mod:`kaput_not.testing.http`), :class:`.faults.Faults` and :class:`.requestlog.RequestLog`.
+(:mod:`.api`), open watches (:class:`.watch.WatchHub`), the socket layer and lifecycle shared
+with the other stand-ins (:mod:`kaput_not.testing.http`), :class:`.faults.Faults` and
+:class:`.requestlog.RequestLog`.
 Per request: log it, refuse it during a "reset" outage, apply a ``before`` fault, let the API
 answer, apply an ``after`` fault.
 
@@ -19,17 +20,16 @@ import asyncio
 import concurrent.futures
 import contextlib
 import time
-from collections.abc import Callable, Iterator
-from types import TracebackType
+from collections.abc import Callable
 from typing import TypeVar
 
-from ..http.messages import Outcome, Reply, Request, Response, StreamingResponse
-from ..http.server import HttpServer
-from ..http.thread import serving_in_thread
+from ..http.messages import Outcome, Reply, Request, Response
+from ..http.requestlog import answered
+from ..http.standin import StandInServer
 from . import routes, status
 from .api import KubeApi
 from .faults import FaultKind, FaultRule, Faults, Outage, ServerControls
-from .requestlog import LogEntry, RequestLog
+from .requestlog import RequestLog
 from .state import KubeState
 from .watch import ExpiredAnswer, WatchHub
 
@@ -37,7 +37,10 @@ T = TypeVar("T")
 _CROSS_THREAD_TIMEOUT = 10.0
 
 
-class KubeApiServer:
+class KubeApiServer(StandInServer):
+    _what = "Kubernetes API stand-in"
+    _thread_name = "kube-api-stand-in"
+
     def __init__(
         self,
         *,
@@ -61,6 +64,7 @@ class KubeApiServer:
         until ``state.compact()``.
         ``clock``: stamps object times and the request log, not socket timing.
         """
+        super().__init__(host=host, port=port)
         self.state = KubeState(clock=clock, history_limit=history_limit)
         self.log = RequestLog(clock=clock)
         self._hub = WatchHub()
@@ -80,22 +84,7 @@ class KubeApiServer:
             default_watch_timeout=default_watch_timeout,
             expired_answer=expired_answer,
         )
-        self._host = host
-        self._http = HttpServer(self._handle, host=host, port=port)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._base_url: str | None = None
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:<port>`` once started."""
-        if self._base_url is None:
-            raise RuntimeError("the Kubernetes API stand-in is not running")
-        return self._base_url
-
-    @property
-    def connections_accepted(self) -> int:
-        """TCP connections accepted since start: shows whether a client reuses connections."""
-        return self._http.connections_accepted
 
     @property
     def open_watches(self) -> int:
@@ -103,11 +92,9 @@ class KubeApiServer:
         return self._on_loop(lambda: len(self._hub))
 
     async def start(self) -> None:
-        await self._http.start()
+        await super().start()
         self._loop = asyncio.get_running_loop()
         self.state.subscribe(self._on_change)
-        host = f"[{self._host}]" if ":" in self._host else self._host
-        self._base_url = f"http://{host}:{self._http.port}"
         if self.faults.outage == "refuse":  # an outage set before start
             self._http.stop_listening()
 
@@ -116,27 +103,8 @@ class KubeApiServer:
         if self._loop is None:
             return
         self.state.unsubscribe(self._on_change)
-        await self._http.stop()
+        await super().stop()
         self._loop = None
-        self._base_url = None
-
-    async def __aenter__(self) -> KubeApiServer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    @contextlib.contextmanager
-    def run_in_thread(self) -> Iterator[KubeApiServer]:
-        """Serve on a private event loop in a daemon thread for the duration of the block."""
-        with serving_in_thread(self.start, self.stop, name="kube-api-stand-in"):
-            yield self
 
     # -- serving ------------------------------------------------------------------------------
 
@@ -151,13 +119,13 @@ class KubeApiServer:
         if before is not None and before.kind is FaultKind.EXPIRE:
             expire = before.answer or self._expired_answer
         elif before is not None:
-            return _logged(entry, _strike(before))
+            return answered(entry, _strike(before))
         reply = self._api.respond(request, resolved, expire=expire)
         if isinstance(reply, Response):
             after = self.faults.take(resolved.key, "after")
             if after is not None and after.kind is not FaultKind.EXPIRE:
                 reply = _strike(after)
-        return _logged(entry, reply)
+        return answered(entry, reply)
 
     def _on_change(self) -> None:
         """A node changed (called under the state lock, from any thread): wake the watches."""
@@ -205,9 +173,3 @@ def _strike(rule: FaultRule) -> Reply:
     if rule.kind is FaultKind.RESET:
         return Outcome.RESET
     return status.for_code(rule.code, rule.message).response()
-
-
-def _logged(entry: LogEntry, reply: Reply) -> Reply:
-    if isinstance(reply, Response | StreamingResponse):
-        entry.status = reply.status
-    return reply

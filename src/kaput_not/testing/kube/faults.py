@@ -26,23 +26,22 @@ Server-wide, immediately (thread-safe; they run on the server's loop):
   port.
 
 Rules are consumed in the order they were added; per request at most one ``before`` and one
-``after`` rule fire.
+``after`` rule fire (the shared rule book, :mod:`kaput_not.testing.http.faultbook`).
 """
 
 from __future__ import annotations
 
 import enum
-import fnmatch
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from ..http.faultbook import FaultBook, RouteRule, When
 from . import status
 from .routes import WATCH_NODES
 from .watch import ExpiredAnswer
 
-When = Literal["before", "after"]
 Outage = Literal["refuse", "reset"]
 
 
@@ -54,17 +53,10 @@ class FaultKind(enum.Enum):
 
 
 @dataclass
-class FaultRule:
-    route: str
-    kind: FaultKind
-    when: When = "before"
-    times: int | None = 1  # remaining matching requests; None = unlimited
+class FaultRule(RouteRule[FaultKind]):
     code: int = 500  # STATUS only
     message: str | None = None  # STATUS only; None = the server's usual wording
     answer: ExpiredAnswer | None = None  # EXPIRE only; None = the server's configured form
-
-    def matches(self, route_key: str) -> bool:
-        return fnmatch.fnmatchcase(route_key, self.route)
 
 
 @dataclass(frozen=True)
@@ -76,21 +68,19 @@ class ServerControls:
     set_outage: Callable[[Outage | None], None]
 
 
-class Faults:
+class Faults(FaultBook[FaultRule]):
+    """The rule book (``add``, ``clear``, ``pending``, ``take``) plus the server-wide faults.
+
+    :meth:`clear` drops rules only; an outage lasts until ``set_reachable(True)``.
+    """
+
     def __init__(self, controls: ServerControls) -> None:
+        super().__init__()
         self._controls = controls
-        self._lock = threading.Lock()
-        self._rules: list[FaultRule] = []
+        self._outage_lock = threading.Lock()
         self._outage: Outage | None = None
 
     # -- per-request rules -------------------------------------------------------------------
-
-    def add(self, rule: FaultRule) -> FaultRule:
-        if rule.times is not None and rule.times < 1:
-            raise ValueError("times must be at least 1, or None for every request")
-        with self._lock:
-            self._rules.append(rule)
-        return rule
 
     def fail(
         self,
@@ -120,29 +110,6 @@ class Faults:
         """
         return self.add(FaultRule(WATCH_NODES, FaultKind.EXPIRE, "before", times, answer=answer))
 
-    def clear(self) -> None:
-        """Drop every rule that has not fired yet (the outage state is left as it is)."""
-        with self._lock:
-            self._rules.clear()
-
-    @property
-    def pending(self) -> list[FaultRule]:
-        """Rules with uses left, in the order they will be tried."""
-        with self._lock:
-            return list(self._rules)
-
-    def take(self, route_key: str, when: When) -> FaultRule | None:
-        """Consume one use of the first rule for this request and phase, if any."""
-        with self._lock:
-            for rule in self._rules:
-                if rule.when == when and rule.matches(route_key):
-                    if rule.times is not None:
-                        rule.times -= 1
-                        if rule.times == 0:
-                            self._rules.remove(rule)
-                    return rule
-        return None
-
     # -- server-wide, now ---------------------------------------------------------------------
 
     def drop_watches(self) -> int:
@@ -168,17 +135,17 @@ class Faults:
 
     @property
     def reachable(self) -> bool:
-        with self._lock:
+        with self._outage_lock:
             return self._outage is None
 
     @property
     def outage(self) -> Outage | None:
         """How the server is unreachable, or None."""
-        with self._lock:
+        with self._outage_lock:
             return self._outage
 
     def set_reachable(self, reachable: bool, *, how: Outage = "refuse") -> None:
         """Start (False) or end (True) an API server outage; see the module docstring."""
-        with self._lock:
+        with self._outage_lock:
             self._outage = None if reachable else how
         self._controls.set_outage(None if reachable else how)

@@ -7,25 +7,21 @@ when the request has been read, before faults, so a request that hangs or is res
 counts; its ``status`` stays None because no response was sent. A watch's status is set when
 its stream starts (200), or to the error it got instead.
 
-Counting keys on route keys (see :mod:`.routes`). Thread-safe.
+Counting keys on route keys (see :mod:`.routes`). Thread-safe; the core is shared with the other
+stand-ins (:mod:`kaput_not.testing.http.requestlog`).
 """
 
 from __future__ import annotations
 
-import collections
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ..http.requestlog import BaseRequestLog, LoggedRequest
 from .routes import parse_bool
 
 
 @dataclass
-class LogEntry:
-    method: str
-    path: str  # decoded, without the query string
-    route: str  # the route key: "METHOD /template", or "METHOD /path" when no route matched
-    at: float  # the stand-in's clock when the request was read
+class LogEntry(LoggedRequest):
     query: Mapping[str, str] = field(default_factory=dict)  # first value of each parameter
     status: int | None = None  # None while unanswered, and forever if reset or hung
 
@@ -52,32 +48,12 @@ class LogEntry:
         return parse_bool(self.query.get("allowWatchBookmarks", "")) is True
 
 
-class RequestLog:
-    def __init__(self, *, clock: Callable[[], float]) -> None:
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._entries: list[LogEntry] = []
+class RequestLog(BaseRequestLog[LogEntry]):
+    """Entries, counts per route key (``{"GET /api/v1/nodes": 2, WATCH_NODES: 1}``), reset."""
 
     def record(self, method: str, path: str, route: str, query: Mapping[str, str]) -> LogEntry:
-        entry = LogEntry(method, path, route, self._clock(), dict(query))
-        with self._lock:
-            self._entries.append(entry)
-        return entry
-
-    @property
-    def entries(self) -> list[LogEntry]:
-        """A snapshot of every entry since the last :meth:`reset`, oldest first."""
-        with self._lock:
-            return list(self._entries)
+        return self._append(LogEntry(method, path, route, self._clock(), dict(query)))
 
     def entries_for(self, route: str) -> list[LogEntry]:
         """The entries of one route key, oldest first."""
         return [entry for entry in self.entries if entry.route == route]
-
-    def counts(self) -> dict[str, int]:
-        """Requests per route key, e.g. ``{"GET /api/v1/nodes": 2, WATCH_NODES: 1}``."""
-        return dict(collections.Counter(entry.route for entry in self.entries))
-
-    def reset(self) -> None:
-        with self._lock:
-            self._entries.clear()

@@ -5,7 +5,8 @@ A route key is ``METHOD /template``, e.g. ``PUT /apis/coordination.k8s.io/v1/nam
 the list route with ``watch`` set, keyed apart as ``GET /api/v1/nodes (watch)`` so that a fault
 or a count can aim at watches or at lists. A path no route matches keys on itself.
 
-Matching is on the decoded path, one non-empty segment per ``{variable}``.
+Matching is on the decoded path, one non-empty segment per ``{variable}``
+(:mod:`kaput_not.testing.http.paths`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ..http import paths
 from ..http.messages import Request
 
 NODES = "/api/v1/nodes"
@@ -43,9 +45,9 @@ class Resolved:
 
 
 def resolve(request: Request) -> Resolved:
-    segments = request.path[1:].split("/") if request.path.startswith("/") else []
+    segments = paths.segments(request.path)
     for template in TEMPLATES:
-        params = _bind(template, segments)
+        params = paths.bind(template, segments)
         if params is None:
             continue
         key = f"{request.method} {template}"
@@ -62,18 +64,3 @@ def parse_bool(value: str) -> bool | None:
     if value in _FALSE or value == "":
         return False
     return None
-
-
-def _bind(template: str, segments: list[str]) -> dict[str, str] | None:
-    pattern = template[1:].split("/")
-    if len(pattern) != len(segments):
-        return None
-    params: dict[str, str] = {}
-    for expected, actual in zip(pattern, segments, strict=True):
-        if expected.startswith("{"):
-            if not actual:
-                return None
-            params[expected[1:-1]] = actual
-        elif expected != actual:
-            return None
-    return params

@@ -1,7 +1,8 @@
 """``NetmakerEmulator``: the emulated Netmaker v1.5.1 CE server on a real local socket.
 
 It joins the pieces: :class:`.state.NetmakerState` (data, seeding, domain rules), the API
-(:mod:`.app`), the socket layer shared with the other stand-ins (:mod:`kaput_not.testing.http`),
+(:mod:`.app`), the socket layer and lifecycle shared with the other stand-ins
+(:mod:`kaput_not.testing.http`),
 :class:`.faults.Faults` and :class:`.requestlog.RequestLog`. Per request: log it, apply a
 ``before`` fault, let the API answer, apply an ``after`` fault.
 
@@ -19,21 +20,22 @@ the real server uses goroutines, and only the endpoints kaput-not and its test h
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Callable, Iterator
-from types import TracebackType
+from collections.abc import Callable
 
-from ..http.messages import Reply, Request, Response
-from ..http.server import HttpServer
-from ..http.thread import serving_in_thread
+from ..http.messages import Reply, Request
+from ..http.requestlog import answered
+from ..http.standin import StandInServer
 from .app import NetmakerApi
 from .faults import Faults, strike
-from .requestlog import LogEntry, RequestLog
+from .requestlog import RequestLog
 from .state import NetmakerState
 
 
-class NetmakerEmulator:
+class NetmakerEmulator(StandInServer):
+    _what = "emulator"
+    _thread_name = "netmaker-emulator"
+
     def __init__(
         self,
         *,
@@ -51,56 +53,17 @@ class NetmakerEmulator:
         ``jwt_validity_seconds // 60`` minutes, so values under 60 give tokens born expired.
         ``clock`` drives token times, timestamps and the request log, not socket timing.
         """
+        super().__init__(host=host, port=port)
         self.state = NetmakerState(clock=clock, jwt_validity_minutes=jwt_validity_seconds // 60)
         if username is not None:
             self.state.add_user(username, password, superadmin=True)
         self.faults = Faults(revoke_tokens=self.state.rotate_jwt_secret)
         self.log = RequestLog(clock=clock)
         self._api = NetmakerApi(self.state, master_key=master_key)
-        self._host = host
-        self._http = HttpServer(self._handle, host=host, port=port)
-        self._base_url: str | None = None
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:<port>`` once started."""
-        if self._base_url is None:
-            raise RuntimeError("the emulator is not running")
-        return self._base_url
-
-    @property
-    def connections_accepted(self) -> int:
-        """TCP connections accepted since start: shows whether a client reuses connections."""
-        return self._http.connections_accepted
 
     async def start(self) -> None:
-        await self._http.start()
-        host = f"[{self._host}]" if ":" in self._host else self._host
-        self.state.server = f"{host}:{self._http.port}"
-        self._base_url = f"http://{self.state.server}"
-
-    async def stop(self) -> None:
-        """Stop accepting, drop every connection (hung requests included) and wait for them."""
-        await self._http.stop()
-        self._base_url = None
-
-    async def __aenter__(self) -> NetmakerEmulator:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    @contextlib.contextmanager
-    def run_in_thread(self) -> Iterator[NetmakerEmulator]:
-        """Serve on a private event loop in a daemon thread for the duration of the block."""
-        with serving_in_thread(self.start, self.stop, name="netmaker-emulator"):
-            yield self
+        await super().start()
+        self.state.server = self._authority()  # named in enrollment tokens and JWTs
 
     async def _handle(self, request: Request) -> Reply:
         resolved = self._api.resolve(request)
@@ -110,14 +73,8 @@ class NetmakerEmulator:
         before = self.faults.take(resolved.key, "before")
         early = await strike(before, None) if before is not None else None
         if early is not None:
-            return _logged(entry, early)
+            return answered(entry, early)
         response = self._api.respond(resolved)
         after = self.faults.take(resolved.key, "after")
         replaced = await strike(after, response) if after is not None else None
-        return _logged(entry, response if replaced is None else replaced)
-
-
-def _logged(entry: LogEntry, reply: Reply) -> Reply:
-    if isinstance(reply, Response):
-        entry.status = reply.status
-    return reply
+        return answered(entry, response if replaced is None else replaced)

@@ -24,23 +24,20 @@ Kinds, as a client sees them:
 ``revoke_tokens()`` invalidates every token issued so far (the server's JWT secret changes, as on
 a fresh database); a new login works. Rules are consumed in the order they were added; per
 request at most one ``before`` rule and one ``after`` rule fire. Thread-safe, so a test thread may
-add rules while the emulator serves on another.
+add rules while the emulator serves on another (the shared rule book,
+:mod:`kaput_not.testing.http.faultbook`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
-import fnmatch
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
+from ..http.faultbook import FaultBook, RouteRule, When
 from ..http.messages import Outcome, Reply, Response
 from . import envelope
-
-When = Literal["before", "after"]
 
 _NGINX_502 = (
     b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
@@ -63,31 +60,18 @@ class FaultKind(enum.Enum):
 
 
 @dataclass
-class FaultRule:
-    route: str
-    kind: FaultKind
-    when: When = "before"
-    times: int | None = 1  # remaining matching requests; None = unlimited
+class FaultRule(RouteRule[FaultKind]):
     seconds: float = 0.0  # LATENCY only
     status: int = 500  # STATUS only
     message: str = "fault injected"  # STATUS and CODE_MISMATCH
 
-    def matches(self, route_key: str) -> bool:
-        return fnmatch.fnmatchcase(route_key, self.route)
 
+class Faults(FaultBook[FaultRule]):
+    """The rule book (``add``, ``clear``, ``pending``, ``take``), one helper per kind."""
 
-class Faults:
     def __init__(self, *, revoke_tokens: Callable[[], None]) -> None:
+        super().__init__()
         self._revoke = revoke_tokens
-        self._lock = threading.Lock()
-        self._rules: list[FaultRule] = []
-
-    def add(self, rule: FaultRule) -> FaultRule:
-        if rule.times is not None and rule.times < 1:
-            raise ValueError("times must be at least 1, or None for every request")
-        with self._lock:
-            self._rules.append(rule)
-        return rule
 
     def latency(
         self, route: str, seconds: float, *, times: int | None = 1, when: When = "before"
@@ -137,29 +121,6 @@ class Faults:
     def revoke_tokens(self) -> None:
         """Every token issued so far gets 401 ``unauthorized`` from now on; a new login works."""
         self._revoke()
-
-    def clear(self) -> None:
-        """Drop every rule that has not fired yet."""
-        with self._lock:
-            self._rules.clear()
-
-    @property
-    def pending(self) -> list[FaultRule]:
-        """Rules with uses left, in the order they will be tried."""
-        with self._lock:
-            return list(self._rules)
-
-    def take(self, route_key: str, when: When) -> FaultRule | None:
-        """Consume one use of the first rule for this request and phase, if any."""
-        with self._lock:
-            for rule in self._rules:
-                if rule.when == when and rule.matches(route_key):
-                    if rule.times is not None:
-                        rule.times -= 1
-                        if rule.times == 0:
-                            self._rules.remove(rule)
-                    return rule
-        return None
 
 
 async def strike(rule: FaultRule, real: Response | None) -> Reply | None:

@@ -16,6 +16,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..http import paths
 from ..http.messages import Request, Response
 from . import envelope
 
@@ -34,18 +35,7 @@ class Route:
 
     def bind(self, segments: list[str]) -> dict[str, str] | None:
         """The path variables if ``segments`` fit the template, else None."""
-        pattern = self.template[1:].split("/")
-        if len(pattern) != len(segments):
-            return None
-        params: dict[str, str] = {}
-        for expected, actual in zip(pattern, segments, strict=True):
-            if expected.startswith("{") and expected.endswith("}"):
-                if not actual:
-                    return None
-                params[expected[1:-1]] = actual
-            elif expected != actual:
-                return None
-        return params
+        return paths.bind(self.template, segments)
 
 
 @dataclass(frozen=True)
@@ -77,7 +67,7 @@ class Router:
 
     def resolve(self, request: Request) -> Resolved:
         # Only the leading slash goes: "/api/hosts/" has an empty last segment, so it is a 404.
-        segments = request.path[1:].split("/") if request.path.startswith("/") else []
+        segments = paths.segments(request.path)
         path_matched_by: Route | None = None
         for route in self._routes:
             params = route.bind(segments)
