@@ -54,6 +54,7 @@ class Settings:
     netmaker_concurrency: int = 4
     cache_ttl_seconds: float = 30.0
     resync_period_seconds: float = 600.0
+    delete_grace_seconds: float = 15.0
     workers: int = 4
     egress_metric: int = 500
     max_delete_fraction: float = 0.5
@@ -101,6 +102,7 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("POD_NAMESPACE", "", "pod namespace (downward API), used for the Lease in-cluster"),
     ("CACHE_TTL", "30s", "how long Netmaker lists are reused"),
     ("RESYNC_PERIOD", "10m", "full reconcile of every node and orphan clean-up"),
+    ("DELETE_GRACE", "15s", "a deleted node's rules wait this long, so a rebuild updates them"),
     ("WORKERS", "4", "nodes reconciled in parallel"),
     ("EGRESS_METRIC", "500", "route metric put in each rule's nodes map"),
     (
@@ -254,6 +256,7 @@ def load(
         netmaker_concurrency=r.integer("NETMAKER_CONCURRENCY", 4, low=1, high=64),
         cache_ttl_seconds=r.seconds("CACHE_TTL", 30.0, zero=True),
         resync_period_seconds=r.seconds("RESYNC_PERIOD", 600.0, minimum=1),
+        delete_grace_seconds=r.seconds("DELETE_GRACE", 15.0, zero=True),
         workers=r.integer("WORKERS", 4, low=1, high=64),
         egress_metric=r.integer("EGRESS_METRIC", 500, low=1, high=65535),
         max_delete_fraction=r.fraction("MAX_DELETE_FRACTION", 0.5),

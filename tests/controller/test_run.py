@@ -45,6 +45,7 @@ class Stack:
             "KUBECONFIG": str(self.kubeconfig),
             "CACHE_TTL": "0.5s",
             "RESYNC_PERIOD": "60s",
+            "DELETE_GRACE": "0.2s",
             "METRICS_ADDRESS": "127.0.0.1:0",
             "LEADER_ELECTION_ENABLED": "false",
             "POD_NAME": "replica-a",
@@ -252,3 +253,38 @@ async def test_start_up_plans_the_cluster_once_not_node_by_node(stack: Stack):
     assert "kaput_not_managed_egress_rules 20.0" in metrics
     assert "kaput_not_leader 1.0" in metrics
     assert "kaput_not_kubernetes_nodes 20.0" in metrics
+
+
+async def test_a_live_rebuild_arriving_as_two_events_updates_the_rule_in_place(stack: Stack):
+    stack.node("w1", "10.244.1.0/24")
+    stack.start(stack.settings(DELETE_GRACE="3s"))
+    await eventually(lambda: len(stack.rules()) == 1)
+    [before] = stack.rules()
+    stack.kube.state.delete_node("w1")
+    await asyncio.sleep(0.3)  # the DELETED event is seen and handled before the node returns
+    stack.kube.state.create_node("w1", pod_cidrs=("10.244.9.0/24",))
+    await eventually(lambda: ranges(stack) == {"w1 pods (1/1)": "10.244.9.0/24"})
+    [after] = stack.rules()
+    assert after["id"] == before["id"]
+    assert stack.nm.log.counts().get("DELETE /api/v1/egress", 0) == 0
+
+
+async def test_a_node_whose_host_just_joined_gets_rules_without_waiting_a_ttl(stack: Stack):
+    stack.node("w0", "10.244.0.0/24")
+    stack.start(stack.settings(CACHE_TTL="30s"))
+    await eventually(lambda: len(stack.rules()) == 1)
+    stack.node("w1", "10.244.1.0/24")  # the host joins Netmaker, then the node registers
+    took = await eventually(lambda: len(stack.rules()) == 2, within=10)
+    assert took < 2.0
+
+
+async def test_an_orphan_left_by_a_removed_host_is_cleaned_without_waiting_for_resync(
+    stack: Stack,
+):
+    stack.node("w1", "10.244.1.0/24")
+    stack.node("w2", "10.244.2.0/24")
+    stack.start(stack.settings(RESYNC_PERIOD="1h"))
+    await eventually(lambda: len(stack.rules()) == 2)
+    gone = next(h for h in stack.nm.state.hosts() if h.name == "w2")
+    stack.nm.state.remove_host(gone.id)
+    await eventually(lambda: set(ranges(stack)) == {"w1 pods (1/1)"}, within=5)

@@ -56,8 +56,10 @@ def test_pod_cidrs_once_set_can_never_change(state, new):
         (("10.244.1.0/33",), "spec.podCIDRs[0]"),
         (("10.244.1.0/24", "10.244.2.0/24"), "spec.podCIDRs"),
         (("10.1.0.0/24", "fd00::/64", "10.2.0.0/24"), "spec.podCIDRs"),
+        (("10.5.0.1/24",), "spec.podCIDRs[0]"),
+        (("10.5.0.0/24", "fd00::1/64"), "spec.podCIDRs[1]"),
     ],
-    ids=["not-a-cidr", "two-of-one-family", "three"],
+    ids=["not-a-cidr", "two-of-one-family", "three", "v4-host-bits", "v6-host-bits"],
 )
 def test_invalid_pod_cidrs_are_rejected(state, cidrs, field):
     with pytest.raises(StatusError) as caught:

@@ -77,6 +77,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> int:
             options=ControllerOptions(
                 workers=settings.workers,
                 resync_period_seconds=settings.resync_period_seconds,
+                delete_grace_seconds=settings.delete_grace_seconds,
                 netmaker_poll_seconds=max(settings.cache_ttl_seconds, 1.0),
             ),
         )

@@ -40,6 +40,13 @@ class ControllerOptions:
     netmaker_poll_seconds: float = 30.0
     drain_timeout_seconds: float = 5.0
     first_sync_backoff_max_seconds: float = 60.0
+    #: A deleted node's rules wait this long: a rebuild (deleted, then created again under the
+    #: same name) arrives as two watch events, and waiting lets the re-create merge with the
+    #: delete into one pass that updates the rules in place instead of deleting them.
+    delete_grace_seconds: float = 15.0
+    #: At most one forced refresh of Netmaker hosts and nodes per this many seconds, for node
+    #: events whose host the cached lists do not know yet.
+    inventory_refresh_seconds: float = 1.0
 
 
 class PassFailed(Exception):
@@ -72,6 +79,7 @@ class Controller:
         # Until the first full pass starts, events are covered by it: queueing them would
         # plan every node a second time, one by one, right after the full pass did.
         self._accepting = False
+        self._inventory_refreshed_at = float("-inf")
 
     # -- events ----------------------------------------------------------------------------
 
@@ -84,7 +92,10 @@ class Controller:
             assert event.new is not None
             if event.old.pod_cidrs == event.new.pod_cidrs:
                 return
-        self.queue.add(event.name)
+        if event.kind is EventKind.DELETED:
+            self.queue.add_after(event.name, self._options.delete_grace_seconds)
+        else:
+            self.queue.add(event.name)  # also ends a pending delete grace: a rebuild
 
     # -- running ---------------------------------------------------------------------------
 
@@ -198,10 +209,18 @@ class Controller:
         for name in sorted(changed):
             log.info("Netmaker host %s changed; reconciling the node", name)
             self.queue.add(name)
+        removed = any(previous[name] - current.get(name, frozenset()) for name in previous)
+        if removed:
+            # Netmaker strips a removed node from every rule and keeps the rules (`nodes: {}`):
+            # no node name can claim them, so only a full pass cleans them up.
+            log.info("Netmaker hosts or memberships were removed; running a full pass")
+            await self.full_sync()
         return changed
 
     async def _reconcile_key(self, name: str) -> None:
         node = self.informer.get(name)
+        if node is not None:
+            await self._know_host(name)
         started = time.perf_counter()
         try:
             report = await self._reconciler.reconcile(
@@ -214,6 +233,22 @@ class Controller:
             first = report.result.failures[0]
             raise PassFailed(f"{len(report.result.failures)} write(s) failed, first: {first.error}")
         self.queue.forget(name)
+
+    async def _know_host(self, name: str) -> None:
+        """Refresh the cached host and node lists once if they do not know `name` yet.
+
+        Netmaker hosts usually join before their Kubernetes node registers, so the node's event
+        would otherwise be planned against lists cached before the host existed, and wait a
+        TTL for the host watch. Rate-limited: a burst of unknown names costs one refresh.
+        """
+        hosts = await self._netmaker.hosts()
+        if any(h.name == name for h in hosts):
+            return
+        now = time.monotonic()
+        if now - self._inventory_refreshed_at < self._options.inventory_refresh_seconds:
+            return
+        self._inventory_refreshed_at = now
+        self._netmaker.refresh_inventory()
 
     def _record(self, report: PassReport, scope: str) -> None:
         result = report.result

@@ -97,6 +97,11 @@ class CachedNetmaker:
             hosts=tuple(hosts), nodes=tuple(nodes), egress=dict(zip(names, lists, strict=True))
         )
 
+    def refresh_inventory(self) -> None:
+        """Forget the host and node lists; egress lists stay (our writes keep them current)."""
+        self._hosts.entry = None
+        self._nodes.entry = None
+
     def invalidate(self) -> None:
         """Forget everything; the next read of each list goes to Netmaker."""
         self._hosts.entry = None

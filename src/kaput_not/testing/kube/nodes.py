@@ -149,15 +149,25 @@ def check_name(name: str) -> None:
         raise status.invalid("Node", name, [(f'Invalid value: "{name}"', "metadata.name", detail)])
 
 
+_INVALID_CIDR = "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"
+_HOST_BITS = "must not have bits set beyond the prefix length"
+
+
 def check_pod_cidrs(name: str, old: tuple[str, ...] | None, new: tuple[str, ...]) -> None:
     """The API server's rules for ``spec.podCIDRs`` on create (``old`` None) and update."""
     families: set[int] = set()
     for index, value in enumerate(new):
+        field = f"spec.podCIDRs[{index}]"
         try:
-            families.add(ipaddress.ip_network(value, strict=False).version)
+            network = ipaddress.ip_network(value, strict=False)
         except ValueError:
-            cause = (f'Invalid value: "{value}"', f"spec.podCIDRs[{index}]", "must be a valid CIDR")
+            cause = (f'Invalid value: "{value}"', field, _INVALID_CIDR)
             raise status.invalid("Node", name, [cause]) from None
+        if network.network_address != ipaddress.ip_interface(value).ip:
+            # Seen on kube-apiserver 1.36: host bits are refused, not cleared.
+            cause = (f'Invalid value: "{value}"', field, _HOST_BITS)
+            raise status.invalid("Node", name, [cause])
+        families.add(network.version)
     if len(new) > 2 or len(families) != len(new):
         value = "[" + " ".join(new) + "]"
         cause = (

@@ -1,0 +1,182 @@
+"""The Helm chart against a real API server: every object it renders is accepted (server-side
+dry run), and its RBAC is exactly enough for `kaput-not run`, proven with a token of the
+chart's own ServiceAccount: the controller lists and watches nodes, holds the Lease and writes
+rules, and the same token is refused for anything else we tried."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+import yaml  # type: ignore[import-untyped,unused-ignore]
+
+from tests.contract.seeding import poll
+
+from .conftest import Mesh, StartController, peer, skip_module_without_peers
+from .controlplane import ControlPlane, Kube
+
+skip_module_without_peers("kube-apiserver", "etcd", "helm")
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "kaput-not"
+RELEASE = "kaput-not"
+NAMESPACE = "kaput-system"
+RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+
+
+def render(helm: str, directory: Path, *values: str) -> list[dict[str, Any]]:
+    """`helm template` of the chart, with helm's own state kept in `directory`."""
+    env = {
+        **os.environ,
+        "HELM_CACHE_HOME": str(directory / "cache"),
+        "HELM_CONFIG_HOME": str(directory / "config"),
+        "HELM_DATA_HOME": str(directory / "data"),
+    }
+    args = [helm, "template", RELEASE, str(CHART), "--namespace", NAMESPACE]
+    for value in values:
+        args += ["--set", value]
+    done = subprocess.run(args, capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 0, f"helm template failed: {done.stderr.strip()}"
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+async def collection(kube: Kube, obj: dict[str, Any]) -> str:
+    """The collection path of an object's kind, found through the server's discovery."""
+    api_version, kind = obj["apiVersion"], obj["kind"]
+    group = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+    discovery = await kube.call("GET", group)
+    [resource] = [r for r in discovery["resources"] if r["kind"] == kind and "/" not in r["name"]]
+    if resource["namespaced"]:
+        namespace = obj["metadata"].get("namespace") or NAMESPACE
+        return f"{group}/namespaces/{namespace}/{resource['name']}"
+    return f"{group}/{resource['name']}"
+
+
+def only(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    [obj] = [o for o in objects if o["kind"] == kind]
+    return obj
+
+
+@pytest.fixture
+def helm() -> str:
+    return peer("helm")
+
+
+async def test_the_chart_is_accepted_and_its_rbac_is_exactly_enough(
+    kube: Kube,
+    mesh: Mesh,
+    controllers: StartController,
+    control_plane: ControlPlane,
+    helm: str,
+    tmp_path: Path,
+):
+    password = mesh.server.password
+    objects = render(
+        helm, tmp_path, f"netmaker.apiUrl={mesh.server.url}", f"netmaker.password={password}"
+    )
+    kinds = sorted(o["kind"] for o in objects)
+    assert set(RBAC_KINDS) <= set(kinds), kinds
+    await kube.ensure_namespace(NAMESPACE)
+
+    # (a) Every rendered object passes the real server's validation and admission.
+    for obj in objects:
+        path = await collection(kube, obj)
+        accepted = await kube.call("POST", f"{path}?dryRun=All", body=obj, expect=(200, 201))
+        assert accepted["metadata"]["name"] == obj["metadata"]["name"]
+
+    # (b) The RBAC objects for real, then a token of the chart's ServiceAccount.
+    for obj in objects:
+        if obj["kind"] in RBAC_KINDS:
+            await kube.call("POST", await collection(kube, obj), body=obj, expect=(201,))
+    account = only(objects, "ServiceAccount")["metadata"]["name"]
+    minted = await kube.call(
+        "POST",
+        f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{account}/token",
+        body={
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"expirationSeconds": 3600},
+        },
+        expect=(201,),
+    )
+    token = minted["status"]["token"]
+    kubeconfig = control_plane.write_kubeconfig(tmp_path / "sa.kubeconfig", user={"token": token})
+
+    # The controller as the chart configures it: its ConfigMap, its Secret as a file.
+    settings: dict[str, str | None] = dict(only(objects, "ConfigMap")["data"])
+    assert settings["LEADER_ELECTION_ENABLED"] == "true"
+    assert settings["LEADER_ELECTION_NAMESPACE"] == NAMESPACE
+    del settings["METRICS_ADDRESS"]  # ":8080" would listen on every interface: keep loopback
+    secret = only(objects, "Secret")
+    password_file = tmp_path / "password"
+    password_file.write_bytes(base64.b64decode(secret["data"]["password"]))
+    net = await mesh.network()
+    host = await mesh.host("rbac-w1", net)
+    await kube.create_node("rbac-w1", "10.244.90.0/24")
+    pod = "kaput-not-rbac-0"
+    controller = controllers(
+        pod,
+        **{
+            **settings,
+            "NETMAKER_PASSWORD": None,
+            "NETMAKER_PASSWORD_FILE": str(password_file),
+            "KUBECONFIG": str(kubeconfig),
+            "POD_NAMESPACE": NAMESPACE,
+            # With the chart's 30 s, a node whose host joined Netmaker after the last list
+            # waits up to one TTL for its rule; this test is about RBAC, not that latency.
+            "CACHE_TTL": "1s",
+        },
+    )
+    await controller.ready()
+    lease = str(settings["LEADER_ELECTION_ID"])
+    assert await kube.holder(NAMESPACE, lease) == pod
+    expected = [("rbac-w1 pods (1/1)", "10.244.90.0/24", {host.nodes[net]: 500})]
+    await poll(
+        lambda: mesh.ours(net),
+        lambda rules: sorted((r["name"], r["range"], r["nodes"]) for r in rules) == expected,
+        what="the rule from the full sync of the controller running on the token",
+        deadline=20,
+    )
+    # A node created now reaches the controller through its watch.
+    second = await mesh.host("rbac-w2", net)
+    await kube.create_node("rbac-w2", "10.244.91.0/24")
+    expected.append(("rbac-w2 pods (1/1)", "10.244.91.0/24", {second.nodes[net]: 500}))
+    await poll(
+        lambda: mesh.ours(net),
+        lambda rules: sorted((r["name"], r["range"], r["nodes"]) for r in rules) == expected,
+        what="the rule of a node the controller saw through its watch",
+        deadline=20,
+    )
+    # SIGTERM releases the Lease: an update the Role must allow.
+    controller.process.terminate()
+    assert controller.process.wait(10) == 0
+    assert await kube.holder(NAMESPACE, lease) == ""
+    assert "forbidden" not in controller.process.log.read_text().lower()
+
+    # The same token, used directly: what the controller needs works, nothing else does.
+    auth = {"Authorization": f"Bearer {token}"}
+    async with httpx2.AsyncClient(
+        base_url=control_plane.url,
+        verify=control_plane.pki.context(admin=False),
+        timeout=30,
+        trust_env=False,
+        headers=auth,
+    ) as http:
+        assert (await http.get("/api/v1/nodes")).status_code == 200
+        patched = await http.patch(
+            "/api/v1/nodes/rbac-w1",
+            content=b'{"metadata":{"labels":{"touched":"yes"}}}',
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
+        assert patched.status_code == 403, patched.text
+        secret_name = secret["metadata"]["name"]
+        read = await http.get(f"/api/v1/namespaces/{NAMESPACE}/secrets/{secret_name}")
+        assert read.status_code == 403, read.text
+        elsewhere = await http.get("/apis/coordination.k8s.io/v1/namespaces/kube-system/leases")
+        assert elsewhere.status_code == 403, elsewhere.text
