@@ -288,3 +288,16 @@ async def test_an_orphan_left_by_a_removed_host_is_cleaned_without_waiting_for_r
     gone = next(h for h in stack.nm.state.hosts() if h.name == "w2")
     stack.nm.state.remove_host(gone.id)
     await eventually(lambda: set(ranges(stack)) == {"w1 pods (1/1)"}, within=5)
+
+
+async def test_an_unexpected_failure_of_the_leaders_work_stops_with_exit_1(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+):
+    from kaput_not.controller.controller import Controller
+
+    async def broken(self: Controller) -> None:
+        raise RuntimeError("a bug in the leader's loop")
+
+    monkeypatch.setattr(Controller, "run_leader", broken)
+    _, task = stack.start(stack.settings())
+    assert await asyncio.wait_for(task, 10) == 1

@@ -115,6 +115,12 @@ async def _supervise(
         nonlocal leader_work
         state.leading = True
         leader_work = asyncio.create_task(controller.run_leader())
+        leader_work.add_done_callback(_leader_ended)
+
+    def _leader_ended(task: asyncio.Task[None]) -> None:
+        # The leader's work only ends by cancellation; anything else is a bug to stop on.
+        if not task.cancelled() and task.exception() is not None:
+            controller.fail(task.exception() or RuntimeError("leader work ended"))
 
     if elector is None:
         lead()
@@ -130,7 +136,9 @@ async def _supervise(
         elif finished == "fatal":
             code = EXIT_FAILED
         elif finished == "informer":
-            tasks["informer"].result()  # re-raise: the informer only ends by failing
+            # The informer retries API errors forever; ending means a bug. Say it, exit 1.
+            log.error("the node informer stopped: %r", tasks["informer"].exception())
+            code = EXIT_FAILED
         else:
             log.info("stopping: signal received")
     finally:

@@ -276,6 +276,10 @@ class Controller:
         self._metrics.reconciles.labels("node", "error").inc()
         self.queue.add_rate_limited(name)
 
+    def fail(self, exc: BaseException) -> None:
+        """Stop the controller because of `exc` (wakes `wait_fatal`)."""
+        self._die(exc if isinstance(exc, Exception) else RuntimeError(repr(exc)))
+
     def _die(self, exc: Exception) -> None:
         if self.fatal is None:
             log.error("stopping: %s", exc)
