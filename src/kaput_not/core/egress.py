@@ -14,6 +14,7 @@ is foreign and is never written or deleted.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -90,12 +91,14 @@ def rule_name(node_name: str, index: int, count: int) -> str:
     return f"{node_name} pods ({index + 1}/{count})"
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def normalize_cidr(cidr: str) -> str:
     """The CIDR as Netmaker stores it: host bits cleared, IPv6 compressed and lower case.
 
     Netmaker runs Go's net.ParseCIDR and prints IPNet.String(); Python's compressed form is the
     same for plain IPv4 and IPv6 networks. IPv4-mapped IPv6 prints differently in Go, and no
-    pod CIDR allocator produces it, so it is refused rather than guessed.
+    pod CIDR allocator produces it, so it is refused rather than guessed. Cached: every pass
+    normalises the same pod CIDRs again, and parsing is most of a full pass's time.
     """
     text = cidr.strip()
     if "/" not in text:
@@ -111,6 +114,8 @@ def normalize_cidr(cidr: str) -> str:
 
 def same_range(stored: str, wanted: str) -> bool:
     """Compare ranges as networks, so a non-canonical spelling never causes endless updates."""
+    if stored == wanted:
+        return True  # the usual case: Netmaker stored what we sent, already normalised
     try:
         return normalize_cidr(stored) == normalize_cidr(wanted)
     except InvalidCidr:
