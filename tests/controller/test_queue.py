@@ -15,18 +15,7 @@ from hypothesis import strategies as st
 
 from kaput_not.controller import ratelimit
 from kaput_not.controller.queue import QueueShutDown, WorkQueue
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
+from tests.clock import FakeClock
 
 MakeQueue = Callable[..., WorkQueue[str]]
 

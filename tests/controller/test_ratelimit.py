@@ -8,18 +8,7 @@ from typing import Any
 import pytest
 
 from kaput_not.controller import ratelimit
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
+from tests.clock import FakeClock
 
 # -- exponential backoff ---------------------------------------------------------------------
 

@@ -16,16 +16,9 @@ from kaput_not.netmaker.cache import CachedNetmaker
 from kaput_not.netmaker.client import NetmakerClient
 from kaput_not.netmaker.settings import ClientSettings
 from kaput_not.testing.netmaker import NetmakerEmulator
+from tests.clock import FakeClock
 
 USER, PASSWORD = "kaput-not", "scenario-password"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class World:
@@ -33,7 +26,7 @@ class World:
 
     def __init__(self, emulator: NetmakerEmulator, client: NetmakerClient) -> None:
         self.nm = emulator
-        self.clock = Clock()
+        self.clock = FakeClock()
         self.cache = CachedNetmaker(client, ttl=30, clock=self.clock)
         self.kube: dict[str, KubeNode] = {}
         self.settings = PlanSettings()
@@ -43,7 +36,7 @@ class World:
 
     def later(self) -> None:
         """Let the cache TTL pass, so changes made by others are seen."""
-        self.clock.now += 31
+        self.clock.advance(31)
 
     async def sync(self, *, only: str | None = None, complete: bool = True) -> PassReport:
         reconciler = Reconciler(self.cache, Executor(self.cache), self.settings)

@@ -58,14 +58,16 @@ def apply(v: NetmakerView, p: Plan) -> NetmakerView:
     for action in p.actions:
         if action.kind is ActionKind.CREATE:
             assert action.spec is not None
-            created = _stored(new_id("new"), action.spec)
+            # Netmaker gives a new id and forces status true on create.
+            created = stored(new_id("new"), action.spec.network, action.spec, status=True)
             by_id[created.id] = created
             order.append(created.id)
         elif action.kind is ActionKind.UPDATE:
             assert action.target is not None
             assert action.spec is not None
             assert action.target.id in by_id, "update of an egress that does not exist"
-            by_id[action.target.id] = by_id[action.target.id].with_spec(_normalised(action.spec))
+            # A PUT replaces every field but the id and the network (an egress never moves).
+            by_id[action.target.id] = stored(action.target.id, action.target.network, action.spec)
         else:
             assert action.target is not None
             assert action.target.id in by_id, "delete of an egress that does not exist"
@@ -78,29 +80,17 @@ def apply(v: NetmakerView, p: Plan) -> NetmakerView:
     return NetmakerView(hosts=v.hosts, nodes=v.nodes, egress=out)
 
 
-def _normalised(spec: EgressSpec) -> EgressSpec:
-    return EgressSpec(
-        network=spec.network,
+def stored(eid: str, network: str, spec: EgressSpec, *, status: bool | None = None) -> Egress:
+    """The egress Netmaker stores for `spec`: range normalised, `nodes` replaced."""
+    return Egress(
+        id=eid,
+        network=network,
         name=spec.name,
         description=spec.description,
         range=normalize_cidr(spec.range),
         nat=spec.nat,
-        status=True if spec.status else spec.status,
+        status=spec.status if status is None else status,
         nodes=dict(spec.nodes),
-    )
-
-
-def _stored(eid: str, spec: EgressSpec) -> Egress:
-    s = _normalised(spec)
-    return Egress(
-        id=eid,
-        network=s.network,
-        name=s.name,
-        description=s.description,
-        range=s.range,
-        nat=s.nat,
-        status=True,  # Netmaker forces status true on create
-        nodes=dict(s.nodes),
     )
 
 

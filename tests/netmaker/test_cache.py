@@ -11,6 +11,8 @@ import pytest
 from kaput_not.core.model import Egress, EgressSpec, Host, NmNode
 from kaput_not.netmaker import errors
 from kaput_not.netmaker.cache import CachedNetmaker
+from tests.clock import FakeClock
+from tests.core.world import stored
 
 
 class FakeApi:
@@ -56,16 +58,7 @@ class FakeApi:
     async def create_egress(self, spec: EgressSpec) -> Egress:
         self._maybe_fail()
         self._ids += 1
-        e = Egress(
-            id=f"e{self._ids}",
-            network=spec.network,
-            name=spec.name,
-            description=spec.description,
-            range=spec.range,
-            nat=spec.nat,
-            status=True,
-            nodes=dict(spec.nodes),
-        )
+        e = stored(f"e{self._ids}", spec.network, spec, status=True)
         self.egress.setdefault(spec.network, []).append(e)
         return e
 
@@ -74,7 +67,7 @@ class FakeApi:
         for es in self.egress.values():
             for i, e in enumerate(es):
                 if e.id == egress_id:
-                    es[i] = e.with_spec(spec)
+                    es[i] = stored(e.id, e.network, spec)
                     return es[i]
         raise AssertionError("unknown id")
 
@@ -95,22 +88,14 @@ SPEC = EgressSpec(
 )
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def api() -> FakeApi:
     return FakeApi()
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 async def test_view_lists_each_list_once_within_the_ttl(api, clock):

@@ -37,6 +37,7 @@ from kaput_not.netmaker import (
     OutcomeUnknown,
     Unreachable,
 )
+from tests.clock import FakeClock
 
 USERNAME = "kaput"
 PASSWORD = "Pa55-w0rd-never-shown"
@@ -55,14 +56,6 @@ SPEC = EgressSpec(
 )
 
 Route = Callable[[httpx2.Request], httpx2.Response | Awaitable[httpx2.Response]]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_780_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def b64url(data: bytes) -> str:
@@ -108,7 +101,7 @@ def stored(spec: EgressSpec, egress_id: str) -> dict[str, object]:
 class FakeNetmaker:
     """Login and bearer checks as Netmaker does them; everything else from `routes`."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: FakeClock) -> None:
         self.clock = clock
         self.prefix = ""  # a path prefix in front of the API, as behind a reverse proxy
         self.lifetime: float | None = 3600.0  # None: tokens whose exp cannot be read
@@ -166,19 +159,19 @@ class FakeNetmaker:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock(1_780_000_000.0)
 
 
 @pytest.fixture
-def server(clock: Clock) -> FakeNetmaker:
+def server(clock: FakeClock) -> FakeNetmaker:
     fake = FakeNetmaker(clock)
     fake.routes["GET /api/hosts"] = lambda _: httpx2.Response(200, json=[])
     return fake
 
 
 @pytest.fixture
-async def client(server: FakeNetmaker, clock: Clock) -> AsyncIterator[NetmakerClient]:
+async def client(server: FakeNetmaker, clock: FakeClock) -> AsyncIterator[NetmakerClient]:
     async with NetmakerClient(SETTINGS, transport=server.transport(), clock=clock) as client:
         yield client
 
@@ -251,7 +244,7 @@ def test_malformed_api_url_is_one_clear_line(url: str, problem: str) -> None:
     ],
 )
 async def test_well_formed_api_url_is_used_as_base(
-    url: str, expected: str, server: FakeNetmaker, clock: Clock
+    url: str, expected: str, server: FakeNetmaker, clock: FakeClock
 ) -> None:
     settings = dataclasses.replace(SETTINGS, api_url=url)
     server.prefix = httpx2.URL(url).path.rstrip("/")
@@ -368,7 +361,7 @@ async def test_wrong_password_is_rejected_credentials_without_retry(
     assert server.seen("GET /api/hosts") == []
 
 
-async def test_unknown_user_is_rejected_credentials(server: FakeNetmaker, clock: Clock) -> None:
+async def test_unknown_user_is_rejected_credentials(server: FakeNetmaker, clock: FakeClock) -> None:
     settings = dataclasses.replace(SETTINGS, username="nobody")
     async with NetmakerClient(settings, transport=server.transport(), clock=clock) as client:
         with pytest.raises(CredentialsRejected) as caught:
@@ -416,7 +409,7 @@ async def test_token_is_cached_across_calls(server: FakeNetmaker, client: Netmak
 
 
 async def test_token_is_refreshed_before_it_expires(
-    server: FakeNetmaker, client: NetmakerClient, clock: Clock
+    server: FakeNetmaker, client: NetmakerClient, clock: FakeClock
 ) -> None:
     await client.list_hosts()
     clock.now += 3600 - 61  # 61 s left: outside the 60 s margin
@@ -432,7 +425,7 @@ async def test_token_is_refreshed_before_it_expires(
 
 
 async def test_short_lived_token_is_refreshed_halfway(
-    server: FakeNetmaker, client: NetmakerClient, clock: Clock
+    server: FakeNetmaker, client: NetmakerClient, clock: FakeClock
 ) -> None:
     server.lifetime = 60.0  # as short as the margin: refreshing at exp - 60 would loop
     await client.list_hosts()
@@ -445,7 +438,7 @@ async def test_short_lived_token_is_refreshed_halfway(
 
 
 async def test_token_without_readable_exp_is_used_until_refused(
-    server: FakeNetmaker, client: NetmakerClient, clock: Clock
+    server: FakeNetmaker, client: NetmakerClient, clock: FakeClock
 ) -> None:
     server.lifetime = None
     await client.list_hosts()
@@ -927,7 +920,7 @@ async def test_list_egress_needs_a_network(server: FakeNetmaker, client: Netmake
 
 
 async def test_on_request_gets_method_endpoint_status_and_seconds(
-    server: FakeNetmaker, clock: Clock
+    server: FakeNetmaker, clock: FakeClock
 ) -> None:
     seen: list[tuple[str, str, int | None, float]] = []
 

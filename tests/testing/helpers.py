@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx2
 
+from tests import clock
 from tests.contract import seeding
 
 USERNAME = "admin"
@@ -16,15 +17,11 @@ MASTER_KEY = "emulator-master-key"
 START = 1_800_000_000.0
 
 
-class FakeClock:
+class FakeClock(clock.FakeClock):
+    """Starts at START, a plausible unix time for the emulator's JWT claims."""
+
     def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+        super().__init__(now)
 
 
 def bearer(token: str) -> dict[str, str]:

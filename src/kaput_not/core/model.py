@@ -73,19 +73,6 @@ class Egress:
     status: bool
     nodes: Mapping[str, int] = field(default_factory=dict)
 
-    def with_spec(self, spec: EgressSpec) -> Egress:
-        """This egress after a PUT of `spec` (Netmaker never moves an egress between networks)."""
-        return Egress(
-            id=self.id,
-            network=self.network,
-            name=spec.name,
-            description=spec.description,
-            range=spec.range,
-            nat=spec.nat,
-            status=spec.status,
-            nodes=dict(spec.nodes),
-        )
-
 
 class ActionKind(StrEnum):
     CREATE = "create"
