@@ -226,6 +226,9 @@ class Controller:
             report = await self._reconciler.reconcile(
                 [node] if node else [], only=name, kube_complete=self.informer.synced.is_set()
             )
+        except errors.NetmakerError:
+            self._metrics.reconciles.labels("node", "error").inc()
+            raise
         finally:
             self._metrics.reconcile_seconds.labels("node").observe(time.perf_counter() - started)
         self._record(report, "node")
@@ -273,7 +276,6 @@ class Controller:
             return
         requeues = self.queue.requeues(name)
         log.warning("reconciling node %s failed (retry %d): %s", name, requeues + 1, exc)
-        self._metrics.reconciles.labels("node", "error").inc()
         self.queue.add_rate_limited(name)
 
     def fail(self, exc: BaseException) -> None:

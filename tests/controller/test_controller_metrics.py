@@ -1,0 +1,84 @@
+"""Each failed node pass is counted once, whether writes failed or Netmaker could not be read."""
+
+from __future__ import annotations
+
+import httpx2
+import pytest
+
+from kaput_not.controller.controller import Controller, ControllerOptions, PassFailed
+from kaput_not.controller.executor import ApplyResult, Failure
+from kaput_not.controller.metrics import Metrics
+from kaput_not.controller.reconciler import PassReport
+from kaput_not.core.model import Action, ActionKind, EgressSpec, Plan
+from kaput_not.core.planner import NetmakerView
+from kaput_not.kube.api import KubeApi
+from kaput_not.netmaker import errors
+
+SPEC = EgressSpec(
+    network="a",
+    name="w1 pods (1/1)",
+    description="d",
+    range="10.0.0.0/24",
+    nat=False,
+    status=True,
+    nodes={"n1": 500},
+)
+
+
+class Reconciler:
+    """Answers every pass with the outcome the test sets."""
+
+    def __init__(self) -> None:
+        self.outcome: PassReport | Exception = PassReport(
+            plan=Plan(), result=ApplyResult(), seconds=0.0, view=NetmakerView()
+        )
+
+    async def reconcile(self, kube_nodes: object, **kwargs: object) -> PassReport:
+        if isinstance(self.outcome, Exception):
+            raise self.outcome
+        return self.outcome
+
+
+class Netmaker:
+    async def hosts(self) -> list[object]:
+        return []
+
+    def refresh_inventory(self) -> None:
+        pass
+
+
+def errors_counted(metrics: Metrics) -> float:
+    value = metrics.registry.get_sample_value(
+        "kaput_not_reconciles_total", {"scope": "node", "result": "error"}
+    )
+    return value or 0.0
+
+
+@pytest.mark.parametrize("failure", ["write-failed", "netmaker-unreadable"])
+async def test_a_failed_node_pass_is_counted_once(failure: str):
+    metrics = Metrics()
+    reconciler = Reconciler()
+    controller = Controller(
+        kube=KubeApi(httpx2.AsyncClient()),
+        netmaker=Netmaker(),  # type: ignore[arg-type]
+        reconciler=reconciler,  # type: ignore[arg-type]
+        metrics=metrics,
+        options=ControllerOptions(),
+    )
+    if failure == "write-failed":
+        action = Action(kind=ActionKind.CREATE, reason="r", network="a", spec=SPEC)
+        boom = errors.ApiError("POST /api/v1/egress", status=500, code=500, server_message="x")
+        reconciler.outcome = PassReport(
+            plan=Plan(actions=(action,)),
+            result=ApplyResult(failures=(Failure(action, boom),)),
+            seconds=0.0,
+            view=NetmakerView(),
+        )
+    else:
+        reconciler.outcome = errors.Unreachable("GET /api/hosts", "connection refused")
+    expected = PassFailed if failure == "write-failed" else errors.Unreachable
+    with pytest.raises(expected) as caught:
+        await controller._reconcile_key("w1")
+    await controller._retry("w1", caught.value)
+    assert errors_counted(metrics) == 1.0
+    assert controller.queue.requeues("w1") == 1
