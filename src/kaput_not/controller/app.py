@@ -16,7 +16,6 @@ import asyncio
 import logging
 import random
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
 
 from kaput_not.config import Settings, split_address
 from kaput_not.controller.controller import Controller, ControllerOptions
@@ -40,11 +39,6 @@ EXIT_FAILED = 1
 
 class StartupError(Exception):
     """Configuration that only shows itself when used: one line, exit code 2."""
-
-
-@dataclass(slots=True)
-class _State:
-    leading: bool = False
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> int:
@@ -81,13 +75,12 @@ async def run(settings: Settings, stop: asyncio.Event) -> int:
                 netmaker_poll_seconds=max(settings.cache_ttl_seconds, 1.0),
             ),
         )
-        state = _State()
         metrics.watch(
             queue_depth=lambda: float(len(controller.queue)),
-            leader=lambda: state.leading and may_write(),
+            leader=lambda: controller.leading and may_write(),
             nodes=lambda: float(len(controller.informer)),
         )
-        health = _health(settings, metrics, controller, state, elector)
+        health = _health(settings, metrics, controller, elector)
         await health.start()
         stack.push_async_callback(health.stop)
         log.info(
@@ -97,15 +90,15 @@ async def run(settings: Settings, stop: asyncio.Event) -> int:
             settings.dry_run,
             health.port,
         )
-        return await _supervise(controller, elector, state, stop)
+        return await _supervise(controller, elector, stop)
 
 
 async def _supervise(
-    controller: Controller, elector: LeaderElector | None, state: _State, stop: asyncio.Event
+    controller: Controller, elector: LeaderElector | None, stop: asyncio.Event
 ) -> int:
     """Run until stop, lost leadership or a fatal error; then shut down in the right order."""
     tasks: dict[str, asyncio.Task[object]] = {
-        "informer": asyncio.create_task(controller.run_informer()),
+        "informer": asyncio.create_task(controller.informer.run()),
         "stop": asyncio.create_task(stop.wait()),
         "fatal": asyncio.create_task(controller.wait_fatal()),
     }
@@ -113,7 +106,6 @@ async def _supervise(
 
     def lead() -> None:
         nonlocal leader_work
-        state.leading = True
         leader_work = asyncio.create_task(controller.run_leader())
         leader_work.add_done_callback(_leader_ended)
 
@@ -142,7 +134,6 @@ async def _supervise(
         else:
             log.info("stopping: signal received")
     finally:
-        state.leading = False
         await controller.stop()
         for task in [*tasks.values(), *([leader_work] if leader_work else [])]:
             task.cancel()
@@ -223,7 +214,6 @@ def _health(
     settings: Settings,
     metrics: Metrics,
     controller: Controller,
-    state: _State,
     elector: LeaderElector | None,
 ) -> HealthServer:
     host, port = split_address(settings.metrics_address)
@@ -236,7 +226,7 @@ def _health(
     def ready() -> tuple[bool, str]:
         if not controller.informer.synced.is_set():
             return False, "waiting for the first complete list of Kubernetes nodes"
-        if not state.leading:
+        if not controller.leading:
             return True, "standby"
         if not controller.first_sync_done.is_set():
             return False, "leader: first full sync not done yet"

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from kaput_not.controller.metrics import Metrics
@@ -73,6 +73,8 @@ class Controller:
         self._options = options
         self._wall_clock = wall_clock
         self.first_sync_done = asyncio.Event()
+        #: True from the moment this replica starts leading until `stop()`.
+        self.leading = False
         self.fatal: Exception | None = None
         self._fatal_event = asyncio.Event()
         self._host_fingerprints: dict[str, frozenset[_Membership]] | None = None
@@ -99,11 +101,9 @@ class Controller:
 
     # -- running ---------------------------------------------------------------------------
 
-    async def run_informer(self) -> None:
-        await self.informer.run()
-
     async def run_leader(self) -> None:
         """Everything a leader does, until cancelled or a fatal error."""
+        self.leading = True
         await self.informer.synced.wait()
         self._accepting = True  # before the first pass reads the store, so nothing falls between
         await self._first_sync()
@@ -116,6 +116,7 @@ class Controller:
         return self.fatal
 
     async def stop(self) -> None:
+        self.leading = False
         await self.queue.shutdown(drain_timeout=self._options.drain_timeout_seconds)
 
     # -- passes ----------------------------------------------------------------------------
@@ -159,40 +160,34 @@ class Controller:
 
     async def _first_sync(self) -> None:
         delay = 1.0
-        while True:
-            try:
-                await self.full_sync()
-                break
-            except errors.CredentialsRejected as exc:
-                self._die(exc)
-                raise
-            except errors.NetmakerError as exc:
-                log.warning("first full sync failed (%s); retrying in %.0fs", exc, delay)
+        while not await self._attempt(self.full_sync, "first full sync"):
+            log.info("retrying the first full sync in %.0fs", delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, self._options.first_sync_backoff_max_seconds)
         self.first_sync_done.set()
 
     async def _resync_loop(self) -> None:
-        while True:
+        while self.fatal is None:
             await asyncio.sleep(self._options.resync_period_seconds)
-            try:
-                await self.full_sync()
-            except errors.CredentialsRejected as exc:
-                self._die(exc)
-                return
-            except errors.NetmakerError as exc:
-                log.warning("periodic full sync failed: %s", exc)
+            await self._attempt(self.full_sync, "periodic full sync")
 
     async def _netmaker_watch_loop(self) -> None:
-        while True:
+        while self.fatal is None:
             await asyncio.sleep(self._options.netmaker_poll_seconds)
-            try:
-                await self.check_netmaker_changes()
-            except errors.CredentialsRejected as exc:
-                self._die(exc)
-                return
-            except errors.NetmakerError as exc:
-                log.warning("watching Netmaker hosts failed: %s", exc)
+            await self._attempt(self.check_netmaker_changes, "watching Netmaker hosts")
+
+    async def _attempt(self, step: Callable[[], Awaitable[object]], what: str) -> bool:
+        """Run `step`; a Netmaker error is logged (the caller retries later), a rejected
+        password stops the controller. True when the step succeeded."""
+        try:
+            await step()
+        except errors.CredentialsRejected as exc:
+            self.fail(exc)
+            raise
+        except errors.NetmakerError as exc:
+            log.warning("%s failed: %s", what, exc)
+            return False
+        return True
 
     async def check_netmaker_changes(self) -> list[str]:
         """Enqueue Kubernetes nodes whose Netmaker host or memberships changed; return them."""
@@ -272,20 +267,17 @@ class Controller:
 
     async def _retry(self, name: str, exc: Exception) -> None:
         if isinstance(exc, errors.CredentialsRejected):
-            self._die(exc)
+            self.fail(exc)
             return
         requeues = self.queue.requeues(name)
         log.warning("reconciling node %s failed (retry %d): %s", name, requeues + 1, exc)
         self.queue.add_rate_limited(name)
 
     def fail(self, exc: BaseException) -> None:
-        """Stop the controller because of `exc` (wakes `wait_fatal`)."""
-        self._die(exc if isinstance(exc, Exception) else RuntimeError(repr(exc)))
-
-    def _die(self, exc: Exception) -> None:
+        """Stop the controller because of `exc` (wakes `wait_fatal`); the first cause wins."""
         if self.fatal is None:
             log.error("stopping: %s", exc)
-            self.fatal = exc
+            self.fatal = exc if isinstance(exc, Exception) else RuntimeError(repr(exc))
             self._fatal_event.set()
 
 
