@@ -30,7 +30,7 @@ class Reconciler:
 
     def __init__(self) -> None:
         self.outcome: PassReport | Exception = PassReport(
-            plan=Plan(), result=ApplyResult(), seconds=0.0, view=NetmakerView()
+            plan=Plan(), result=ApplyResult(), view=NetmakerView()
         )
 
     async def reconcile(self, kube_nodes: object, **kwargs: object) -> PassReport:
@@ -71,7 +71,6 @@ async def test_a_failed_node_pass_is_counted_once(failure: str):
         reconciler.outcome = PassReport(
             plan=Plan(actions=(action,)),
             result=ApplyResult(failures=(Failure(action, boom),)),
-            seconds=0.0,
             view=NetmakerView(),
         )
     else:

@@ -131,7 +131,8 @@ class Controller:
             self._metrics.reconciles.labels("full", "error").inc()
             raise
         finally:
-            self._metrics.reconcile_seconds.labels("full").observe(time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            self._metrics.reconcile_seconds.labels("full").observe(seconds)
         self._record(report, "full")
         # Every node was just planned against this snapshot: later host changes are measured
         # from it, so a host that appeared after an event's (cached) read is still noticed.
@@ -154,7 +155,7 @@ class Controller:
             result.deleted,
             len(result.failures),
             len(report.plan.withheld),
-            report.seconds,
+            seconds,
         )
         return report
 

@@ -7,8 +7,7 @@ resync, so the two can never disagree about what a rule should be.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from kaput_not.controller.executor import ApplyResult, Executor
@@ -23,7 +22,6 @@ log = logging.getLogger("kaput_not.reconciler")
 class PassReport:
     plan: Plan
     result: ApplyResult
-    seconds: float
     #: The Netmaker snapshot the plan was made from.
     view: NetmakerView
 
@@ -39,18 +37,14 @@ class Reconciler:
         netmaker: CachedNetmaker,
         executor: Executor,
         settings: PlanSettings,
-        *,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._netmaker = netmaker
         self._executor = executor
         self._settings = settings
-        self._clock = clock
 
     async def reconcile(
         self, kube_nodes: Iterable[KubeNode], *, only: str | None = None, kube_complete: bool = True
     ) -> PassReport:
-        started = self._clock()
         view = await self._netmaker.view()
         the_plan = plan(kube_nodes, view, self._settings, only=only, kube_complete=kube_complete)
         for warning in the_plan.warnings:
@@ -58,4 +52,4 @@ class Reconciler:
         if the_plan.refusal:
             log.error("%s", the_plan.refusal)
         result = await self._executor.apply(the_plan)
-        return PassReport(plan=the_plan, result=result, seconds=self._clock() - started, view=view)
+        return PassReport(plan=the_plan, result=result, view=view)
