@@ -87,19 +87,17 @@ async def run_demo(options: DemoOptions) -> DemoResult:
         networks = [f"mesh-{k}" for k in range(options.networks)]
         for k, network in enumerate(networks):
             emulator.state.add_network(network, f"100.{64 + k}.0.0/16")
-        kube = []
-        first_node = ""
-        for i in range(options.nodes):
-            name = f"node-{i:05d}"
-            host = emulator.state.add_host(name, networks)
-            first_node = first_node or host.node_id(networks[0])
-            kube.append(KubeNode(name=name, pod_cidrs=pod_cidrs(i, options.dual_stack)))
+        hosts = [emulator.state.add_host(f"node-{i:05d}", networks) for i in range(options.nodes)]
+        kube = [
+            KubeNode(name=host.name, pod_cidrs=pod_cidrs(i, options.dual_stack))
+            for i, host in enumerate(hosts)
+        ]
         foreign = emulator.state.add_egress(
             network=networks[0],
             name="office",
             description=FOREIGN_DESCRIPTION,
             cidr="192.168.0.0/16",
-            nodes={first_node: 100},
+            nodes={hosts[0].node_id(networks[0]): 100},
         )
         emulator.log.reset()
         started = time.perf_counter()
