@@ -115,10 +115,20 @@ class KubeApi:
         finally:
             await response.aclose()
 
-    async def _send(self, method: str, path: str, **kwargs: object) -> httpx2.Response:
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx2.Response:
         call = f"{method} {path}"
         try:
-            response = await self._client.request(method, path, **kwargs)  # type: ignore[arg-type]
+            response = await self._client.request(
+                method, path, params=params, content=content, headers=headers
+            )
         except httpx2.HTTPError as exc:
             raise KubeError(call, f"{type(exc).__name__}: {exc}") from exc
         if response.status_code >= 300:
