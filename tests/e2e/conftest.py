@@ -1,20 +1,19 @@
 """Fixtures of the end-to-end suite: the real control plane, Netmaker, and `kaput-not run`.
 
 The peers come from environment variables that `scripts/e2e` (and `scripts/check`) set from
-`scripts/build-peers`: KAPUT_NOT_KUBE_APISERVER, KAPUT_NOT_ETCD and KAPUT_NOT_HELM. Without
-them the tests skip with one line, so a plain `pytest` stays fast; with CI set, a missing
-peer fails instead, naming the peer and why.
+`scripts/build-peers` (see tests/peers.py): KAPUT_NOT_KUBE_APISERVER, KAPUT_NOT_ETCD,
+KAPUT_NOT_NETMAKER and KAPUT_NOT_HELM. Without them the tests skip with one line, so a plain
+`pytest` stays fast; with CI set, a missing peer fails instead, naming the peer and why.
 
 One etcd and kube-apiserver serve the whole session; every test starts from a cluster without
-nodes, gets a fresh Netmaker emulator process and its own controller processes, and each
-Lease name is unique to its test. When a test fails, the tail of every process it started is
-added to its report.
+nodes, gets a fresh real Netmaker server (its own sqlite database; it starts in well under a
+second) and its own controller processes, and each Lease name is unique to its test. When a
+test fails, the tail of every process it started is added to its report.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
@@ -28,61 +27,21 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from kaput_not import config
 from tests.contract.seeding import SeededHost, Seeder, poll
+from tests.peers import peer
 
 from .controlplane import (
     STOP_GRACE,
     ControlPlane,
     Kube,
-    NetmakerProcess,
+    NetmakerServer,
     Process,
     StartError,
     free_port,
 )
 
-PEERS = {
-    "kube-apiserver": "KAPUT_NOT_KUBE_APISERVER",
-    "etcd": "KAPUT_NOT_ETCD",
-    "helm": "KAPUT_NOT_HELM",
-}
 NETMAKER_USER = "kaput-not"
 PROCESSES = pytest.StashKey[list[Process]]()
 MARKER = "Managed by kaput-not (DO NOT EDIT): "
-
-
-def peer(name: str) -> str:
-    """The path of a real peer, or skip (locally) / fail (CI) with one line saying why not."""
-    variable = PEERS[name]
-    path = os.environ.get(variable, "")
-    if path:
-        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-            pytest.fail(f"e2e: {variable}={path!r} is not an executable file", pytrace=False)
-        return path
-    go = shutil.which("go")
-    if os.environ.get("CI"):
-        why = "Go is not installed" if go is None else "scripts/build-peers did not run"
-        pytest.fail(
-            f"e2e: the real {name} is missing: {variable} is unset ({why}; "
-            "scripts/e2e and scripts/check build the peers and export it)",
-            pytrace=False,
-        )
-    pytest.skip(_skip_reason(variable, go is not None))
-
-
-def skip_module_without_peers(*names: str) -> None:
-    """Outside CI, skip the calling test module when a peer's variable is unset.
-
-    Every module skips from this one line with the same reason, so `pytest -ra` folds the
-    whole suite into one line. In CI nothing is skipped: the fixtures fail instead.
-    """
-    unset = [PEERS[name] for name in names if not os.environ.get(PEERS[name])]
-    if unset and not os.environ.get("CI"):
-        pytest.skip(_skip_reason(unset[0], shutil.which("go") is not None), allow_module_level=True)
-
-
-def _skip_reason(variable: str, go: bool) -> str:
-    if not go:
-        return "e2e: Go is not installed, so the real peers cannot be built"
-    return f"e2e: {variable} is unset; scripts/e2e builds the real peers and runs this suite"
 
 
 @pytest.hookimpl(wrapper=True)
@@ -142,11 +101,13 @@ def lease_name() -> str:
 
 @dataclass
 class Mesh:
-    """A running Netmaker emulator process, seeded only through its HTTP API."""
+    """A real Netmaker server of this test's own, seeded only through its HTTP API."""
 
-    server: NetmakerProcess
+    server: NetmakerServer
     http: httpx2.AsyncClient
     seeder: Seeder
+    username: str
+    password: str
 
     async def network(self) -> str:
         return await self.seeder.network()
@@ -168,11 +129,21 @@ class Mesh:
         return body
 
 
+@pytest.fixture(scope="session")
+def netmaker_binary() -> str:
+    return peer("netmaker")
+
+
 @pytest.fixture
-async def mesh(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Mesh]:
+async def mesh(
+    netmaker_binary: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Mesh]:
+    """A fresh real Netmaker (its own sqlite database) with its super-admin, for one test."""
     password = uuid.uuid4().hex
     try:
-        server = NetmakerProcess.start(tmp_path, username=NETMAKER_USER, password=password)
+        server = NetmakerServer.start(
+            netmaker_binary, tmp_path / "netmaker", master_key=uuid.uuid4().hex
+        )
     except StartError as exc:
         failure = str(exc)
     else:
@@ -184,7 +155,7 @@ async def mesh(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[
         async with httpx2.AsyncClient(base_url=server.url, timeout=30, trust_env=False) as http:
             seeder = Seeder(http, username=NETMAKER_USER, password=password)
             await seeder.ensure_admin()
-            yield Mesh(server, http, seeder)
+            yield Mesh(server, http, seeder, NETMAKER_USER, password)
     finally:
         server.process.stop()
 
@@ -272,8 +243,8 @@ def controllers(
         port = free_port()
         chosen: dict[str, str | None] = {
             "NETMAKER_API_URL": mesh.server.url,
-            "NETMAKER_USERNAME": mesh.server.username,
-            "NETMAKER_PASSWORD": mesh.server.password,
+            "NETMAKER_USERNAME": mesh.username,
+            "NETMAKER_PASSWORD": mesh.password,
             "KUBECONFIG": str(control_plane.admin_kubeconfig),
             "CACHE_TTL": "1s",
             "DELETE_GRACE": "0.5s",

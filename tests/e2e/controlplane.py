@@ -7,9 +7,9 @@ service-account key pair), starts etcd and kube-apiserver on loopback ports, wai
 included; a start that fails raises `StartError` with the last lines of the failing log.
 
 `Process` runs one child with stdout and stderr in files, stops it with SIGTERM then SIGKILL,
-and shows the tail of its log; `NetmakerProcess` is the Netmaker emulator run as its own
-process (`python -m kaput_not.testing.netmaker`); `Kube` is a small async client for the real
-API with the admin certificate, for what the tests do to the cluster directly.
+and shows the tail of its log; `NetmakerServer` is the real Netmaker (v1.5.1 CE, sqlite, no
+message broker) started offline in a directory of its own; `Kube` is a small async client for
+the real API with the admin certificate, for what the tests do to the cluster directly.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import signal
 import socket
 import ssl
 import subprocess
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -67,24 +66,30 @@ class Process:
         *,
         directory: Path,
         env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        one_log: bool = False,
     ) -> None:
         self.name = name
         self.args = list(args)
         self.env = dict(env) if env is not None else None
+        self.cwd = cwd
         self.log = directory / f"{name}.log"
-        self.out = directory / f"{name}.out"
+        # one_log: stdout goes to the log too, for programs that log on both.
+        self.out = self.log if one_log else directory / f"{name}.out"
         self._popen: subprocess.Popen[bytes] | None = None
         self._files: list[IO[bytes]] = []
 
     def start(self) -> Process:
-        out, err = self.out.open("ab"), self.log.open("ab")
-        self._files = [out, err]
+        err = self.log.open("ab")
+        out = err if self.out == self.log else self.out.open("ab")
+        self._files = [out, err] if out is not err else [err]
         self._popen = subprocess.Popen(
             self.args,
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=err,
             env=self.env,
+            cwd=self.cwd,
             start_new_session=True,  # a ^C in the terminal reaches pytest only
         )
         return self
@@ -534,37 +539,72 @@ class Kube:
 
 
 @dataclass
-class NetmakerProcess:
-    """The Netmaker emulator as a process of its own, serving the real HTTP API."""
+class NetmakerServer:
+    """A real Netmaker server: v1.5.1 CE on sqlite, no message broker, nothing asked of the
+    internet (netmaker-api.md 7.3), with its database in ``directory/data``.
+
+    A server started again on the same directory and port keeps its users, hosts and rules.
+    """
 
     process: Process
     url: str
-    username: str
-    password: str
+    port: int
+    master_key: str
 
     @classmethod
-    def start(cls, directory: Path, *, username: str, password: str) -> NetmakerProcess:
-        env = {**os.environ, "KAPUT_NOT_EMULATOR_PASSWORD": password}
-        process = Process(
-            "netmaker-emulator",
-            [
-                sys.executable,
-                "-m",
-                "kaput_not.testing.netmaker",
-                "--port",
-                str(free_port()),
-                "--username",
-                username,
-            ],
-            directory=directory,
-            env=env,
-        ).start()
+    def start(
+        cls,
+        binary: str,
+        directory: Path,
+        *,
+        port: int | None = None,
+        master_key: str = "",
+        name: str = "netmaker",
+        within: float = 30.0,
+    ) -> NetmakerServer:
+        directory.mkdir(parents=True, exist_ok=True)
+        port = port or free_port()
+        url = f"http://127.0.0.1:{port}"
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(directory),
+            "API_PORT": str(port),
+            "MESSAGEQUEUE_BACKEND": "off",
+            "DISABLE_REMOTE_IP_CHECK": "on",
+            "SERVER_HTTP_HOST": "localhost",
+            # Every public-IP lookup asks this first: its own health page answers at once.
+            "PUBLIC_IP_SERVICE": f"{url}/api/server/health",
+            "TELEMETRY": "off",
+            "VERBOSITY": "1",
+            "MASTER_KEY": master_key,
+        }
+        process = Process(name, [binary], directory=directory, env=env, cwd=directory, one_log=True)
+        process.start()
         try:
-            url = process.first_line(within=30)
+            _wait_for_health(process, f"{url}/api/server/health", within)
         except BaseException:
             process.stop()
             raise
-        if not url.startswith("http://127.0.0.1:"):
-            process.stop()
-            raise StartError(process.failure(f"printed {url!r} instead of its base URL"))
-        return cls(process, url, username, password)
+        return cls(process, url, port, master_key)
+
+    def restart(self, within: float = 30.0) -> None:
+        """Start the stopped server again on the same port and database."""
+        self.process.start()
+        _wait_for_health(self.process, f"{self.url}/api/server/health", within)
+
+
+def _wait_for_health(process: Process, url: str, within: float) -> None:
+    give_up = time.monotonic() + within
+    while True:
+        if not process.running():
+            raise StartError(process.failure("exited before it answered"))
+        try:
+            answer = httpx2.get(url, timeout=2, trust_env=False)
+        except httpx2.TransportError:
+            pass
+        else:
+            if answer.status_code == 200:
+                return
+        if time.monotonic() > give_up:
+            raise StartError(process.failure(f"did not answer {url} within {within:g}s"))
+        time.sleep(0.05)

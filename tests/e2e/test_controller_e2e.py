@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 
 from tests.contract.seeding import poll
+from tests.peers import skip_module_without_peers
 
-from .conftest import Controller, Mesh, StartController, skip_module_without_peers
+from .conftest import Controller, Mesh, StartController
 from .controlplane import Kube
 
-skip_module_without_peers("kube-apiserver", "etcd")
+skip_module_without_peers("kube-apiserver", "etcd", "netmaker")
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 WITHIN = 20.0  # seconds for the controller to converge after a change

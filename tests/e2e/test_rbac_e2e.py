@@ -16,11 +16,12 @@ import pytest
 import yaml  # type: ignore[import-untyped,unused-ignore]
 
 from tests.contract.seeding import poll
+from tests.peers import peer, skip_module_without_peers
 
-from .conftest import Mesh, StartController, peer, skip_module_without_peers
+from .conftest import Mesh, StartController
 from .controlplane import ControlPlane, Kube
 
-skip_module_without_peers("kube-apiserver", "etcd", "helm")
+skip_module_without_peers("kube-apiserver", "etcd", "netmaker", "helm")
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,7 +77,7 @@ async def test_the_chart_is_accepted_and_its_rbac_is_exactly_enough(
     helm: str,
     tmp_path: Path,
 ):
-    password = mesh.server.password
+    password = mesh.password
     objects = render(
         helm, tmp_path, f"netmaker.apiUrl={mesh.server.url}", f"netmaker.password={password}"
     )

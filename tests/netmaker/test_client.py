@@ -569,6 +569,47 @@ async def test_truncated_json_is_a_bad_response(
     assert caught.value.retryable
 
 
+SNIFFED = {"content-type": "text/plain; charset=utf-8"}
+
+
+async def test_json_sent_as_text_plain_is_read_by_its_body(
+    server: FakeNetmaker, client: NetmakerClient
+) -> None:
+    # The real v1.5.1 server answers GET /api/networks this way (Go sniffs the type).
+    body = b'[{"id":"5b1c","netid":"kaput","addressrange":"100.64.0.0/16"}]\n'
+    server.routes["GET /api/networks"] = lambda _: httpx2.Response(
+        200, headers=SNIFFED, content=body
+    )
+    server.routes["GET /api/v1/egress"] = lambda _: httpx2.Response(
+        200, headers=SNIFFED, content=b'{"Code":200,"Message":"fetched","Response":[]}'
+    )
+    assert await client.list_networks() == ["kaput"]
+    assert await client.list_egress("kaput") == []
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"Server is up and running!!", "not JSON"),
+        (b"404 page not found\n", "not JSON"),
+        (b"  <!doctype html><html></html>", "not JSON"),
+        (b'[{"id":"5b1c","netid":', "invalid JSON"),
+        (b'{"Code":200}', "unexpected JSON"),
+    ],
+    ids=["text", "router-404-text", "html", "truncated", "object-for-array"],
+)
+async def test_a_text_plain_body_that_is_not_the_expected_json_is_one_clear_error(
+    content: bytes, expected: str, server: FakeNetmaker, client: NetmakerClient
+) -> None:
+    server.routes["GET /api/networks"] = lambda _: httpx2.Response(
+        200, headers=SNIFFED, content=content
+    )
+    with pytest.raises((NotJson, BadResponse)) as caught:
+        await client.list_networks()
+    assert_reported(caught.value, "GET /api/networks", "HTTP 200", expected)
+    assert "\n" not in str(caught.value)
+
+
 @pytest.mark.parametrize(
     "headers", [{}, {"content-type": "application/json"}], ids=["no-type", "json-type"]
 )

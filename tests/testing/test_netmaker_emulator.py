@@ -473,7 +473,7 @@ async def test_a_key_without_networks_registers_a_host_that_never_joined(emulato
     [
         ({"version": "v0.16.9"}, 400, "bad client version on register"),
         ({"version": ""}, 400, "bad client version on register"),
-        ({"traffickeypublic": ""}, 400, "missing traffic key"),
+        ({"traffickeypublic": None}, 400, "missing traffic key"),
         ({"publickey": "base64-is-not-accepted"}, 500, "of type wgtypes.Key"),
         ({"id": "not-a-uuid"}, 500, "invalid UUID length"),
     ],

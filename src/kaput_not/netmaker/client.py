@@ -4,7 +4,8 @@ Every endpoint is a few lines on top of `_call()`, which owns everything that ca
 - the token: log in when there is none or it expires within the margin (read from the JWT's
   `exp`, unverified), share one in-flight login between concurrent callers, and on a 401 log in
   again and retry ONCE; a second 401 is an `ApiError`, never a loop;
-- the three-level check: the HTTP status, a JSON `Content-Type`, then the envelope's `Code`;
+- the three-level check: the HTTP status, a JSON body (by its media type or, since the real
+  server sends some JSON as `text/plain`, by the body itself), then the envelope's `Code`;
 - the mapping of every httpx2 exception to the tree in `errors.py`.
 
 The server's quirks handled here are documented in netmaker-api.md: a wrong password is 400 not
@@ -78,8 +79,17 @@ def _jwt_exp(token: str) -> float | None:
 
 
 def _is_json(response: httpx2.Response) -> bool:
+    """Whether to read the body as JSON: by its media type, or by the body itself.
+
+    The real server sends some JSON bodies as `text/plain` (GET /api/networks: Go sniffs that
+    type when a handler sets none), so the header alone would refuse good answers. Every answer
+    the client decodes is an object or an array, so a body that opens with `{` or `[` is read
+    as JSON; an HTML page or a plain-text error is not, and gets the NotJson hint.
+    """
     media = response.headers.get("content-type", "").split(";")[0].strip().lower()
-    return media == "application/json" or media.endswith("+json")
+    if media == "application/json" or media.endswith("+json"):
+        return True
+    return response.content.lstrip()[:1] in (b"{", b"[")
 
 
 def _is_tls_failure(exc: BaseException) -> bool:
@@ -257,7 +267,7 @@ class NetmakerClient:
                 self._on_request(method, path, status, seconds)
 
     def _read(self, call: str, response: httpx2.Response, expect: wire.Shape[T]) -> T:
-        """The three-level check (status, Content-Type, envelope `Code`), then the decode."""
+        """The three-level check (status, JSON body, envelope `Code`), then the decode."""
         status, body = response.status_code, response.content
         if not 200 <= status < 300:
             raise self._error_answer(call, response)

@@ -2,10 +2,11 @@
 
 ``POST /api/v1/host/register/{token}`` needs no Authorization header. In order: the token must
 name a key (400), the body must decode as ``schema.Host`` (500 with Go's decoder text), the
-version must be ``dev`` or at least 0.17.0 (400 ``bad client version on register``), the traffic
-key must be present unless ``os`` is ``iot`` (400 ``missing traffic key``), a known host id with
-a key without networks is 400 ``host already exists``, and a spent key is 400
-``invalid enrollment key``. The answer is a bare ``{"server_config", "requested_host"}``.
+version must be ``dev`` or at least 0.17.0 (400 ``bad client version on register: <version>``),
+the traffic key must be present (an empty string will do) unless ``os`` is ``iot`` (400
+``missing traffic key``), a known host id with a key without networks is 400
+``host already exists``, and a spent key is 400 ``invalid enrollment key``. The answer is a bare
+``{"server_config", "requested_host"}``, sent as ``text/plain`` like the real server's.
 
 The server keeps the client-chosen host id (a missing or nil id gets a fresh one here: the real
 behaviour is undocumented) and creates one node per key network that exists. **The real server
@@ -77,7 +78,7 @@ class EnrollmentApi:
 
     def list_keys(self, request: Request) -> Response:
         self._auth.caller(request)
-        return envelope.bare([key.to_api() for key in self._state.keys.all()])
+        return envelope.bare([key.to_api() for key in self._state.keys.all()], sniffed=True)
 
     def create_key(self, request: Request) -> Response:
         self._auth.caller(request)
@@ -93,7 +94,7 @@ class EnrollmentApi:
             uses_remaining=fields.number("uses_remaining"),
             expiration=fields.number("expiration"),
         )
-        return envelope.bare(key.to_api())
+        return envelope.bare(key.to_api(), sniffed=True)
 
     def register(self, request: Request) -> Response:
         key = self._state.keys.from_token(request.params["token"])
@@ -102,8 +103,9 @@ class EnrollmentApi:
         except DecodeError as exc:
             raise internal(str(exc)) from exc
         if not _version_supported(fields.text("version")):
-            raise bad_request("bad client version on register")
-        if fields.text("os") != "iot" and not fields.octets("traffickeypublic"):
+            raise bad_request(f"bad client version on register: {fields.text('version')}")
+        # Go checks for a nil slice: absent or null is refused, "" (empty, not nil) is not.
+        if fields.text("os") != "iot" and "traffickeypublic" not in fields.given:
             raise bad_request("missing traffic key")
         host_id = fields.text("id")
         host = self._state.host(host_id) if host_id and host_id != ZERO_UUID else None
@@ -115,7 +117,8 @@ class EnrollmentApi:
             host = self._state.insert_host(_new_host(fields))
         self._join_key_networks(host, key)
         return envelope.bare(
-            {"server_config": self._server_config(), "requested_host": _host_json(host)}
+            {"server_config": self._server_config(), "requested_host": _host_json(host)},
+            sniffed=True,
         )
 
     def _join_key_networks(self, host: HostRecord, key: EnrollmentKey) -> None:

@@ -4,7 +4,8 @@
   network, pending deletes included, plus the static pseudo-nodes (all-zero id, ``is_static``)
   of networks with an ingress gateway. ``GET /api/nodes/{network}``: the same for one network,
   in storage order; an unknown network is ``[]``.
-- ``GET``/``POST /api/networks``: bare array / bare network (8.1 step 3).
+- ``GET``/``POST /api/networks``: bare array / bare network (8.1 step 3); the list goes out as
+  ``text/plain`` as on the real server, whose handler sets no Content-Type.
 - ``POST``/``DELETE /api/hosts/{hostid}/networks/{network}``: join / leave, 200 with an empty
   body; leaving without ``force=true`` only flags ``pendingdelete``.
 - ``DELETE /api/v1/ui/hosts/{hostid}``: with ``force=true`` purges the nodes, then the host; the
@@ -72,7 +73,8 @@ class InventoryApi:
 
     def list_networks(self, request: Request) -> Response:
         self._auth.caller(request)
-        return envelope.bare([network.to_api() for network in self._state.networks()])
+        networks = [network.to_api() for network in self._state.networks()]
+        return envelope.bare(networks, sniffed=True)
 
     def create_network(self, request: Request) -> Response:
         self._auth.caller(request)

@@ -3,7 +3,8 @@
 - Success envelope (0.2): ``{"Code":200,"Message":...,"Response":...}`` written by
   ``json.Encoder``, so the body ends with a newline.
 - Error envelope (0.3): same keys, HTTP status = ``Code``, written by ``json.Marshal``: no newline.
-- Bare JSON (hosts, nodes, networks, ...): ``json.NewEncoder(w).Encode(v)``, newline included.
+- Bare JSON (hosts, nodes, networks, ...): ``json.NewEncoder(w).Encode(v)``, newline included;
+  handlers that never set the header send it as Go sniffs it: ``text/plain; charset=utf-8``.
 - 404 is Go's ``http.NotFound`` text; 405 has an empty body (gorilla/mux defaults).
 
 JSON is compact and escapes ``<``, ``>``, ``&``, U+2028 and U+2029 as Go's encoder does, so a
@@ -49,9 +50,14 @@ def error(status: int, message: str) -> Response:
     return Response(status, go_json({"Code": status, "Message": message, "Response": None}), JSON)
 
 
-def bare(payload: object, *, newline: bool = True) -> Response:
-    """HTTP 200 with a bare JSON value; ``json.NewEncoder(w).Encode`` adds the newline."""
-    return Response(200, go_json(payload) + (b"\n" if newline else b""), JSON)
+def bare(payload: object, *, newline: bool = True, sniffed: bool = False) -> Response:
+    """HTTP 200 with a bare JSON value; ``json.NewEncoder(w).Encode`` adds the newline.
+
+    ``sniffed``: the handler set no Content-Type, so Go sniffed ``text/plain`` from the JSON
+    (GET /api/networks, the enrollment keys, host registration on the real server).
+    """
+    body = go_json(payload) + (b"\n" if newline else b"")
+    return Response(200, body, TEXT if sniffed else JSON)
 
 
 def text(body: str, status: int = 200) -> Response:

@@ -69,6 +69,8 @@ class Decoded:
     """The struct's fields after decoding; absent and ``null`` fields hold Go zero values."""
 
     values: Mapping[str, object]
+    #: fields the body set to a non-null value: Go tells a nil slice from an empty one
+    given: frozenset[str] = frozenset()
 
     def text(self, name: str) -> str:
         value = self.values[name]
@@ -138,6 +140,7 @@ def decode_struct(body: bytes, struct: Struct) -> Decoded:
     values: dict[str, object] = {name: _copy_zero(kind) for name, kind in struct.fields.items()}
     if document is None:
         return Decoded(values)
+    given: set[str] = set()
     if not isinstance(document, dict):
         raise DecodeError(
             f"json: cannot unmarshal {_json_type(document)} into Go value of type {struct.go_type}"
@@ -149,6 +152,7 @@ def decode_struct(body: bytes, struct: Struct) -> Decoded:
             continue
         try:
             values[name] = _convert(raw, struct.fields[name])
+            given.add(name)
         except _Mismatch as exc:
             # Go keeps decoding after a type mismatch and reports the first one at the end.
             first_error = first_error or (
@@ -159,7 +163,7 @@ def decode_struct(body: bytes, struct: Struct) -> Decoded:
             first_error = first_error or str(exc)
     if first_error is not None:
         raise DecodeError(first_error)
-    return Decoded(values)
+    return Decoded(values, frozenset(given))
 
 
 def _first_value(body: bytes) -> object:
