@@ -76,6 +76,14 @@ def test_run_without_configuration_names_the_first_missing_variable_and_exits_2(
 def test_run_with_a_rejected_password_is_one_line_and_exit_2(tmp_path):
     from kaput_not.testing.netmaker import NetmakerEmulator
 
+    # Loaded but never contacted: the password is refused before anything talks to Kubernetes.
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\n"
+        'clusters: [{name: c, cluster: {server: "https://127.0.0.1:9"}}]\n'
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n"
+    )
     with NetmakerEmulator(username="kaput-not", password="right-password").run_in_thread() as nm:
         done = subprocess.run(
             [sys.executable, "-m", "kaput_not", "run"],
@@ -88,7 +96,8 @@ def test_run_with_a_rejected_password_is_one_line_and_exit_2(tmp_path):
                 "NETMAKER_API_URL": nm.base_url,
                 "NETMAKER_USERNAME": "kaput-not",
                 "NETMAKER_PASSWORD": "wrong-password",
-                "KUBECONFIG": str(tmp_path / "unused"),
+                "KUBECONFIG": str(kubeconfig),
+                "METRICS_ADDRESS": "127.0.0.1:0",
             },
         )
     assert done.returncode == 2

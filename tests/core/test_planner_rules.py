@@ -113,7 +113,12 @@ def test_rule_3_duplicates_keep_the_correct_one_and_delete_the_rest():
         ([kube("w1", "10.1.0.0/24")], one_host(), good(index=1), "index 1 is beyond the 1"),
         ([], one_host(), good(), "Kubernetes node w1 is gone"),
         ([kube("w1", "10.1.0.0/24")], (one_host()[0], []), good(), "no longer exists"),
-        ([kube("w1", "10.1.0.0/24")], one_host(), good(node_id="ghost"), "ghost no longer"),
+        (
+            [kube("w1", "10.1.0.0/24")],
+            one_host(),
+            good(node_id="ghost", name="w9"),
+            "ghost no longer",
+        ),
         (
             [kube("w1", "10.1.0.0/24")],
             one_host(),
@@ -135,6 +140,41 @@ def test_rule_4_deletes_ours_that_nothing_desires(kube_nodes, hosts_nodes, e, re
     deletes = [a for a in p.actions if a.kind is ActionKind.DELETE]
     assert [a.target.id for a in deletes if a.target] == [e.id]
     assert reason in deletes[0].reason
+
+
+@pytest.mark.parametrize(
+    "routed_through",
+    [{"ghost": 500}, {"h2-net": 500}, {}],
+    ids=["vanished-node", "edited-to-another-host", "emptied"],
+)
+def test_rule_1_a_slot_without_a_routed_rule_adopts_ours_of_the_same_name(routed_through):
+    """A rule whose routing node was edited by hand (or that Netmaker emptied before its host
+    joined again) is repaired in place: same id, no delete and create."""
+    stale = egress("net", D0, routed_through, range="10.1.0.0/24", name="w1 pods (1/1)", id="e-7")
+    host, nodes = one_host()
+    other, other_nodes = one_host(name="not-in-kubernetes", host_id="h2")
+    p = plan([kube("w1", "10.1.0.0/24")], view([host, other], nodes + other_nodes, [stale]), S)
+    [update] = p.actions
+    assert update.kind is ActionKind.UPDATE
+    assert update.target is not None
+    assert update.target.id == "e-7"
+    assert update.spec is not None
+    assert update.spec.nodes == {"h1-net": 500}
+
+
+def test_rule_1_adoption_never_takes_a_rule_another_slot_routes_for():
+    host, nodes = one_host()
+    w2, w2_nodes = one_host(name="w2", host_id="h2")
+    # Named like w1's slot, but routed through w2's node with index 0: it is w2's rule.
+    borrowed = good(id="e-1", node_id="h2-net")
+    p = plan(
+        [kube("w1", "10.1.0.0/24"), kube("w2", "10.2.0.0/24")],
+        view([host, w2], nodes + w2_nodes, [borrowed]),
+        S,
+    )
+    by_kind = sorted((a.kind, a.target.id if a.target else a.subject) for a in p.actions)
+    assert (ActionKind.UPDATE, "e-1") in by_kind  # renamed and re-ranged for w2
+    assert [a.kind for a in p.actions].count(ActionKind.CREATE) == 1  # w1 gets a new rule
 
 
 def test_rule_4_dual_stack_node_shrinking_to_one_cidr_loses_index_1():

@@ -1,9 +1,10 @@
 """`kaput-not run`: build the controller from settings, run it until told to stop, shut down.
 
-Order of start: Netmaker credentials are checked first (a rejected password is a clear
-failure, not a crash loop of writes), then health and metrics, the informer, leader election
-and, once leading, the controller proper. A standby runs the informer too, so it is warm and
-ready when it takes over.
+Order of start: health and metrics first, so liveness holds while Netmaker is still
+unreachable (a pod waiting for Netmaker must not be restarted into a crash loop; /readyz says
+what it waits for); then the Netmaker credentials (a rejected password is a clear failure and
+exit 2, not a loop), the informer, leader election and, once leading, the controller proper.
+A standby runs the informer too, so it is warm and ready when it takes over.
 
 Exit codes returned: 0 after a graceful stop (SIGTERM/SIGINT), 1 when leadership was lost or
 a fatal error stopped the controller (Kubernetes restarts the pod as a standby), 2 for
@@ -16,6 +17,7 @@ import asyncio
 import logging
 import random
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 
 from kaput_not.config import Settings, split_address
 from kaput_not.controller.controller import Controller, ControllerOptions
@@ -41,13 +43,19 @@ class StartupError(Exception):
     """Configuration that only shows itself when used: one line, exit code 2."""
 
 
+@dataclass
+class _Login:
+    """Where the start-up login stands, for /readyz while it waits."""
+
+    accepted: bool = False
+    problem: str = "not tried yet"
+
+
 async def run(settings: Settings, stop: asyncio.Event) -> int:
     metrics = Metrics()
     async with AsyncExitStack() as stack:
         client = _netmaker_client(settings, metrics)
         stack.push_async_callback(client.aclose)
-        if not await _check_credentials(client, stop):
-            return EXIT_OK
         try:
             kube = KubeApi(connect(settings.kubeconfig, identity=settings.leader_election.identity))
         except KubeConfigError as exc:
@@ -80,9 +88,12 @@ async def run(settings: Settings, stop: asyncio.Event) -> int:
             leader=lambda: controller.leading and may_write(),
             nodes=lambda: float(len(controller.informer)),
         )
-        health = _health(settings, metrics, controller, elector)
+        login = _Login()
+        health = _health(settings, metrics, controller, elector, login)
         await health.start()
         stack.push_async_callback(health.stop)
+        if not await _check_credentials(client, stop, login):
+            return EXIT_OK
         log.info(
             "started: identity %s, leader election %s, dry run %s, health on port %d",
             settings.leader_election.identity,
@@ -161,7 +172,7 @@ def _netmaker_client(settings: Settings, metrics: Metrics) -> NetmakerClient:
         raise StartupError(str(exc)) from exc
 
 
-async def _check_credentials(client: NetmakerClient, stop: asyncio.Event) -> bool:
+async def _check_credentials(client: NetmakerClient, stop: asyncio.Event, login: _Login) -> bool:
     """Log in once. Rejected: StartupError. Unreachable: retry with backoff until stop."""
     delay = 1.0
     rand = random.Random()  # noqa: S311 - jitter
@@ -171,8 +182,10 @@ async def _check_credentials(client: NetmakerClient, stop: asyncio.Event) -> boo
         except errors.CredentialsRejected as exc:
             raise StartupError(str(exc)) from exc
         except errors.NetmakerError as exc:
+            login.problem = str(exc)
             log.warning("cannot log in to Netmaker yet (%s); retrying in %.0fs", exc, delay)
         else:
+            login.accepted = True
             log.info("Netmaker credentials accepted")
             return True
         try:
@@ -215,6 +228,7 @@ def _health(
     metrics: Metrics,
     controller: Controller,
     elector: LeaderElector | None,
+    login: _Login,
 ) -> HealthServer:
     host, port = split_address(settings.metrics_address)
 
@@ -224,6 +238,8 @@ def _health(
         return True, "running"
 
     def ready() -> tuple[bool, str]:
+        if not login.accepted:
+            return False, f"waiting for Netmaker: {login.problem}"
         if not controller.informer.synced.is_set():
             return False, "waiting for the first complete list of Kubernetes nodes"
         if not controller.leading:

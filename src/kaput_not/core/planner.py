@@ -7,7 +7,9 @@ event and a resync can never disagree. Every action carries a reason a person ca
 
 Rules (DESIGN.md section 3), each in a function named for it:
 
-1. Match an existing rule to E(N, M, i) by ownership, index i and M.id in `nodes`.
+1. Match an existing rule to E(N, M, i) by ownership, index i and M.id in `nodes`; a slot left
+   without a match takes one of ours that nothing else claims with the same network, index and
+   name (its routing node was edited by hand, or its host joined again), so it keeps its id.
 2. Update in place, keeping the id, when any owned field drifted: range (compared as networks),
    name, description, nat, status, the nodes map.
 3. Several rules matching one E(N, M, i): keep one, delete the rest.
@@ -128,6 +130,7 @@ def plan(
 
     actions: list[Action] = []
     matched, duplicates = _match(owned, desired)
+    _adopt_by_name(owned, desired, matched, duplicates)
     for key, egress in matched.items():
         update = _update_if_drifted(egress, desired[key])
         if update is not None:
@@ -328,6 +331,36 @@ def _match(
         if egress_id not in taken
     ]
     return matched, duplicates
+
+
+def _adopt_by_name(
+    owned: list[tuple[Egress, Marker]],
+    desired: Mapping[RuleKey, _Desired],
+    matched: dict[RuleKey, Egress],
+    duplicates: list[Action],
+) -> None:
+    """Rule 1's fallback: a desired slot that no rule routes for takes a spare rule of ours with
+    the same network, index and name, instead of a delete and a create.
+
+    A rule whose `nodes` was edited by hand, or emptied by Netmaker before its host joined
+    again, then keeps its id (ACL policies in Netmaker refer to egress ids). Spare means matched
+    to no slot and no duplicate; the lowest id wins, so the choice is stable.
+    """
+    busy = {e.id for e in matched.values()} | {a.target.id for a in duplicates if a.target}
+    spare: dict[tuple[str, int, str], list[Egress]] = defaultdict(list)
+    for egress, marker in owned:
+        if marker.index is not None and egress.id not in busy:
+            spare[(egress.network, marker.index, egress.name)].append(egress)
+    if not spare:
+        return
+    for key in sorted(desired):
+        if key in matched:
+            continue
+        spec = desired[key].spec
+        found = spare.get((spec.network, key[1], spec.name))
+        if found:
+            found.sort(key=lambda e: e.id)
+            matched[key] = found.pop(0)
 
 
 def _drift(egress: Egress, spec: EgressSpec) -> list[str]:
