@@ -144,3 +144,57 @@ async def test_rejected_credentials_are_a_configuration_error(
     assert "\n" not in text
     assert "definitely-wrong" not in text
     assert not caught.value.retryable
+
+
+async def test_the_fields_the_client_decodes_have_these_names_and_json_types(
+    http, auth, seeder: Seeder, network: str
+):
+    """Every key `netmaker/wire.py` reads, with its JSON type, as each target sends it."""
+    host = await seeder.host([network], name="typed-w1")
+    node_id = host.nodes[network]
+    created = await seeder.egress(
+        network=network,
+        name="typed pods (1/1)",
+        description="typed",
+        range="10.244.3.0/24",
+        nat=False,
+        status=True,
+        nodes={node_id: 500},
+    )
+    [listed_host] = [
+        h for h in (await http.get("/api/hosts", headers=auth)).json() if h["id"] == host.id
+    ]
+    assert (type(listed_host["id"]), type(listed_host["name"]), type(listed_host["nodes"])) == (
+        str,
+        str,
+        list,
+    )
+    [node] = [n for n in (await http.get("/api/nodes", headers=auth)).json() if n["id"] == node_id]
+    assert {
+        k: type(node[k]) for k in ("id", "hostid", "network", "pendingdelete", "is_static")
+    } == {
+        "id": str,
+        "hostid": str,
+        "network": str,
+        "pendingdelete": bool,
+        "is_static": bool,
+    }
+    networks = (await http.get("/api/networks", headers=auth)).json()
+    assert all(isinstance(n["netid"], str) for n in networks)
+    [egress] = await seeder.egresses(network)
+    assert egress == created
+    types = {k: type(egress[k]) for k in EGRESS_FIELDS}
+    assert types == EGRESS_FIELDS
+    assert all(type(metric) is int for metric in egress["nodes"].values())  # not 500.0
+
+
+EGRESS_FIELDS = {
+    "id": str,
+    "network": str,
+    "name": str,
+    "description": str,
+    "nodes": dict,
+    "range": str,
+    "nat": bool,
+    "status": bool,
+}

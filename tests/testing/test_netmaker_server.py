@@ -65,7 +65,9 @@ async def test_many_concurrent_connections(emulator, auth):
         elapsed = asyncio.get_running_loop().time() - started
     assert [a.status_code for a in answers] == [200] * 200
     assert emulator.connections_accepted >= 200
-    assert elapsed < 2.0  # served side by side, not one after another (that would be 40 s)
+    # Served side by side, not one after another (that would be 40 s); the bound leaves a
+    # loaded 2-core CI machine room (about 1 s when idle, 2.x s seen during Go builds).
+    assert elapsed < 10.0
 
 
 async def test_stop_ends_hanging_requests_and_leaves_no_tasks(emulator, auth):
