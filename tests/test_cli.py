@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from kaput_not import __version__
 
 
@@ -105,6 +107,74 @@ def test_run_with_a_rejected_password_is_one_line_and_exit_2(tmp_path):
     assert len(lines) == 1, lines
     assert "POST /api/users/adm/authenticate" in lines[0]
     assert "wrong-password" not in done.stderr
+
+
+def _run_once(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kaput_not", "run"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", **env},
+    )
+
+
+@pytest.mark.parametrize(
+    ("kubeconfig", "expected"),
+    [
+        ("apiVersion: v1\nclusters: [\n", "cannot load the Kubernetes configuration"),
+        ("just some text\n", "is not a kubeconfig"),
+    ],
+    ids=["not-yaml", "not-a-mapping"],
+)
+def test_run_with_a_broken_kubeconfig_is_one_line_and_exit_2(tmp_path, kubeconfig, expected):
+    """Issue 9, item 9: a kubeconfig that is not YAML was a traceback."""
+    path = tmp_path / "kubeconfig"
+    path.write_text(kubeconfig)
+    done = _run_once(
+        {
+            "NETMAKER_API_URL": "http://127.0.0.1:9",
+            "NETMAKER_USERNAME": "kaput-not",
+            "NETMAKER_PASSWORD": "unused-password",
+            "KUBECONFIG": str(path),
+            "METRICS_ADDRESS": "127.0.0.1:0",
+        }
+    )
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert expected in lines[0]
+
+
+def test_run_on_a_port_in_use_is_one_line_and_exit_2(tmp_path):
+    """Issue 9, item 9: an address that cannot be bound was a traceback."""
+    import socket
+
+    path = tmp_path / "kubeconfig"
+    path.write_text(
+        "apiVersion: v1\nkind: Config\n"
+        'clusters: [{name: c, cluster: {server: "https://127.0.0.1:9"}}]\n'
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n"
+    )
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = _run_once(
+            {
+                "NETMAKER_API_URL": "http://127.0.0.1:9",
+                "NETMAKER_USERNAME": "kaput-not",
+                "NETMAKER_PASSWORD": "unused-password",
+                "KUBECONFIG": str(path),
+                "METRICS_ADDRESS": f"127.0.0.1:{port}",
+            }
+        )
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert f"METRICS_ADDRESS='127.0.0.1:{port}': cannot listen there" in lines[0]
 
 
 def test_run_serves_probes_and_stops_on_sigterm_within_seconds(tmp_path):

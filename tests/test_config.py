@@ -94,6 +94,20 @@ def test_password_from_a_file(tmp_path: Path):
         ({"METRICS_ADDRESS": "8080"}, "METRICS_ADDRESS"),
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
         ({"LOG_LEVEL": "loud"}, "LOG_LEVEL"),
+        # Issue 9, item 8: float() takes these, and a NaN grace period spun the queue forever.
+        ({"RESYNC_PERIOD": "nan"}, "RESYNC_PERIOD"),
+        ({"DELETE_GRACE": "nan"}, "DELETE_GRACE"),
+        ({"CACHE_TTL": "NaN"}, "CACHE_TTL"),
+        ({"DELETE_GRACE": "inf"}, "DELETE_GRACE"),
+        ({"NETMAKER_TIMEOUT": "1e400"}, "NETMAKER_TIMEOUT"),
+        ({"DELETE_GRACE": "-5"}, "DELETE_GRACE"),
+        ({"RESYNC_PERIOD": "100000h"}, "RESYNC_PERIOD"),
+        # Issue 9, item 9: each of these was a traceback.
+        ({"METRICS_ADDRESS": ":\u00b2"}, "METRICS_ADDRESS"),
+        ({"POD_NAME": "r\u00e9plica-a"}, "POD_NAME"),
+        ({"POD_NAME": "two words"}, "POD_NAME"),
+        ({"NETMAKER_USERNAME": "kaput-\udcff"}, "NETMAKER_USERNAME"),
+        ({"NETMAKER_PASSWORD": "pass-\udcffword"}, "NETMAKER_PASSWORD"),
     ],
 )
 def test_bad_values_are_one_line_naming_the_variable(change, variable):
@@ -106,6 +120,16 @@ def test_bad_values_are_one_line_naming_the_variable(change, variable):
     assert "\n" not in message
     assert message.startswith(variable), message
     assert BASE["NETMAKER_PASSWORD"] not in message
+
+
+def test_a_password_file_that_is_not_utf8_is_one_line(tmp_path: Path):
+    secret = tmp_path / "password"
+    secret.write_bytes(b"caf\xe9-latin-1\n")
+    env = {k: v for k, v in BASE.items() if k != "NETMAKER_PASSWORD"}
+    with pytest.raises(config.ConfigError) as caught:
+        load({**env, "NETMAKER_PASSWORD_FILE": str(secret)})
+    assert str(caught.value).startswith("NETMAKER_PASSWORD_FILE=")
+    assert "UTF-8" in str(caught.value)
 
 
 def test_settings_repr_hides_the_password():

@@ -121,6 +121,9 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_SECONDS = re.compile(r"\d+(?:\.\d+)?")
+#: Longer durations are mistakes (and overflow the event loop's timers): a year is plenty.
+_LONGEST = 365 * 24 * 3600.0
 
 
 def parse_bool(name: str, raw: str) -> bool:
@@ -133,12 +136,14 @@ def parse_bool(name: str, raw: str) -> bool:
 
 
 def parse_duration(name: str, raw: str) -> float:
-    """Seconds from `30`, `30s`, `1.5m`, `10m`, `1h30m` or `500ms` (Go's ParseDuration style)."""
+    """Seconds from `30`, `30s`, `1.5m`, `10m`, `1h30m` or `500ms` (Go's ParseDuration style).
+
+    Only digits: `nan`, `inf`, `1e3` or `-5` are refused (float() would take them, and a NaN
+    grace period once made the work queue spin forever).
+    """
     text = raw.strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
+    if _SECONDS.fullmatch(text):
+        return _at_most_a_year(name, raw, float(text))
     total, pos = 0.0, 0
     scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
     for match in _DURATION.finditer(text):
@@ -148,7 +153,13 @@ def parse_duration(name: str, raw: str) -> float:
         pos = match.end()
     if not text or pos != len(text):
         raise ConfigError(f"{name}={raw!r} is not a duration: use e.g. 30s, 10m or 1h30m")
-    return total
+    return _at_most_a_year(name, raw, total)
+
+
+def _at_most_a_year(name: str, raw: str, seconds: float) -> float:
+    if not seconds <= _LONGEST:
+        raise ConfigError(f"{name}={raw!r} is longer than a year: use e.g. 30s, 10m or 1h30m")
+    return seconds
 
 
 class _Reader:
@@ -158,10 +169,22 @@ class _Reader:
         self.env = env
 
     def text(self, name: str, default: str | None = None) -> str | None:
-        value = self.env.get(name)
+        value = self.raw(name)
         if value is None or value.strip() == "":
             return default
         return value.strip()
+
+    def raw(self, name: str) -> str | None:
+        """The value as set; bytes that are not UTF-8 (surrogate escapes) are refused."""
+        value = self.env.get(name)
+        if value is not None:
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ConfigError(
+                    f"{name} is not valid UTF-8: set it again as UTF-8 text"
+                ) from None
+        return value
 
     def required(self, name: str, what: str) -> str:
         value = self.text(name)
@@ -270,7 +293,7 @@ def load(
 
 
 def _password(r: _Reader) -> str:
-    inline = r.env.get("NETMAKER_PASSWORD")
+    inline = r.raw("NETMAKER_PASSWORD")
     path = r.text("NETMAKER_PASSWORD_FILE")
     if inline and path:
         raise ConfigError("NETMAKER_PASSWORD and NETMAKER_PASSWORD_FILE are both set: use one")
@@ -280,6 +303,10 @@ def _password(r: _Reader) -> str:
         except OSError as exc:
             raise ConfigError(
                 f"NETMAKER_PASSWORD_FILE={path!r} cannot be read: {exc.strerror}"
+            ) from None
+        except UnicodeDecodeError:
+            raise ConfigError(
+                f"NETMAKER_PASSWORD_FILE={path!r} is not UTF-8 text: write the password as UTF-8"
             ) from None
         if not secret:
             raise ConfigError(f"NETMAKER_PASSWORD_FILE={path!r} is empty")
@@ -313,6 +340,12 @@ def _leader_election(
             f"LEADER_ELECTION_RETRY_PERIOD must hold, got {lease:g}s, {renew:g}s, {retry:g}s"
         )
     identity = r.text("POD_NAME") or f"{hostname()}_{uuid.uuid4().hex[:8]}"
+    # It goes into HTTP headers (User-Agent) and the Lease's holderIdentity: ASCII only.
+    if not (identity.isascii() and identity.isprintable()) or any(c.isspace() for c in identity):
+        raise ConfigError(
+            f"POD_NAME={identity!r} must be printable ASCII without spaces, like a pod name "
+            "(set it from the downward API: metadata.name)"
+        )
     return LeaderElection(
         enabled=enabled,
         namespace=namespace or "kube-system",
@@ -327,6 +360,6 @@ def _leader_election(
 def split_address(address: str) -> tuple[str, int]:
     """`host:port` or `:port` to (host, port); the empty host means every interface."""
     host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not sep or not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
         raise ConfigError(f"METRICS_ADDRESS={address!r} must be host:port or :port")
     return host.strip("[]") or "0.0.0.0", int(port)

@@ -58,12 +58,23 @@ def test_foreign_descriptions_are_not_ours(text):
 
 @pytest.mark.parametrize(
     "suffix",
-    ["index=x", "index=-1", "index=", "", "index=0 index=1", "index=0 note", "colour=red index=0"],
+    [
+        "index=abc",
+        "index=-1",
+        "index=1 extra",
+        "clusterx=a index=0",
+        "index=",
+        "",
+        "index=0 index=1",
+        "colour=red index=0",
+        "index=0 cluster=blue",
+        "cluster= index=0",
+        "index=1234567",
+    ],
 )
-def test_damaged_marker_is_ours_without_index(suffix):
-    marker = parse_description("Managed by kaput-not (DO NOT EDIT): " + suffix)
-    assert marker is not None
-    assert marker.index is None
+def test_a_damaged_marker_is_foreign(suffix):
+    """DESIGN.md section 2: ours only if the description parses; issue 9, item 6."""
+    assert parse_description("Managed by kaput-not (DO NOT EDIT): " + suffix) is None
 
 
 def test_ownership_follows_cluster_scope():

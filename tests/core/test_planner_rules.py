@@ -125,14 +125,8 @@ def test_rule_3_duplicates_keep_the_correct_one_and_delete_the_rest():
             egress("net", D0, {}, range="10.1.0.0/24"),
             "nodes is {}",
         ),
-        (
-            [kube("w1", "10.1.0.0/24")],
-            one_host(),
-            egress("net", "Managed by kaput-not (DO NOT EDIT): index=zero", {"h1-net": 500}),
-            "damaged",
-        ),
     ],
-    ids=["stale-index", "kube-node-gone", "nm-node-gone", "dangling-id", "empty-nodes", "damaged"],
+    ids=["stale-index", "kube-node-gone", "nm-node-gone", "dangling-id", "empty-nodes"],
 )
 def test_rule_4_deletes_ours_that_nothing_desires(kube_nodes, hosts_nodes, e, reason):
     host, nodes = hosts_nodes
@@ -175,6 +169,21 @@ def test_rule_1_adoption_never_takes_a_rule_another_slot_routes_for():
     by_kind = sorted((a.kind, a.target.id if a.target else a.subject) for a in p.actions)
     assert (ActionKind.UPDATE, "e-1") in by_kind  # renamed and re-ranged for w2
     assert [a.kind for a in p.actions].count(ActionKind.CREATE) == 1  # w1 gets a new rule
+
+
+@pytest.mark.parametrize(
+    "suffix", ["index=abc", "index=-1", "index=1 extra", "clusterx=a index=0", "index=0 note"]
+)
+def test_a_damaged_marker_is_never_touched(suffix):
+    """Issue 9, item 6: these were deleted as "damaged"; DESIGN.md says they are foreign."""
+    host, nodes = one_host()
+    damaged = egress(
+        "net", f"Managed by kaput-not (DO NOT EDIT): {suffix}", {"h1-net": 500}, range="10.1.0.0/24"
+    )
+    for kube_nodes in ([kube("w1", "10.1.0.0/24")], []):
+        p = plan(kube_nodes, view([host], nodes, [damaged], networks=["net"]), S)
+        assert all(a.target is None or a.target.id != damaged.id for a in p.actions)
+        assert p.owned == 0
 
 
 def test_rule_4_dual_stack_node_shrinking_to_one_cidr_loses_index_1():

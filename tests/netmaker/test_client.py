@@ -662,6 +662,35 @@ async def test_client_error_is_not_retryable(server: FakeNetmaker, client: Netma
     assert not caught.value.retryable
 
 
+@pytest.mark.parametrize(
+    "password", ['pa"ss-word-quote', "pa\\ss-word-backslash", "pa\tss-word-tab", "pa<ss>&word"]
+)
+@pytest.mark.parametrize("form", ["text-echo", "envelope-echo"])
+async def test_a_login_body_echoed_back_never_shows_the_password(
+    server: FakeNetmaker, clock: FakeClock, password: str, form: str
+) -> None:
+    """Issue 9, item 7: the JSON-escaped form of the password was not redacted."""
+
+    def echo(request: httpx2.Request) -> httpx2.Response:
+        sent = request.content.decode()
+        if form == "text-echo":
+            page = f"bad gateway: upstream refused {sent}"
+            return httpx2.Response(502, headers={"content-type": "text/plain"}, content=page)
+        return reply(None, status=500, code=500, message=f"cannot decode {sent}")
+
+    server.login_route = echo
+    settings = dataclasses.replace(SETTINGS, password=password)
+    async with NetmakerClient(settings, transport=server.transport(), clock=clock) as client:
+        with pytest.raises(ApiError) as caught:
+            await client.list_hosts()
+    escaped = json.dumps(password)[1:-1]
+    for link in chain(caught.value):
+        for shown in (str(link), repr(link)):
+            assert password not in shown
+            assert escaped not in shown, shown
+    assert "<hidden>" in str(caught.value)
+
+
 async def test_server_text_echoing_a_secret_is_redacted(
     server: FakeNetmaker, client: NetmakerClient
 ) -> None:

@@ -90,7 +90,13 @@ async def run(settings: Settings, stop: asyncio.Event) -> int:
         )
         login = _Login()
         health = _health(settings, metrics, controller, elector, login)
-        await health.start()
+        try:
+            await health.start()
+        except OSError as exc:
+            raise StartupError(
+                f"METRICS_ADDRESS={settings.metrics_address!r}: cannot listen there: "
+                f"{exc.strerror or exc}; choose a free port or an address of this host"
+            ) from exc
         stack.push_async_callback(health.stop)
         if not await _check_credentials(client, stop, login):
             return EXIT_OK

@@ -7,9 +7,11 @@ Byte-compatible with the Go version, so a cluster switches controllers without c
     name         <node name> pods (<i+1>/<count>)
     range        the pod CIDR as Netmaker stores it (network address, compressed IPv6)
 
-An egress is ours only when its description starts with the marker *and* its cluster scope is
-ours: no cluster key in single-cluster mode, our exact name in multi-cluster mode. Everything else
-is foreign and is never written or deleted.
+An egress is ours only when its description parses, whole, as one of the two forms above *and*
+its cluster scope is ours: no cluster key in single-cluster mode, our exact name in
+multi-cluster mode (DESIGN.md section 2). Everything else, a damaged marker included (`index=abc`,
+`index=-1`, `index=1 extra`, `clusterx=a index=0`), is foreign and is never written or deleted:
+a hand-made description that merely starts like ours is not a licence to delete it.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from dataclasses import dataclass
 
 MARKER = "Managed by kaput-not (DO NOT EDIT)"
 _PREFIX = MARKER + ": "
-_INDEX = re.compile(r"[0-9]{1,6}")
 #: What a cluster name may hold so that the description parses back to the same name.
 CLUSTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+_DESCRIPTION = re.compile(
+    re.escape(_PREFIX) + rf"(?:cluster=({CLUSTER_NAME.pattern}) )?index=([0-9]{{1,6}})"
+)
 
 
 class InvalidCidr(ValueError):
@@ -32,10 +36,10 @@ class InvalidCidr(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Marker:
-    """What a description says about its rule. `index` is None when the marker is damaged."""
+    """What a description says about its rule: cluster scope (None: single-cluster) and index."""
 
     cluster: str | None
-    index: int | None
+    index: int
 
 
 def check_cluster_name(name: str) -> str:
@@ -55,31 +59,15 @@ def build_description(index: int, cluster: str | None = None) -> str:
 
 
 def parse_description(description: str) -> Marker | None:
-    """Read the marker, or None if the description is not kaput-not's.
+    """Read the marker, or None if the description is not exactly one kaput-not writes.
 
-    The marker prefix claims the rule. A claimed rule whose fields are damaged (hand-edited,
-    unknown key, no index) keeps its cluster when that is readable and gets index None, so the
-    planner can replace it rather than leave a broken rule beside a new one.
+    Only a whole match counts: a rule is ours because we can read every part of what we wrote
+    into it. A damaged or extended marker is someone else's edit and stays foreign.
     """
-    if not description.startswith(_PREFIX):
+    found = _DESCRIPTION.fullmatch(description)
+    if found is None:
         return None
-    cluster: str | None = None
-    index: int | None = None
-    damaged = False
-    seen: set[str] = set()
-    for token in description[len(_PREFIX) :].split():
-        key, sep, value = token.partition("=")
-        if not sep or key in seen or key not in ("cluster", "index"):
-            damaged = True
-            continue
-        seen.add(key)
-        if key == "cluster":
-            cluster = value or None
-        elif _INDEX.fullmatch(value):
-            index = int(value)
-        else:
-            damaged = True
-    return Marker(cluster=cluster, index=None if damaged else index)
+    return Marker(cluster=found.group(1), index=int(found.group(2)))
 
 
 def owned_by(marker: Marker | None, cluster: str | None) -> bool:

@@ -15,7 +15,7 @@ Rules (DESIGN.md section 3), each in a function named for it:
 3. Several rules matching one E(N, M, i): keep one, delete the rest.
 4. Delete ours that nothing desires: index beyond the CIDR count, Kubernetes node gone,
    Netmaker node gone, pending delete or in another network, `nodes` empty or naming only ids
-   that no longer exist, a damaged marker.
+   that no longer exist. (A damaged marker is not ours: see core/egress.py.)
 8. Never delete before the first complete list of Kubernetes nodes; refuse a pass that would
    delete an implausible share of our rules unless the operator allows it.
 9. Skip static pseudo-nodes and nodes pending delete. A Kubernetes node name matched by two
@@ -300,8 +300,6 @@ def _match(
     """
     candidates: dict[RuleKey, list[Egress]] = defaultdict(list)
     for egress, marker in owned:
-        if marker.index is None:
-            continue
         for node_id in egress.nodes:
             key = (egress.network, marker.index, node_id)
             if key in desired:
@@ -349,7 +347,7 @@ def _adopt_by_name(
     busy = {e.id for e in matched.values()} | {a.target.id for a in duplicates if a.target}
     spare: dict[tuple[str, int, str], list[Egress]] = defaultdict(list)
     for egress, marker in owned:
-        if marker.index is not None and egress.id not in busy:
+        if egress.id not in busy:
             spare[(egress.network, marker.index, egress.name)].append(egress)
     if not spare:
         return
@@ -407,8 +405,6 @@ def _delete_unwanted(egress: Egress, marker: Marker, index: _Index) -> Action:
 
 
 def _why_unwanted(egress: Egress, marker: Marker, index: _Index) -> str:
-    if marker.index is None:
-        return "its description is damaged (the marker has no readable index)"
     if not egress.nodes:
         return "it routes through no Netmaker node (nodes is {}): Netmaker removed its node"
     existing = [index.nodes[n] for n in sorted(egress.nodes) if n in index.nodes]

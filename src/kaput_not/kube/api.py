@@ -16,6 +16,7 @@ from typing import TypeVar
 
 import httpx2
 import msgspec
+import yaml  # type: ignore[import-untyped,unused-ignore]  # what lightkube parses kubeconfigs with
 from lightkube.config import client_adapter
 from lightkube.config.kubeconfig import KubeConfig
 from lightkube.core.exceptions import ConfigError
@@ -59,10 +60,15 @@ def connect(
     try:
         config = KubeConfig.from_file(kubeconfig) if kubeconfig else KubeConfig.from_env()
         single = config.get()
-    except (ConfigError, OSError, ValueError, KeyError) as exc:
-        where = f"KUBECONFIG={kubeconfig!r}" if kubeconfig else "the in-cluster service account"
+    except (ConfigError, OSError, ValueError, KeyError, yaml.YAMLError) as exc:
         raise KubeConfigError(
-            f"cannot load the Kubernetes configuration from {where}: {exc}"
+            f"cannot load the Kubernetes configuration from {_where(kubeconfig)}: {_one_line(exc)}"
+        ) from exc
+    except (TypeError, AttributeError) as exc:
+        # Valid YAML of the wrong shape (a string, a list): lightkube indexes into it.
+        raise KubeConfigError(
+            f"{_where(kubeconfig)} is not a kubeconfig (a YAML mapping with clusters, users and "
+            "contexts)"
         ) from exc
     if single is None:
         raise KubeConfigError(f"KUBECONFIG={kubeconfig!r} has no current context")
@@ -70,6 +76,15 @@ def connect(
     client = client_adapter.AsyncClient(single, params)
     client.headers["User-Agent"] = f"kaput-not/{__version__} ({identity or 'unknown'})"
     return client
+
+
+def _where(kubeconfig: str | None) -> str:
+    return f"KUBECONFIG={kubeconfig!r}" if kubeconfig else "the in-cluster service account"
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's text on one line (YAML errors span several, with a marked excerpt)."""
+    return " ".join(str(exc).split())
 
 
 class KubeApi:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import math
 import re
@@ -56,13 +57,34 @@ _SHORT_SECRET = 6
 
 
 def redact(text: str, secret: str) -> str:
-    """`text` with `secret` replaced by <hidden>."""
+    """`text` with `secret` replaced by <hidden>, raw or as it reads inside a JSON string."""
     if not secret:
         return text
-    if len(secret) >= _SHORT_SECRET:
-        return text.replace(secret, "<hidden>")
-    alone = rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])"
-    return re.sub(alone, "<hidden>", text)
+    for form in _written_forms(secret):
+        if len(secret) >= _SHORT_SECRET:
+            text = text.replace(form, "<hidden>")
+        else:
+            alone = rf"(?<![A-Za-z0-9]){re.escape(form)}(?![A-Za-z0-9])"
+            text = re.sub(alone, "<hidden>", text)
+    return text
+
+
+_GO_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"}
+
+
+def _written_forms(secret: str) -> list[str]:
+    """The secret raw and JSON-escaped, as our encoder, Python's or Go's would write it.
+
+    A server that echoes the login body (an error quoting the request) sends the escaped form:
+    a password holding `"`, `\\` or a tab would slip past a search for the raw text. Longest
+    first, so a form never hides part of a longer one.
+    """
+    escaped = json.dumps(secret, ensure_ascii=False)[1:-1]
+    go = escaped
+    for char, code in _GO_ESCAPES.items():
+        go = go.replace(char, code)
+    forms = {secret, escaped, json.dumps(secret)[1:-1], go}
+    return sorted(forms, key=len, reverse=True)
 
 
 def _jwt_exp(token: str) -> float | None:
