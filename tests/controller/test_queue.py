@@ -682,3 +682,64 @@ async def run_operations(ops: list[Op]) -> None:
 @given(operations)
 def test_random_operations_keep_every_key_exclusive_and_none_lost(ops: list[Op]) -> None:
     asyncio.run(run_operations(ops))
+
+
+# -- the exclusive key ---------------------------------------------------------------------------
+
+ALL = "(whole cluster)"
+
+
+async def test_the_exclusive_key_waits_for_keys_in_flight_and_bars_the_rest(make_queue: MakeQueue):
+    queue = make_queue(exclusive=ALL)
+    queue.add("a")
+    assert await try_get(queue) == "a"
+    queue.add(ALL)
+    queue.add("b")
+    assert await try_get(queue) is None  # "a" is in flight: ALL waits, and "b" waits for ALL
+    queue.done("a")
+    assert await try_get(queue) == ALL
+    queue.add("c")
+    assert await try_get(queue) is None  # nothing runs beside ALL
+    queue.done(ALL)
+    assert await try_get(queue) == "b"
+    assert await try_get(queue) == "c"
+
+
+async def test_no_worker_ever_runs_beside_the_exclusive_key(make_queue: MakeQueue):
+    """Issue 9, item 3: a full pass must never overlap a node pass, in either order."""
+    queue = make_queue(exclusive=ALL)
+    running: set[str] = set()
+    overlaps: list[set[str]] = []
+    ran: list[str] = []
+
+    async def handler(key: str) -> None:
+        running.add(key)
+        if ALL in running and len(running) > 1:
+            overlaps.append(set(running))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        running.discard(key)
+        ran.append(key)
+
+    queue.run_workers(handler, 4, on_error=lambda key, exc: None)
+    for round_ in range(20):
+        for name in ("a", "b", "c", "d", "e"):
+            queue.add(f"{name}{round_ % 3}")
+        if round_ % 4 == 0:
+            queue.add(ALL)
+        await spin(3)
+    await settle(queue)
+    assert overlaps == []
+    assert ran.count(ALL) >= 5
+
+
+async def test_a_waiting_getter_wakes_when_the_barrier_lifts(make_queue: MakeQueue):
+    queue = make_queue(exclusive=ALL)
+    queue.add(ALL)
+    assert await try_get(queue) == ALL
+    queue.add("a")
+    waiting = asyncio.ensure_future(queue.get())
+    await spin()
+    assert not waiting.done()
+    queue.done(ALL)
+    assert await asyncio.wait_for(waiting, 1) == "a"

@@ -234,9 +234,20 @@ def test_unparseable_pod_cidr_keeps_the_nodes_rules_and_warns():
     assert "not-a-cidr" in p.warnings[0]
 
 
-def test_node_without_pod_cidrs_yet_gets_nothing_and_loses_old_rules():
+def test_rule_11_a_node_without_pod_cidrs_yet_keeps_its_rules():
+    """Issue 9, item 4: a rebuilt node registers before it has CIDRs; its rule used to go."""
     host, nodes = one_host()
-    p = plan([kube("w1")], view([host], nodes, [good()]), S)
+    rule = good()
+    p = plan([kube("w1")], view([host], nodes, [rule]), S)
+    assert p.empty
+    assert p.warnings == ()
+    for name in ("w1", None):
+        assert plan([kube("w1")], view([host], nodes, [rule]), S, only=name).empty
+
+
+def test_rule_11_once_the_grace_is_over_the_rules_of_a_cidrless_node_go():
+    host, nodes = one_host()
+    p = plan([kube("w1")], view([host], nodes, [good()]), S, cidrless_expired=frozenset({"w1"}))
     assert [a.kind for a in p.actions] == [ActionKind.DELETE]
 
 

@@ -853,7 +853,16 @@ async def test_lists_convert_to_core_types(server: FakeNetmaker, client: Netmake
         ],
     )
     server.routes["GET /api/nodes"] = lambda _: httpx2.Response(
-        200, json=[{"id": "n1", "hostid": "h1", "network": "kaput", "pendingdelete": True}]
+        200,
+        json=[
+            {
+                "id": "n1",
+                "hostid": "h1",
+                "network": "kaput",
+                "pendingdelete": True,
+                "is_static": False,
+            }
+        ],
     )
     server.routes["GET /api/networks"] = lambda _: httpx2.Response(
         200, json=[{"netid": "kaput", "addressrange": "100.64.0.0/16"}]

@@ -85,10 +85,30 @@ def test_node_decodes_to_core_node() -> None:
 
 def test_static_pseudo_node_keeps_its_flag() -> None:
     zero = "00000000-0000-0000-0000-000000000000"
-    static = {"id": zero, "hostid": zero, "network": "kaput", "is_static": True}
+    static = {"id": zero, "hostid": zero, "network": "kaput", "pendingdelete": False}
+    static["is_static"] = True
     [node] = wire.NODES.decoder.decode(encode([static]))
     assert wire.node_from_wire(node).is_static
     assert not wire.node_from_wire(node).routable
+
+
+@pytest.mark.parametrize("field", ["network", "nodes", "description", "range", "nat", "status"])
+def test_an_egress_missing_a_field_we_use_is_refused_not_filled(field: str) -> None:
+    """Issue 9, item 5: defaults made such rules look like orphans beside empty slots, and
+    every pass created duplicates (8 rules became 32 in 4 passes)."""
+    egress = {
+        "id": "e-1",
+        "network": "kaput",
+        "name": "w1 pods (1/1)",
+        "description": "Managed by kaput-not (DO NOT EDIT): index=0",
+        "nodes": {"n1": 500},
+        "range": "10.244.1.0/24",
+        "nat": False,
+        "status": True,
+    }
+    del egress[field]
+    with pytest.raises(msgspec.ValidationError, match=field):
+        wire.EGRESS_LIST.decoder.decode(encode([egress]))
 
 
 def test_node_without_host_id_is_the_wrong_shape() -> None:

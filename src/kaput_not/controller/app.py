@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from kaput_not.config import Settings, split_address
 from kaput_not.controller.controller import Controller, ControllerOptions
 from kaput_not.controller.executor import Executor
+from kaput_not.controller.guard import BudgetSettings, WriteGuard
 from kaput_not.controller.metrics import Metrics
 from kaput_not.controller.reconciler import Reconciler
 from kaput_not.core.planner import PlanSettings
@@ -70,7 +71,16 @@ async def run(settings: Settings, stop: asyncio.Event) -> int:
             may_write=may_write,
             dry_run=settings.dry_run,
         )
-        reconciler = Reconciler(cache, executor, _plan_settings(settings))
+        guard = WriteGuard(
+            BudgetSettings(
+                window_seconds=settings.resync_period_seconds,
+                max_fraction=settings.max_delete_fraction,
+                floor=settings.max_delete_floor,
+                unlimited=settings.allow_mass_delete,
+            ),
+            cluster=settings.cluster_name,
+        )
+        reconciler = Reconciler(cache, executor, _plan_settings(settings), guard)
         controller = Controller(
             kube=kube,
             netmaker=cache,
@@ -87,9 +97,10 @@ async def run(settings: Settings, stop: asyncio.Event) -> int:
             queue_depth=lambda: float(len(controller.queue)),
             leader=lambda: controller.leading and may_write(),
             nodes=lambda: float(len(controller.informer)),
+            holding=lambda: guard.holding is not None,
         )
         login = _Login()
-        health = _health(settings, metrics, controller, elector, login)
+        health = _health(settings, metrics, controller, elector, login, guard)
         try:
             await health.start()
         except OSError as exc:
@@ -235,6 +246,7 @@ def _health(
     controller: Controller,
     elector: LeaderElector | None,
     login: _Login,
+    guard: WriteGuard,
 ) -> HealthServer:
     host, port = split_address(settings.metrics_address)
 
@@ -244,6 +256,12 @@ def _health(
         return True, "running"
 
     def ready() -> tuple[bool, str]:
+        ok, detail = _readiness()
+        if guard.holding:
+            detail += f"; holding writes back: {guard.holding}"
+        return ok, detail
+
+    def _readiness() -> tuple[bool, str]:
         if not login.accepted:
             return False, f"waiting for Netmaker: {login.problem}"
         if not controller.informer.synced.is_set():

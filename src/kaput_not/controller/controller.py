@@ -5,12 +5,18 @@ informer store and Netmaker (cached) as they are now. An added node, a node whos
 changed and a deleted node all just enqueue the name; a missing node means "delete its rules",
 retried with backoff like any other key, so a delete seen while Netmaker is down is not lost.
 
-Besides events:
-- the first full pass runs once the first complete node list has arrived (orphans from while
-  the controller was down are removed there), retried with backoff until it succeeds;
-- a full pass every `resync_period` really reconciles (hand deletes and edits are repaired);
-- a cheap watch of Netmaker's host and node lists (cached, so at most once per TTL) enqueues
-  nodes whose Netmaker host or networks changed, so a host that joins late gets its rules.
+Every Netmaker write goes through the one work queue (DESIGN.md rule 12). Besides node names
+it carries one more key, `CLUSTER`, for a pass over the whole cluster; the queue runs that key
+alone (a barrier), so two passes never plan against each other's half-done writes. Whole-cluster
+passes are queued:
+- once the first complete node list has arrived (orphans from while the controller was down
+  are removed there);
+- every `resync_period`, so hand deletes and edits are repaired;
+- when the cheap watch of Netmaker's host and node lists (cached, so at most once per TTL) sees
+  a host or membership removed; changed hosts just enqueue their node, so a host that joins
+  late gets its rules.
+One handler runs every key and one error policy (`_retry`) decides for all of them: a rejected
+password stops the controller, anything else is retried with the queue's per-key backoff.
 """
 
 from __future__ import annotations
@@ -24,13 +30,16 @@ from dataclasses import dataclass
 from kaput_not.controller.metrics import Metrics
 from kaput_not.controller.queue import WorkQueue
 from kaput_not.controller.reconciler import PassReport, Reconciler
-from kaput_not.core.model import ActionKind, Host, NmNode
+from kaput_not.core.model import ActionKind, Host, KubeNode, NmNode
 from kaput_not.kube.api import KubeApi
 from kaput_not.kube.informer import EventKind, NodeEvent, NodeInformer
 from kaput_not.netmaker import errors
 from kaput_not.netmaker.cache import CachedNetmaker
 
 log = logging.getLogger("kaput_not.controller")
+
+#: The queue key of a whole-cluster pass: no Kubernetes node can have this name.
+CLUSTER = "(whole cluster)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +48,6 @@ class ControllerOptions:
     resync_period_seconds: float = 600.0
     netmaker_poll_seconds: float = 30.0
     drain_timeout_seconds: float = 5.0
-    first_sync_backoff_max_seconds: float = 60.0
     #: A deleted node's rules wait this long: a rebuild (deleted, then created again under the
     #: same name) arrives as two watch events, and waiting lets the re-create merge with the
     #: delete into one pass that updates the rules in place instead of deleting them.
@@ -64,14 +72,18 @@ class Controller:
         options: ControllerOptions,
         queue: WorkQueue[str] | None = None,
         wall_clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.informer = NodeInformer(kube, self.on_event)
-        self.queue: WorkQueue[str] = queue or WorkQueue(name="nodes")
+        self.queue: WorkQueue[str] = queue or WorkQueue(name="nodes", exclusive=CLUSTER)
         self._netmaker = netmaker
         self._reconciler = reconciler
         self._metrics = metrics
         self._options = options
         self._wall_clock = wall_clock
+        self._clock = clock
+        #: When each node was first seen without pod CIDRs (rule 11's grace starts there).
+        self._cidrless_since: dict[str, float] = {}
         self.first_sync_done = asyncio.Event()
         #: True from the moment this replica starts leading until `stop()`.
         self.leading = False
@@ -106,7 +118,7 @@ class Controller:
         self.leading = True
         await self.informer.synced.wait()
         self._accepting = True  # before the first pass reads the store, so nothing falls between
-        await self._first_sync()
+        self.queue.add(CLUSTER)  # the barrier runs it before any node event queued after it
         self.queue.run_workers(self._reconcile_key, self._options.workers, on_error=self._retry)
         await asyncio.gather(self._resync_loop(), self._netmaker_watch_loop())
 
@@ -124,8 +136,11 @@ class Controller:
     async def full_sync(self) -> PassReport:
         started = time.perf_counter()
         try:
+            nodes = self.informer.nodes()
             report = await self._reconciler.reconcile(
-                self.informer.nodes(), kube_complete=self.informer.synced.is_set()
+                nodes,
+                kube_complete=self.informer.synced.is_set(),
+                cidrless_expired=self._cidrless_expired(nodes),
             )
         except errors.NetmakerError:
             self._metrics.reconciles.labels("full", "error").inc()
@@ -159,18 +174,10 @@ class Controller:
         )
         return report
 
-    async def _first_sync(self) -> None:
-        delay = 1.0
-        while not await self._attempt(self.full_sync, "first full sync"):
-            log.info("retrying the first full sync in %.0fs", delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self._options.first_sync_backoff_max_seconds)
-        self.first_sync_done.set()
-
     async def _resync_loop(self) -> None:
         while self.fatal is None:
             await asyncio.sleep(self._options.resync_period_seconds)
-            await self._attempt(self.full_sync, "periodic full sync")
+            self.queue.add(CLUSTER)
 
     async def _netmaker_watch_loop(self) -> None:
         while self.fatal is None:
@@ -178,8 +185,8 @@ class Controller:
             await self._attempt(self.check_netmaker_changes, "watching Netmaker hosts")
 
     async def _attempt(self, step: Callable[[], Awaitable[object]], what: str) -> bool:
-        """Run `step`; a Netmaker error is logged (the caller retries later), a rejected
-        password stops the controller. True when the step succeeded."""
+        """Run a read-only `step`; a Netmaker error is logged (the caller tries again later), a
+        rejected password stops the controller. True when the step succeeded."""
         try:
             await step()
         except errors.CredentialsRejected as exc:
@@ -209,18 +216,37 @@ class Controller:
         if removed:
             # Netmaker strips a removed node from every rule and keeps the rules (`nodes: {}`):
             # no node name can claim them, so only a full pass cleans them up.
-            log.info("Netmaker hosts or memberships were removed; running a full pass")
-            await self.full_sync()
+            log.info("Netmaker hosts or memberships were removed; queueing a full pass")
+            self.queue.add(CLUSTER)
         return changed
 
-    async def _reconcile_key(self, name: str) -> None:
+    async def _reconcile_key(self, key: str) -> None:
+        """The one handler of the queue: a whole-cluster pass, or one node's."""
+        if key == CLUSTER:
+            await self._cluster_pass()
+        else:
+            await self._node_pass(key)
+
+    async def _cluster_pass(self) -> None:
+        report = await self.full_sync()
+        self.first_sync_done.set()
+        if any(f.action.kube_node is None for f in report.result.failures):
+            # Orphan writes that failed belong to no node key: the whole pass is retried.
+            raise PassFailed("orphan clean-up writes failed")
+        self.queue.forget(CLUSTER)
+
+    async def _node_pass(self, name: str) -> None:
         node = self.informer.get(name)
         if node is not None:
             await self._know_host(name)
         started = time.perf_counter()
         try:
+            kube = [node] if node else []
             report = await self._reconciler.reconcile(
-                [node] if node else [], only=name, kube_complete=self.informer.synced.is_set()
+                kube,
+                only=name,
+                kube_complete=self.informer.synced.is_set(),
+                cidrless_expired=self._cidrless_expired(kube, only=name),
             )
         except errors.NetmakerError:
             self._metrics.reconciles.labels("node", "error").inc()
@@ -233,6 +259,33 @@ class Controller:
             raise PassFailed(f"{len(report.result.failures)} write(s) failed, first: {first.error}")
         self.queue.forget(name)
 
+    def _cidrless_expired(
+        self, nodes: list[KubeNode], *, only: str | None = None
+    ) -> frozenset[str]:
+        """Rule 11: the nodes without pod CIDRs for longer than the grace (DELETE_GRACE).
+
+        The grace starts when a node is first seen without CIDRs; its key is queued again for
+        when the grace ends, so its rules go then if it still has none.
+        """
+        now = self._clock()
+        grace = self._options.delete_grace_seconds
+        present = {n.name for n in nodes}
+        for name in [only] if only is not None else list(self._cidrless_since):
+            if name not in present:
+                self._cidrless_since.pop(name, None)  # deleted: DELETE_GRACE covers it
+        expired: set[str] = set()
+        for node in nodes:
+            if node.pod_cidrs:
+                self._cidrless_since.pop(node.name, None)
+                continue
+            since = self._cidrless_since.setdefault(node.name, now)
+            left = since + grace - now
+            if left <= 0:
+                expired.add(node.name)
+            else:
+                self.queue.add_after(node.name, left)
+        return frozenset(expired)
+
     async def _know_host(self, name: str) -> None:
         """Refresh the cached host and node lists once if they do not know `name` yet.
 
@@ -244,7 +297,11 @@ class Controller:
         if any(h.name == name for h in hosts):
             return
         now = time.monotonic()
-        if now - self._inventory_refreshed_at < self._options.inventory_refresh_seconds:
+        wait = self._inventory_refreshed_at + self._options.inventory_refresh_seconds - now
+        if wait > 0:
+            # Refreshed a moment ago, maybe just before this host joined: look again once the
+            # rate limit allows, instead of waiting for the next host poll.
+            self.queue.add_after(name, wait)
             return
         self._inventory_refreshed_at = now
         self._netmaker.refresh_inventory()
@@ -266,13 +323,18 @@ class Controller:
         for failure in result.failures:
             self._metrics.egress_writes.labels(failure.action.kind.value, "failed").inc()
 
-    async def _retry(self, name: str, exc: Exception) -> None:
+    async def _retry(self, key: str, exc: Exception) -> None:
+        """The one error policy of every key (controller-runtime's reconcileHandler switch)."""
         if isinstance(exc, errors.CredentialsRejected):
             self.fail(exc)
             return
-        requeues = self.queue.requeues(name)
-        log.warning("reconciling node %s failed (retry %d): %s", name, requeues + 1, exc)
-        self.queue.add_rate_limited(name)
+        what = "the full pass" if key == CLUSTER else f"reconciling node {key}"
+        requeues = self.queue.requeues(key) + 1
+        if isinstance(exc, errors.NetmakerError | PassFailed):
+            log.warning("%s failed (retry %d): %s", what, requeues, exc)
+        else:  # a bug: say so loudly, and still retry rather than lose the key
+            log.error("%s failed unexpectedly (retry %d): %r", what, requeues, exc, exc_info=exc)
+        self.queue.add_rate_limited(key)
 
     def fail(self, exc: BaseException) -> None:
         """Stop the controller because of `exc` (wakes `wait_fatal`); the first cause wins."""

@@ -39,6 +39,8 @@ class ApplyResult:
     deleted: int = 0
     skipped: int = 0
     failures: tuple[Failure, ...] = ()
+    #: The rules created, as the server stored them (new ids).
+    made: tuple[Egress, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -75,6 +77,7 @@ class Executor:
             deleted=run.done[ActionKind.DELETE],
             skipped=run.skipped,
             failures=tuple(run.failures),
+            made=tuple(run.made),
         )
 
     async def _phase(self, actions: Sequence[Action], run: _Run) -> None:
@@ -91,7 +94,7 @@ class Executor:
                 log.info("dry run, would %s", action.describe())
                 return
             try:
-                await self._write(action)
+                made = await self._write(action)
             except errors.CredentialsRejected as exc:
                 run.fatal = exc
                 run.failures.append(Failure(action, exc))
@@ -100,19 +103,23 @@ class Executor:
                 log.warning("failed to %s: %s", action.describe(), exc)
             else:
                 run.done[action.kind] += 1
+                if made is not None:
+                    run.made.append(made)
                 log.info("%s", action.describe())
 
-    async def _write(self, action: Action) -> None:
+    async def _write(self, action: Action) -> Egress | None:
+        """Write one action; returns the rule it created, if it created one."""
         if action.kind is ActionKind.CREATE:
             assert action.spec is not None
-            await self._writer.create_egress(action.spec)
-        elif action.kind is ActionKind.UPDATE:
+            return await self._writer.create_egress(action.spec)
+        if action.kind is ActionKind.UPDATE:
             assert action.spec is not None
             assert action.target is not None
             await self._writer.update_egress(action.target, action.spec)
         else:
             assert action.target is not None
             await self._writer.delete_egress(action.target)
+        return None
 
 
 class _Run:
@@ -122,4 +129,5 @@ class _Run:
         self.done = dict.fromkeys(ActionKind, 0)
         self.skipped = 0
         self.failures: list[Failure] = []
+        self.made: list[Egress] = []
         self.fatal: errors.CredentialsRejected | None = None

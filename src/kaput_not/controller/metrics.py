@@ -51,7 +51,13 @@ class Metrics:
         )
         self.deletes_refused = Counter(
             f"{_PREFIX}_deletes_refused_total",
-            "Deletes held back by the mass-delete guard or before the first complete node list.",
+            "Writes held back: deletes and re-creates over the cluster-wide budget, deletes "
+            "before the first complete node list.",
+            registry=r,
+        )
+        self.holding = Gauge(
+            f"{_PREFIX}_write_budget_holding",
+            "1 while the last pass held writes back (delete or re-create budget), else 0.",
             registry=r,
         )
         self.last_full_sync = Gauge(
@@ -82,8 +88,10 @@ class Metrics:
         queue_depth: Callable[[], float],
         leader: Callable[[], bool],
         nodes: Callable[[], float],
+        holding: Callable[[], bool] = lambda: False,
     ) -> None:
         """Gauges read at scrape time from the live objects."""
+        self.holding.set_function(lambda: 1.0 if holding() else 0.0)
         self.queue_depth.set_function(queue_depth)
         self.leader.set_function(lambda: 1.0 if leader() else 0.0)
         self.nodes.set_function(nodes)

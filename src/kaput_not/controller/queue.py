@@ -7,6 +7,11 @@ Events only enqueue a key; a worker takes the key, reconciles the node as it is 
 - Exclusive: a key is never held by two workers. A key added while in flight is marked dirty
   and queued again by `done(key)`, so the newer event is not lost and not run concurrently.
 - Fair: ready keys are handed out first in, first out.
+- Exclusive key (optional, `exclusive=`): the one key that runs alone, as a barrier. Once it is
+  ready, no other key is handed out; it waits for the keys in flight to finish, runs with no
+  other key in flight, and only then do the others go on. The controller's whole-cluster pass
+  uses it, so a full pass never plans against a node pass's half-done writes, and no node pass
+  against the full pass's.
 - Delays: `add_after(key, s)` makes the key ready `s` seconds from now by the injected clock.
   The earliest request wins: a key that is ready, or due sooner, is not pushed back, and
   `add(key)` makes a delayed key ready at once.
@@ -58,6 +63,7 @@ class WorkQueue(Generic[K]):
         rate_limiter: ratelimit.RateLimiter[K] | None = None,
         clock: ratelimit.Clock = time.monotonic,
         name: str = "queue",
+        exclusive: K | None = None,
     ) -> None:
         self._limiter: ratelimit.RateLimiter[K] = (
             rate_limiter
@@ -66,6 +72,7 @@ class WorkQueue(Generic[K]):
         )
         self._clock = clock
         self._name = name
+        self._exclusive = exclusive
         self._ready: deque[K] = deque()
         # Keys that need a run: those in _ready, plus in-flight keys added again.
         self._dirty: set[K] = set()
@@ -157,8 +164,9 @@ class WorkQueue(Generic[K]):
         while True:
             if self._shut_down:
                 raise QueueShutDown(f"{self._name} is shut down")
-            if self._ready:
-                return self._hand_out()
+            key = self._next_ready()
+            if key is not None:
+                return key
             await self._wait_for_key()
 
     def done(self, key: K) -> None:
@@ -170,8 +178,13 @@ class WorkQueue(Generic[K]):
             drained = self._drained
             if not self._processing and drained is not None and not drained.done():
                 drained.set_result(None)
-        elif key in self._dirty:
+            return
+        if key in self._dirty:
             self._push_ready(key)
+        if self._exclusive is not None and self._ready:
+            # The barrier may have lifted (the exclusive key finished, or the last key before
+            # it did): every sleeping getter looks again.
+            self._wake_all_getters()
 
     @contextlib.asynccontextmanager
     async def take(self) -> AsyncIterator[K]:
@@ -293,8 +306,22 @@ class WorkQueue(Generic[K]):
         self._ready.append(key)
         self._wake_one_getter()
 
-    def _hand_out(self) -> K:
-        key = self._ready.popleft()
+    def _next_ready(self) -> K | None:
+        """The key to hand out now, or None: nothing is ready, or the exclusive key bars it."""
+        if not self._ready:
+            return None
+        exclusive = self._exclusive
+        if exclusive is not None:
+            if exclusive in self._processing:
+                return None
+            if exclusive in self._dirty:  # ready, since it is not in flight
+                if self._processing:
+                    return None
+                self._ready.remove(exclusive)
+                return self._hand_out(exclusive)
+        return self._hand_out(self._ready.popleft())
+
+    def _hand_out(self, key: K) -> K:
         self._dirty.discard(key)
         self._processing.add(key)
         return key
@@ -313,6 +340,12 @@ class WorkQueue(Generic[K]):
         finally:
             with contextlib.suppress(ValueError):
                 self._getters.remove(waiter)
+
+    def _wake_all_getters(self) -> None:
+        while self._getters:
+            getter = self._getters.popleft()
+            if not getter.done():
+                getter.set_result(None)
 
     def _wake_one_getter(self) -> None:
         while self._getters:

@@ -21,6 +21,8 @@ Rules (DESIGN.md section 3), each in a function named for it:
 9. Skip static pseudo-nodes and nodes pending delete. A Kubernetes node name matched by two
    Netmaker hosts is ambiguous: its rules are left alone and a warning says so. A node whose pod
    CIDRs do not parse is treated the same way: nothing is lost on bad input.
+11. A Kubernetes node with no pod CIDRs yet (a rebuilt node registers first and gets its CIDRs
+   seconds later) keeps its rules, unless the caller says its grace is over (`cidrless_expired`).
 10. No update or delete without an id (enforced by `Action` itself).
 
 Foreign rules (no marker, or another cluster's) never appear in any action.
@@ -111,6 +113,7 @@ def plan(
     *,
     only: str | None = None,
     kube_complete: bool = True,
+    cidrless_expired: frozenset[str] = frozenset(),
 ) -> Plan:
     """Plan one pass: for the whole cluster, or for the Kubernetes node named `only`.
 
@@ -118,13 +121,15 @@ def plan(
     and only rules routed through that name's Netmaker nodes are considered; orphans that no
     name can claim (`nodes: {}`, vanished node ids) are left to the full pass.
     `kube_complete` is False until the first complete list of Kubernetes nodes has arrived.
+    `cidrless_expired` names the nodes without pod CIDRs whose grace is over: only their rules
+    may go for want of CIDRs.
     """
     if only is not None:
         netmaker = _narrowed(netmaker, only)
         kube_nodes = [k for k in kube_nodes if k.name == only]
     index = _index(kube_nodes, netmaker)
     warnings: list[str] = []
-    protected = _unusable_node_ids(index, only, warnings)
+    protected = _unusable_node_ids(index, only, warnings, cidrless_expired)
     desired = _desired_rules(index, settings, only, protected)
     owned = _owned_rules(netmaker, settings, index, only, protected)
 
@@ -195,7 +200,9 @@ def _index(kube_nodes: Iterable[KubeNode], netmaker: NetmakerView) -> _Index:
     )
 
 
-def _unusable_node_ids(index: _Index, only: str | None, warnings: list[str]) -> set[str]:
+def _unusable_node_ids(
+    index: _Index, only: str | None, warnings: list[str], cidrless_expired: frozenset[str]
+) -> set[str]:
     """Netmaker node ids whose rules must be left alone this pass, with a warning for each cause.
 
     A Kubernetes node name held by two Netmaker hosts is ambiguous, and a node whose pod CIDRs
@@ -206,6 +213,11 @@ def _unusable_node_ids(index: _Index, only: str | None, warnings: list[str]) -> 
         if only is not None and name != only:
             continue
         hosts = index.hosts_by_name.get(name, [])
+        if not kube.pod_cidrs and name not in cidrless_expired:
+            # Rule 11: no CIDRs *yet* is no reason to delete; nothing to warn about either.
+            for host in hosts:
+                protected |= index.node_ids_by_host.get(host.id, set())
+            continue
         problem = _invalid_cidr(kube.pod_cidrs)
         if len(hosts) > 1:
             ids = ", ".join(sorted(h.id for h in hosts))

@@ -22,6 +22,7 @@ from lightkube.config.kubeconfig import KubeConfig
 from lightkube.core.exceptions import ConfigError
 
 from kaput_not import __version__
+from kaput_not.decoding import Decoder
 from kaput_not.kube import wire
 
 T = TypeVar("T")
@@ -97,14 +98,12 @@ class KubeApi:
         await self._client.aclose()
 
     async def get(
-        self, path: str, decoder: msgspec.json.Decoder[T], params: Mapping[str, str] | None = None
+        self, path: str, decoder: Decoder[T], params: Mapping[str, str] | None = None
     ) -> T:
         response = await self._send("GET", path, params=params)
         return _decode(f"GET {path}", response, decoder)
 
-    async def send(
-        self, method: str, path: str, body: bytes, decoder: msgspec.json.Decoder[T]
-    ) -> T:
+    async def send(self, method: str, path: str, body: bytes, decoder: Decoder[T]) -> T:
         response = await self._send(
             method, path, content=body, headers={"Content-Type": "application/json"}
         )
@@ -160,7 +159,7 @@ async def _lines(call: str, response: httpx2.Response) -> AsyncIterator[bytes]:
         raise KubeError(call, f"the watch stream broke: {type(exc).__name__}: {exc}") from exc
 
 
-def _decode(call: str, response: httpx2.Response, decoder: msgspec.json.Decoder[T]) -> T:
+def _decode(call: str, response: httpx2.Response, decoder: Decoder[T]) -> T:
     try:
         return decoder.decode(response.content)
     except msgspec.DecodeError as exc:

@@ -13,6 +13,11 @@ Failure handling, in order of what happens most:
   to 30 s), never a hot loop.
 
 `synced` is set after the first complete list; until then nothing may delete.
+
+A relist that comes back empty, or sharply shrunk (more than half of the store and more than
+5 nodes gone), is suspect: a broken or lying API server must not turn into one
+delete event per node. It is read once more after `confirm_delay`, and only the second answer
+is applied.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from enum import StrEnum
 import msgspec
 
 from kaput_not.core.model import KubeNode
+from kaput_not.core.suspect import suspect_shrink
 from kaput_not.kube import wire
 from kaput_not.kube.api import Gone, KubeApi, KubeError
 
@@ -67,6 +73,7 @@ class NodeInformer:
         backoff_max: float = 30.0,
         rand: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        confirm_delay: float = 1.0,
     ) -> None:
         self._api = api
         self._on_event = on_event
@@ -76,6 +83,7 @@ class NodeInformer:
         self._backoff_max = backoff_max
         self._rand = rand or random.Random()  # noqa: S311 - jitter, not security
         self._sleep = sleep
+        self._confirm_delay = confirm_delay
         self._store: dict[str, _Stored] = {}
         self.synced = asyncio.Event()
         self.lists = 0
@@ -118,6 +126,21 @@ class NodeInformer:
 
     async def _relist(self) -> str:
         """A complete paged list, diffed against the store; returns its resourceVersion."""
+        seen, version = await self._list()
+        if self.synced.is_set() and suspect_shrink(len(self._store), len(seen)):
+            log.warning(
+                "the node list shrank from %d to %d; reading it again before believing it",
+                len(self._store),
+                len(seen),
+            )
+            await self._sleep(self._confirm_delay)
+            seen, version = await self._list()
+        self.lists += 1
+        self._replace(seen)
+        self.synced.set()
+        return version
+
+    async def _list(self) -> tuple[dict[str, _Stored], str]:
         seen: dict[str, _Stored] = {}
         token = ""
         version = ""
@@ -132,10 +155,7 @@ class NodeInformer:
             version = page.metadata.resourceVersion
             if not token:
                 break
-        self.lists += 1
-        self._replace(seen)
-        self.synced.set()
-        return version
+        return seen, version
 
     def _replace(self, seen: dict[str, _Stored]) -> None:
         old = self._store

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import msgspec
 
+from kaput_not.decoding import Decoder
+
 
 class ObjectMeta(msgspec.Struct, omit_defaults=True):
     name: str = ""
@@ -69,9 +71,9 @@ class Lease(msgspec.Struct):
     kind: str = "Lease"
 
 
-node_list_decoder = msgspec.json.Decoder(NodeList)
-node_decoder = msgspec.json.Decoder(Node)
-event_decoder = msgspec.json.Decoder(WatchEvent)
-status_decoder = msgspec.json.Decoder(Status)
-lease_decoder = msgspec.json.Decoder(Lease)
+node_list_decoder = Decoder(NodeList)
+node_decoder = Decoder(Node)
+event_decoder = Decoder(WatchEvent)
+status_decoder = Decoder(Status)
+lease_decoder = Decoder(Lease)
 encoder = msgspec.json.Encoder()

@@ -12,11 +12,15 @@ How it can be wrong, and what bounds it:
   read lists again.
 - A write that lands while a list call for its network is in flight is replayed onto that
   list's result, so the answer includes the write whether or not the server's list did.
+- A list that comes back empty or sharply shrunk against the last one (`suspect_shrink`) is
+  read once more, and the second answer is taken: one bad answer from a broken server or proxy
+  must not become a plan that deletes (or re-creates) half the mesh.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +28,10 @@ from typing import Generic, Protocol, TypeVar
 
 from kaput_not.core.model import Egress, EgressSpec, Host, NmNode
 from kaput_not.core.planner import NetmakerView
+from kaput_not.core.suspect import suspect_shrink
 from kaput_not.netmaker import errors
+
+log = logging.getLogger("kaput_not.netmaker.cache")
 
 T = TypeVar("T")
 
@@ -55,6 +62,8 @@ class _Slot(Generic[T]):
     inflight: asyncio.Future[T] | None = None
     #: Writes made while `inflight` runs, replayed onto its result.
     journal: list[Callable[[T], T]] = field(default_factory=list)
+    #: How long the list was when last read (kept when the entry is dropped).
+    last_size: int | None = None
 
 
 class CachedNetmaker:
@@ -123,6 +132,15 @@ class CachedNetmaker:
         started = self._clock()
         try:
             value = await fetch()
+            if slot.last_size is not None and suspect_shrink(slot.last_size, _size(value)):
+                log.warning(
+                    "a Netmaker list shrank from %d to %d items; reading it again before "
+                    "believing it",
+                    slot.last_size,
+                    _size(value),
+                )
+                value = await fetch()
+            slot.last_size = _size(value)
             for patch in slot.journal:
                 value = patch(value)
             slot.entry = _Entry(value, started)
@@ -166,6 +184,10 @@ class CachedNetmaker:
             slot.entry.value = patch(slot.entry.value)
         if slot.inflight is not None:
             slot.journal.append(patch)
+
+
+def _size(value: object) -> int:
+    return len(value) if isinstance(value, list) else 0
 
 
 def _without(egresses: Sequence[Egress], egress_id: str) -> list[Egress]:

@@ -1,7 +1,10 @@
 """The JSON Netmaker speaks, as msgspec structs holding only the fields kaput-not uses.
 
-Unknown fields are ignored, so a newer server that adds fields keeps working; a missing field we
-need, or one of the wrong type, fails the decode, which the client reports as a `BadResponse`.
+Unknown fields are ignored, so a newer server that adds fields keeps working. Decoding is strict
+about what we use: every field we read must be there (the contract suite shows the real server
+always sends them), with its type; a missing one fails the decode, which the client reports as a
+`BadResponse`. Filling a default would be worse than failing: an egress without `nodes` or
+`network` would look like an orphan, and its slot empty, so a pass would create a duplicate.
 Decoders are built once here and reused. Conversions to and from the core types live here too, so
 `client.py` never touches a JSON key.
 
@@ -19,6 +22,7 @@ from typing import Generic, TypeVar
 import msgspec
 
 from kaput_not.core.model import Egress, EgressSpec, Host, NmNode
+from kaput_not.decoding import Decoder
 
 T = TypeVar("T")
 
@@ -59,17 +63,17 @@ class LoginResponse(msgspec.Struct, rename="pascal"):
 
 class ApiHost(msgspec.Struct):
     id: str
-    name: str = ""
+    name: str
     # null for a host that never joined a network, [] once all its nodes are gone.
-    nodes: list[str] | None = None
+    nodes: list[str] | None
 
 
 class ApiNode(msgspec.Struct):
     id: str
     hostid: str
     network: str
-    pendingdelete: bool = False
-    is_static: bool = False
+    pendingdelete: bool
+    is_static: bool
 
 
 class ApiNetwork(msgspec.Struct):
@@ -80,14 +84,14 @@ class EgressWire(msgspec.Struct):
     """An egress as GET/POST/PUT /api/v1/egress return it (`mode` ignored: see api doc 4.0)."""
 
     id: str
-    network: str = ""
-    name: str = ""
-    description: str = ""
+    network: str
+    name: str
+    description: str
     # Metrics are JSON integers; a NULL column reads back as {}, null is tolerated all the same.
-    nodes: dict[str, int] | None = None
-    range: str = ""
-    nat: bool = False
-    status: bool = False
+    nodes: dict[str, int] | None
+    range: str
+    nat: bool
+    status: bool
 
 
 class EgressReq(msgspec.Struct):
@@ -115,21 +119,21 @@ class EgressReq(msgspec.Struct):
 class Shape(Generic[T]):
     """What a successful answer holds: its payload decoder, and whether that sits in an envelope."""
 
-    decoder: msgspec.json.Decoder[T]
+    decoder: Decoder[T]
     enveloped: bool
 
 
-ENVELOPE = msgspec.json.Decoder(Envelope[msgspec.Raw])
-STATUS = msgspec.json.Decoder(Status)
+ENVELOPE = Decoder(Envelope[msgspec.Raw])
+STATUS = Decoder(Status)
 
-HOSTS = Shape(msgspec.json.Decoder(list[ApiHost]), enveloped=False)
-NODES = Shape(msgspec.json.Decoder(list[ApiNode]), enveloped=False)
-NETWORKS = Shape(msgspec.json.Decoder(list[ApiNetwork]), enveloped=False)
-EGRESS_LIST = Shape(msgspec.json.Decoder(list[EgressWire]), enveloped=True)
-EGRESS = Shape(msgspec.json.Decoder(EgressWire), enveloped=True)
-LOGIN = Shape(msgspec.json.Decoder(LoginResponse), enveloped=True)
+HOSTS = Shape(Decoder(list[ApiHost]), enveloped=False)
+NODES = Shape(Decoder(list[ApiNode]), enveloped=False)
+NETWORKS = Shape(Decoder(list[ApiNetwork]), enveloped=False)
+EGRESS_LIST = Shape(Decoder(list[EgressWire]), enveloped=True)
+EGRESS = Shape(Decoder(EgressWire), enveloped=True)
+LOGIN = Shape(Decoder(LoginResponse), enveloped=True)
 #: An envelope whose `Response` we do not read (DELETE answers `null`).
-ANYTHING = Shape(msgspec.json.Decoder(msgspec.Raw), enveloped=True)
+ANYTHING = Shape(Decoder(msgspec.Raw), enveloped=True)
 
 
 def host_from_wire(host: ApiHost) -> Host:

@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
+import json
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -119,12 +121,12 @@ class KubeApiServer(StandInServer):
         if before is not None and before.kind is FaultKind.EXPIRE:
             expire = before.answer or self._expired_answer
         elif before is not None:
-            return answered(entry, _strike(before))
+            return answered(entry, _strike(before, None))
         reply = self._api.respond(request, resolved, expire=expire)
         if isinstance(reply, Response):
             after = self.faults.take(resolved.key, "after")
             if after is not None and after.kind is not FaultKind.EXPIRE:
-                reply = _strike(after)
+                reply = _strike(after, reply)
         return answered(entry, reply)
 
     def _on_change(self) -> None:
@@ -167,7 +169,10 @@ class KubeApiServer(StandInServer):
         return done.result(_CROSS_THREAD_TIMEOUT)
 
 
-def _strike(rule: FaultRule) -> Reply:
+def _strike(rule: FaultRule, real: Response | None) -> Reply:
+    if rule.kind is FaultKind.REWRITE and rule.change is not None and real is not None:
+        body = json.dumps(rule.change(json.loads(real.body))).encode()
+        return dataclasses.replace(real, body=body)
     if rule.kind is FaultKind.HANG:
         return Outcome.HANG
     if rule.kind is FaultKind.RESET:

@@ -14,6 +14,8 @@ and when they strike:
 ``hang(route)``                 no answer until the client gives up or the server stops
 ``reset(route)``                the TCP connection is aborted (RST), no response
 ``expire_next_watch()``         the next watch start answers 410 Expired (either form)
+``rewrite(route, change)``      the real JSON answer, passed through ``change`` (e.g. a node list
+                                with no items: a broken or lying API server); ``after`` only
 ==============================  =================================================================
 
 Server-wide, immediately (thread-safe; they run on the server's loop):
@@ -35,7 +37,7 @@ import enum
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from ..http.faultbook import FaultBook, RouteRule, When
 from . import status
@@ -50,6 +52,11 @@ class FaultKind(enum.Enum):
     HANG = "hang"
     RESET = "reset"
     EXPIRE = "expire"
+    REWRITE = "rewrite"
+
+
+#: Changes a decoded JSON answer into the one the client gets.
+Rewrite = Callable[[Any], Any]
 
 
 @dataclass
@@ -57,6 +64,7 @@ class FaultRule(RouteRule[FaultKind]):
     code: int = 500  # STATUS only
     message: str | None = None  # STATUS only; None = the server's usual wording
     answer: ExpiredAnswer | None = None  # EXPIRE only; None = the server's configured form
+    change: Rewrite | None = None  # REWRITE only
 
 
 @dataclass(frozen=True)
@@ -100,6 +108,10 @@ class Faults(FaultBook[FaultRule]):
 
     def reset(self, route: str, *, times: int | None = 1, when: When = "before") -> FaultRule:
         return self.add(FaultRule(route, FaultKind.RESET, when, times))
+
+    def rewrite(self, route: str, change: Rewrite, *, times: int | None = 1) -> FaultRule:
+        """The real answer, processed, then its JSON body passed through ``change``."""
+        return self.add(FaultRule(route, FaultKind.REWRITE, "after", times, change=change))
 
     def expire_next_watch(
         self, *, times: int = 1, answer: ExpiredAnswer | None = None

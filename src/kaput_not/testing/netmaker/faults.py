@@ -19,6 +19,8 @@ Kinds, as a client sees them:
 ``code_mismatch``         HTTP 200 whose envelope says ``"Code": 500``
 ``truncated_json``        HTTP 200, ``application/json``, body cut in the middle
 ``empty_body``            HTTP 200, ``application/json``, empty (GET /api/nodes quirk, 3)
+``rewrite(change)``       the real answer with its JSON passed through ``change`` (a
+                          list emptied, a field dropped: a broken server); ``after`` only
 ========================  ==========================================================
 
 ``revoke_tokens()`` invalidates every token issued so far (the server's JWT secret changes, as on
@@ -32,8 +34,10 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ..http.faultbook import FaultBook, RouteRule, When
 from ..http.messages import Outcome, Reply, Response
@@ -57,6 +61,11 @@ class FaultKind(enum.Enum):
     CODE_MISMATCH = "code_mismatch"
     TRUNCATED_JSON = "truncated_json"
     EMPTY_BODY = "empty_body"
+    REWRITE = "rewrite"
+
+
+#: Changes a decoded JSON answer into the one the client gets.
+Rewrite = Callable[[Any], Any]
 
 
 @dataclass
@@ -64,6 +73,7 @@ class FaultRule(RouteRule[FaultKind]):
     seconds: float = 0.0  # LATENCY only
     status: int = 500  # STATUS only
     message: str = "fault injected"  # STATUS and CODE_MISMATCH
+    change: Rewrite | None = None  # REWRITE only
 
 
 class Faults(FaultBook[FaultRule]):
@@ -118,6 +128,10 @@ class Faults(FaultBook[FaultRule]):
     def empty_body(self, route: str, *, times: int | None = 1, when: When = "before") -> FaultRule:
         return self.add(FaultRule(route, FaultKind.EMPTY_BODY, when, times))
 
+    def rewrite(self, route: str, change: Rewrite, *, times: int | None = 1) -> FaultRule:
+        """Process the request, then pass the answer's JSON body through ``change``."""
+        return self.add(FaultRule(route, FaultKind.REWRITE, "after", times, change=change))
+
     def revoke_tokens(self) -> None:
         """Every token issued so far gets 401 ``unauthorized`` from now on; a new login works."""
         self._revoke()
@@ -146,6 +160,9 @@ def _damaged(rule: FaultRule, real: Response | None) -> Response:
     if rule.kind is FaultKind.CODE_MISMATCH:
         body = envelope.go_json({"Code": 500, "Message": rule.message, "Response": None})
         return Response(200, body, envelope.JSON)
+    if rule.kind is FaultKind.REWRITE and rule.change is not None and real is not None:
+        changed = envelope.go_json(rule.change(json.loads(real.body))) + b"\n"
+        return Response(real.status, changed, real.content_type)
     if rule.kind is FaultKind.TRUNCATED_JSON:
         source = real if real is not None and real.body else _PLACEHOLDER
         return Response(200, source.body[: len(source.body) // 2], envelope.JSON)

@@ -1,0 +1,30 @@
+"""The one JSON decoder both adapters use: msgspec's, with every failure a `DecodeError`.
+
+msgspec raises `RecursionError`, not `msgspec.DecodeError`, on JSON nested deeper than Python's
+recursion limit (in a field we skip, or a `Raw` payload). Every caller handles `DecodeError` as
+"an answer we cannot read"; a `RecursionError` slipped past them, so one hostile body from a
+proxy or a broken server could end the node informer or crash a start-up login.
+"""
+
+from __future__ import annotations
+
+from typing import Generic, TypeVar
+
+import msgspec
+
+T = TypeVar("T")
+
+
+class Decoder(Generic[T]):
+    """`msgspec.json.Decoder(shape)`, whose `decode` raises only `msgspec.DecodeError`."""
+
+    __slots__ = ("_decoder",)
+
+    def __init__(self, shape: type[T]) -> None:
+        self._decoder: msgspec.json.Decoder[T] = msgspec.json.Decoder(shape)
+
+    def decode(self, data: bytes | str) -> T:
+        try:
+            return self._decoder.decode(data)
+        except RecursionError:
+            raise msgspec.DecodeError("JSON nested too deeply to read") from None
