@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kaput_not.controller import ratelimit
+from kaput_not import ratelimit
 from kaput_not.controller.queue import QueueShutDown, WorkQueue
 from tests.clock import FakeClock
 

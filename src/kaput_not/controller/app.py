@@ -14,11 +14,12 @@ configuration errors found at start-up (raised as `StartupError`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import random
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
+from kaput_not import ratelimit
 from kaput_not.config import Settings, split_address
 from kaput_not.controller.controller import Controller, ControllerOptions
 from kaput_not.controller.executor import Executor
@@ -38,6 +39,10 @@ log = logging.getLogger("kaput_not.app")
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+
+
+#: The key of the start-up login in its backoff.
+LOGIN = "login"
 
 
 class StartupError(Exception):
@@ -191,8 +196,9 @@ def _netmaker_client(settings: Settings, metrics: Metrics) -> NetmakerClient:
 
 async def _check_credentials(client: NetmakerClient, stop: asyncio.Event, login: _Login) -> bool:
     """Log in once. Rejected: StartupError. Unreachable: retry with backoff until stop."""
-    delay = 1.0
-    rand = random.Random()  # noqa: S311 - jitter
+    backoff: ratelimit.ExponentialBackoff[str] = ratelimit.ExponentialBackoff(
+        base=1.0, cap=30.0, jitter=0.5
+    )
     while not stop.is_set():
         try:
             await client.login()
@@ -200,15 +206,14 @@ async def _check_credentials(client: NetmakerClient, stop: asyncio.Event, login:
             raise StartupError(str(exc)) from exc
         except errors.NetmakerError as exc:
             login.problem = str(exc)
-            log.warning("cannot log in to Netmaker yet (%s); retrying in %.0fs", exc, delay)
+            delay = backoff.when(LOGIN)
+            log.warning("cannot log in to Netmaker yet (%s); retrying in %.1fs", exc, delay)
         else:
             login.accepted = True
             log.info("Netmaker credentials accepted")
             return True
-        try:
-            await asyncio.wait_for(stop.wait(), delay * (0.5 + rand.random() / 2))
-        except TimeoutError:
-            delay = min(delay * 2, 30.0)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
     return False
 
 

@@ -41,7 +41,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
-from kaput_not.controller import ratelimit
+from kaput_not import ratelimit
 
 log = logging.getLogger("kaput_not.queue")
 

@@ -31,6 +31,7 @@ from enum import StrEnum
 
 import msgspec
 
+from kaput_not import ratelimit
 from kaput_not.core.model import KubeNode
 from kaput_not.core.suspect import suspect_shrink
 from kaput_not.kube import wire
@@ -79,9 +80,9 @@ class NodeInformer:
         self._on_event = on_event
         self._page_size = page_size
         self._watch_timeout = watch_timeout_seconds
-        self._backoff_initial = backoff_initial
-        self._backoff_max = backoff_max
-        self._rand = rand or random.Random()  # noqa: S311 - jitter, not security
+        self._backoff: ratelimit.ExponentialBackoff[str] = ratelimit.ExponentialBackoff(
+            base=backoff_initial, cap=backoff_max, jitter=0.5, rng=rand
+        )
         self._sleep = sleep
         self._confirm_delay = confirm_delay
         self._store: dict[str, _Stored] = {}
@@ -105,24 +106,18 @@ class NodeInformer:
 
     async def run(self) -> None:
         """List and watch until cancelled."""
-        failures = 0
         while True:
             try:
                 version = await self._relist()
-                failures = 0
+                self._backoff.forget(NODES)
                 while True:
                     version = await self._watch(version)
             except Gone as exc:
                 log.info("node watch expired (%s); listing again", exc)
             except (KubeError, msgspec.DecodeError) as exc:
-                failures += 1
-                delay = self._backoff(failures)
+                delay = self._backoff.when(NODES)
                 log.warning("node list/watch failed (%s); retrying in %.1fs", exc, delay)
                 await self._sleep(delay)
-
-    def _backoff(self, failures: int) -> float:
-        ceiling = min(self._backoff_max, self._backoff_initial * 2.0 ** (failures - 1))
-        return ceiling * (0.5 + self._rand.random() / 2)
 
     async def _relist(self) -> str:
         """A complete paged list, diffed against the store; returns its resourceVersion."""

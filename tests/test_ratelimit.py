@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from kaput_not.controller import ratelimit
+from kaput_not import ratelimit
 from tests.clock import FakeClock
 
 # -- exponential backoff ---------------------------------------------------------------------
