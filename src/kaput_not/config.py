@@ -89,7 +89,11 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("NETMAKER_CA_FILE", "", "CA bundle that signed the Netmaker server certificate"),
     ("NETMAKER_INSECURE_SKIP_TLS_VERIFY", "false", "skip TLS verification (test servers only)"),
     ("NETMAKER_TIMEOUT", "10s", "timeout of one Netmaker request"),
-    ("NETMAKER_CONCURRENCY", "4", "Netmaker writes in flight at once"),
+    (
+        "NETMAKER_CONCURRENCY",
+        "4",
+        "Netmaker writes in flight at once (the real server gains nothing beyond 4)",
+    ),
     ("KUBECONFIG", "(in-cluster)", "kubeconfig file; unset means in-cluster configuration"),
     ("K8S_CLUSTER_NAME", "", "cluster name for multi-cluster scoping of rules"),
     ("LEADER_ELECTION_ENABLED", "(auto)", "true in-cluster, false locally"),

@@ -1,0 +1,625 @@
+"""End-to-end speed of `kaput-not run` against a real Netmaker, kube-apiserver and etcd.
+
+What it measures: one `kaput-not run` process (a child, configured only by environment
+variables, leader election off) starting against a freshly seeded real Netmaker v1.5.1 (CE,
+sqlite, no broker) and a real kube-apiserver backed by etcd, all on loopback, until every
+network holds exactly the desired rules. Everything is observed from outside the controller:
+
+- wall time from the controller's start to convergence, found by polling
+  ``GET /api/v1/egress?network=<net>`` directly on Netmaker every 0.5 s until each network
+  holds exactly 2 x N rules named ``bn-<i> pods (1/2)`` and ``(2/2)``, with the node's pod
+  CIDRs as ranges and the right Netmaker node in ``nodes``;
+- the controller's CPU seconds (utime + stime of /proc/<pid>/stat at convergence) and its peak
+  RSS (VmHWM of /proc/<pid>/status);
+- when the proxy passed on the first and the last egress write (seconds after the start, so
+  ``writes_per_second`` is the write rate, finer than the 0.5 s convergence polls);
+- the time spent seeding, reported apart, and this process's own CPU while the controller ran
+  (the proxy and the polling share the machine with the controller and the servers).
+
+How requests are counted: the controller talks to a small reverse proxy on loopback (the
+project's streaming HTTP/1.1 server, ``kaput_not.testing.http``, with keep-alive), which
+forwards each request to Netmaker over one pooled httpx2 client and counts it per
+``METHOD path`` (query string dropped). ``reads`` are all GETs, ``writes`` all POST, PUT and
+DELETE on ``/api/v1/egress``, ``logins`` the ``POST /api/users/adm/authenticate`` calls. The
+benchmark's own polling goes around the proxy and is not counted.
+
+Seeding goes through the real HTTP APIs only, 8 calls in flight per server (Netmaker and the
+API server are seeded at the same time): the super-admin, K networks with a /16 each
+(100.<64+k>.0.0/16), N hosts ``bn-<i>`` (unique MAC addresses) each joined to every network,
+and N dual-stack Kubernetes Nodes with pod CIDRs ``10.<i//256>.<i%256>.0/24`` and
+``fd00:<i:x>::/64``.
+
+Usage: .venv/bin/python bench/real_netmaker.py --nodes N [--networks K] [--concurrency C]
+       [--timeout SECONDS] [--keep] [--json]
+``--concurrency`` sets NETMAKER_CONCURRENCY (unset: the controller's default). ``--json``
+prints one JSON object; exit code 0 when converged, 1 otherwise or when something could not
+start.
+
+Needs the real peers: the binaries named by KAPUT_NOT_KUBE_APISERVER, KAPUT_NOT_ETCD and
+KAPUT_NOT_NETMAKER, or, for any that is unset, what ``scripts/build-peers`` provides (it reuses
+the binaries cached under ~/.cache/kaput-not/peers). Processes, data and logs live in one
+temporary directory, removed at the end unless ``--keep``.
+"""
+
+# ruff: noqa: S603  (this benchmark exists to run the peers and the controller)
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx2
+
+from kaput_not import config
+from kaput_not.testing.http.messages import Request, Response
+from kaput_not.testing.http.server import HttpServer
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.contract.seeding import Seeder, enrollment_token, poll, register_body  # noqa: E402
+from tests.e2e.controlplane import (  # noqa: E402
+    ControlPlane,
+    Kube,
+    NetmakerServer,
+    Process,
+    StartError,
+    free_port,
+)
+
+PEERS = {
+    "kube-apiserver": "KAPUT_NOT_KUBE_APISERVER",
+    "etcd": "KAPUT_NOT_ETCD",
+    "netmaker": "KAPUT_NOT_NETMAKER",
+}
+USERNAME = "kaput-not-bench"
+SEED_IN_FLIGHT = 8
+POLL_INTERVAL = 0.5
+LOGIN = "POST /api/users/adm/authenticate"
+EGRESS = "/api/v1/egress"
+WRITE_METHODS = frozenset({"POST", "PUT", "DELETE"})
+# Not forwarded: hop-by-hop headers, and what the proxy's own client sets.
+NOT_FORWARDED = frozenset(
+    {
+        "host",
+        "content-length",
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "te",
+        "upgrade",
+        "proxy-connection",
+        "accept-encoding",
+    }
+)
+
+
+class BenchError(Exception):
+    """The benchmark cannot run; the message is one line."""
+
+
+# ------------------------------------------------------------------ peers
+
+
+def find_peers() -> dict[str, str]:
+    """Each peer's binary: from its variable, else from scripts/build-peers."""
+    found = {name: os.environ.get(variable, "") for name, variable in PEERS.items()}
+    reason = ""
+    if not all(found.values()):
+        built = subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "build-peers"), *PEERS],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=ROOT,
+        )
+        for line in built.stdout.splitlines():
+            name, _, path = line.partition(" ")
+            if name in found and not found[name]:
+                found[name] = path.strip()
+        failures = [line for line in built.stderr.splitlines() if line.startswith("build-peers: ")]
+        reason = failures[-1] if failures else f"scripts/build-peers exited {built.returncode}"
+    for name, path in found.items():
+        if not path:
+            raise BenchError(f"no {name}: {PEERS[name]} is unset and {reason}")
+        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+            raise BenchError(f"no {name}: {path} is not an executable file")
+    return found
+
+
+# ------------------------------------------------------------------ the counting proxy
+
+
+@dataclass
+class Endpoint:
+    """What the proxy saw of one ``METHOD path``: calls and Netmaker's time to answer."""
+
+    count: int = 0
+    seconds: float = 0.0
+    slowest: float = 0.0
+
+
+@dataclass
+class CountingProxy:
+    """A reverse proxy to Netmaker that counts every request passing through it."""
+
+    upstream: str
+    endpoints: dict[str, Endpoint] = field(default_factory=dict)
+    failures: Counter[str] = field(default_factory=Counter)  # "METHOD path -> status"
+    origin: float = 0.0  # monotonic time the write timestamps are relative to
+    first_write: float | None = None
+    last_write: float | None = None
+
+    def __post_init__(self) -> None:
+        self._client = httpx2.AsyncClient(
+            base_url=self.upstream,
+            timeout=httpx2.Timeout(120.0),
+            limits=httpx2.Limits(max_connections=64, max_keepalive_connections=64),
+            trust_env=False,
+        )
+        self._server = HttpServer(self._handle, host="127.0.0.1", port=0)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.port}"
+
+    @property
+    def connections(self) -> int:
+        """Connections the controller opened to the proxy (few means keep-alive works)."""
+        return self._server.connections_accepted
+
+    async def start(self) -> None:
+        await self._server.start()
+
+    async def stop(self) -> None:
+        await self._server.stop()
+        await self._client.aclose()
+
+    def totals(self) -> dict[str, Any]:
+        counts = {key: e.count for key, e in sorted(self.endpoints.items())}
+        return {
+            "reads": sum(n for key, n in counts.items() if key.startswith("GET ")),
+            "writes": sum(
+                n
+                for key, n in counts.items()
+                if key.split(" ", 1)[0] in WRITE_METHODS and key.split(" ", 1)[1] == EGRESS
+            ),
+            "logins": counts.get(LOGIN, 0),
+            "requests": counts,
+        }
+
+    def latency_ms(self) -> dict[str, dict[str, float]]:
+        return {
+            key: {
+                "mean": round(1000 * e.seconds / e.count, 1),
+                "max": round(1000 * e.slowest, 1),
+            }
+            for key, e in sorted(self.endpoints.items())
+            if e.count
+        }
+
+    async def _handle(self, request: Request) -> Response:
+        key = f"{request.method} {request.path}"
+        target = urllib.parse.quote(request.path, safe="/:@!$&'()*+,;=-._~")
+        if request.query:
+            pairs = [(name, v) for name, values in request.query.items() for v in values]
+            target += "?" + urllib.parse.urlencode(pairs)
+        headers = {k: v for k, v in request.headers.items() if k not in NOT_FORWARDED}
+        started = time.monotonic()
+        try:
+            answer = await self._client.request(
+                request.method, target, content=request.body or None, headers=headers
+            )
+        except httpx2.HTTPError as exc:
+            self._record(key, started)
+            self.failures[f"{key} -> {type(exc).__name__}"] += 1
+            return Response(502, f"proxy: {type(exc).__name__}".encode(), "text/plain")
+        self._record(key, started)
+        if not answer.is_success:
+            self.failures[f"{key} -> {answer.status_code}"] += 1
+        elif request.method in WRITE_METHODS and request.path == EGRESS:
+            now = time.monotonic() - self.origin
+            self.first_write = now if self.first_write is None else self.first_write
+            self.last_write = now
+        return Response(answer.status_code, answer.content, answer.headers.get("content-type"))
+
+    def _record(self, key: str, started: float) -> None:
+        took = time.monotonic() - started
+        endpoint = self.endpoints.setdefault(key, Endpoint())
+        endpoint.count += 1
+        endpoint.seconds += took
+        endpoint.slowest = max(endpoint.slowest, took)
+
+
+# ------------------------------------------------------------------ seeding
+
+
+def node_name(i: int) -> str:
+    return f"bn-{i}"
+
+
+def pod_cidrs(i: int) -> tuple[str, str]:
+    """Node i's pod CIDRs, IPv4 then IPv6, in canonical form."""
+    return f"10.{i // 256}.{i % 256}.0/24", str(ipaddress.ip_network(f"fd00:{i:x}::/64"))
+
+
+async def bounded(count: int, work: Callable[[int], Awaitable[None]]) -> None:
+    """``work(i)`` for i in range(count), SEED_IN_FLIGHT at a time; the first failure stops all."""
+    items = iter(range(count))
+
+    async def worker() -> None:
+        for i in items:
+            await work(i)
+
+    async with asyncio.TaskGroup() as group:
+        for _ in range(min(SEED_IN_FLIGHT, count)):
+            group.create_task(worker())
+
+
+def _check(answer: httpx2.Response, call: str) -> None:
+    if not answer.is_success:
+        raise BenchError(f"seeding: {call} answered {answer.status_code}: {answer.text[:200]}")
+
+
+async def seed_netmaker(
+    http: httpx2.AsyncClient, seeder: Seeder, nodes: int, networks: list[str]
+) -> dict[str, str]:
+    """Networks, then hosts joined to every network; returns host id per host name."""
+    for k, net in enumerate(networks):
+        answer = await http.post(
+            "/api/networks",
+            json={"netid": net, "addressrange": f"100.{64 + k}.0.0/16"},
+            headers=seeder.headers,
+        )
+        _check(answer, "POST /api/networks")
+    token = enrollment_token(str((await seeder.key([]))["value"]))
+    host_ids: dict[str, str] = {}
+
+    async def host(i: int) -> None:
+        body = register_body(node_name(i))
+        _check(await seeder.register(token, body), "POST /api/v1/host/register")
+        host_id = str(body["id"])
+        for net in networks:
+            joined = await http.post(f"/api/hosts/{host_id}/networks/{net}", headers=seeder.headers)
+            _check(joined, "POST /api/hosts/{id}/networks/{net}")
+        host_ids[node_name(i)] = host_id
+
+    await bounded(nodes, host)
+    return host_ids
+
+
+async def seed_kube(kube: Kube, nodes: int) -> None:
+    async def node(i: int) -> None:
+        await kube.create_node(node_name(i), *pod_cidrs(i))
+
+    await bounded(nodes, node)
+
+
+Slot = tuple[str, ipaddress.IPv4Network | ipaddress.IPv6Network, tuple[str, ...]]
+
+
+async def expected_rules(
+    http: httpx2.AsyncClient,
+    seeder: Seeder,
+    networks: list[str],
+    host_ids: dict[str, str],
+    nodes: int,
+) -> dict[str, set[Slot]]:
+    """Per network, the (name, range, node ids) of every rule the controller must make."""
+    listing = await http.get("/api/nodes", headers=seeder.headers)
+    _check(listing, "GET /api/nodes")
+    node_ids = {(n["hostid"], n["network"]): str(n["id"]) for n in listing.json() or []}
+    expected: dict[str, set[Slot]] = {net: set() for net in networks}
+    for i in range(nodes):
+        host_id = host_ids[node_name(i)]
+        for network, slots in expected.items():
+            node_id = node_ids[(host_id, network)]
+            for j, cidr in enumerate(pod_cidrs(i)):
+                name = f"{node_name(i)} pods ({j + 1}/2)"
+                slots.add((name, ipaddress.ip_network(cidr), (node_id,)))
+    return expected
+
+
+def slot(rule: dict[str, Any]) -> Slot | None:
+    try:
+        network = ipaddress.ip_network(str(rule.get("range")), strict=False)
+    except ValueError:
+        return None
+    return str(rule.get("name")), network, tuple(sorted(rule.get("nodes") or {}))
+
+
+# ------------------------------------------------------------------ watching the controller
+
+
+@dataclass(frozen=True)
+class Progress:
+    converged: bool
+    detail: str
+
+
+class ControllerExited(Exception):
+    pass
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a live process, in seconds."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat.rsplit(")", 1)[1].split()  # the command name may hold spaces
+    ticks = int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024  # kB
+    return 0.0
+
+
+def log_levels(log: Path) -> Counter[str]:
+    levels: Counter[str] = Counter()
+    with contextlib.suppress(FileNotFoundError):
+        for line in log.read_text(errors="replace").splitlines():
+            try:
+                levels[str(json.loads(line).get("level", "?"))] += 1
+            except (ValueError, AttributeError):
+                levels["unparsed"] += 1
+    return levels
+
+
+# ------------------------------------------------------------------ the run
+
+
+@dataclass
+class Settings:
+    nodes: int
+    networks: int
+    concurrency: int | None
+    timeout: float
+    keep: bool
+
+
+async def bench(
+    settings: Settings, plane: ControlPlane, netmaker: NetmakerServer, workdir: Path
+) -> dict[str, Any]:
+    password = uuid.uuid4().hex
+    networks = [f"bench{k}" for k in range(settings.networks)]
+    kube = plane.kube()
+    proxy = CountingProxy(netmaker.url)
+    controller: Process | None = None
+    async with httpx2.AsyncClient(
+        base_url=netmaker.url,
+        timeout=120,
+        trust_env=False,
+        limits=httpx2.Limits(max_connections=32),
+    ) as http:
+        try:
+            seeder = Seeder(http, username=USERNAME, password=password)
+            seeded = time.monotonic()
+            await seeder.ensure_admin()
+            async with asyncio.TaskGroup() as group:
+                hosts = group.create_task(seed_netmaker(http, seeder, settings.nodes, networks))
+                group.create_task(seed_kube(kube, settings.nodes))
+            expected = await expected_rules(http, seeder, networks, hosts.result(), settings.nodes)
+            seed_seconds = time.monotonic() - seeded
+            await proxy.start()
+
+            env = {k: v for k, v in os.environ.items() if k not in _controller_variables()}
+            env.update(
+                NETMAKER_API_URL=proxy.url,
+                NETMAKER_USERNAME=USERNAME,
+                NETMAKER_PASSWORD=password,
+                KUBECONFIG=str(plane.admin_kubeconfig),
+                LEADER_ELECTION_ENABLED="false",
+                METRICS_ADDRESS=f"127.0.0.1:{free_port()}",
+                LOG_FORMAT="json",
+                LOG_LEVEL="info",
+            )
+            if settings.concurrency is not None:
+                env["NETMAKER_CONCURRENCY"] = str(settings.concurrency)
+            controller = Process(
+                "kaput-not",
+                [sys.executable, "-m", "kaput_not", "run"],
+                directory=workdir,
+                env=env,
+                cwd=ROOT,
+            )
+            proxy.origin = time.monotonic()
+            own_cpu = time.process_time()
+            controller.start()
+            pid = controller.popen.pid
+
+            async def observe() -> Progress:
+                if not controller.running():
+                    raise ControllerExited(controller.failure("exited"))
+                for net in networks:
+                    try:
+                        answer = await http.get(
+                            EGRESS, params={"network": net}, headers=seeder.headers
+                        )
+                    except httpx2.HTTPError as exc:
+                        return Progress(False, f"{net}: {type(exc).__name__}")
+                    if not answer.is_success:
+                        return Progress(False, f"{net}: HTTP {answer.status_code}")
+                    rules = answer.json().get("Response") or []
+                    want = expected.get(net, set())
+                    if len(rules) != len(want) or {slot(r) for r in rules} != want:
+                        return Progress(False, f"{net}: {len(rules)} of {len(want)} rules")
+                return Progress(True, "")
+
+            converged, detail = True, ""
+            try:
+                await poll(
+                    observe,
+                    lambda p: p.converged,
+                    what="convergence",
+                    deadline=settings.timeout,
+                    interval=POLL_INTERVAL,
+                )
+            except AssertionError as exc:  # poll gave up
+                converged, detail = False, str(exc)
+            except ControllerExited as exc:
+                converged, detail = False, str(exc)
+            took = time.monotonic() - proxy.origin
+            own_cpu = time.process_time() - own_cpu
+            counts = proxy.totals()
+            first_write, last_write = proxy.first_write, proxy.last_write
+            alive = controller.running()
+            cpu = cpu_seconds(pid) if alive else None
+            rss = peak_rss_mb(pid) if alive else None
+
+            rules = 0
+            for net in networks:
+                answer = await http.get(EGRESS, params={"network": net}, headers=seeder.headers)
+                if answer.is_success:
+                    rules += len(answer.json().get("Response") or [])
+        finally:
+            exit_code = controller.stop() if controller is not None else None
+            await proxy.stop()
+            await kube.aclose()
+
+    writes = counts["writes"]
+    result: dict[str, Any] = {
+        "nodes": settings.nodes,
+        "networks": settings.networks,
+        "dual_stack": True,
+        "concurrency": settings.concurrency,
+        "seed_seconds": round(seed_seconds, 1),
+        "converged": converged,
+        "converge_seconds": round(took, 1) if converged else None,
+        "rules": rules,
+        **counts,
+        "controller_cpu_seconds": None if cpu is None else round(cpu, 2),
+        "cpu_ms_per_write": None if cpu is None or not writes else round(1000 * cpu / writes, 2),
+        "peak_rss_mb": None if rss is None else round(rss, 1),
+        "first_write_seconds": None if first_write is None else round(first_write, 2),
+        "last_write_seconds": None if last_write is None else round(last_write, 2),
+        "writes_per_second": _rate(writes, first_write, last_write),
+        "proxy_connections": proxy.connections,
+        "proxy_and_poll_cpu_seconds": round(own_cpu, 2),
+        "netmaker_ms": proxy.latency_ms(),
+        "failed_requests": dict(sorted(proxy.failures.items())),
+        "controller_log_levels": dict(log_levels(controller.log)) if controller else {},
+        "controller_exit_code": exit_code,
+    }
+    if not converged:
+        result["why_not"] = detail.splitlines()[0] if detail else ""
+        if controller is not None:
+            print(f"controller log (last lines):\n{controller.tail(20)}", file=sys.stderr)
+    return result
+
+
+def _rate(writes: int, first: float | None, last: float | None) -> float | None:
+    """Writes per second between the first and the last write the proxy passed on."""
+    if first is None or last is None or last <= first:
+        return None
+    return round((writes - 1) / (last - first), 1)
+
+
+def _controller_variables() -> set[str]:
+    return {name for name, _, _ in config.VARIABLES}
+
+
+def run(settings: Settings) -> dict[str, Any]:
+    peers = find_peers()
+    workdir = Path(tempfile.mkdtemp(prefix="kaput-not-bench-"))
+    plane: ControlPlane | None = None
+    netmaker: NetmakerServer | None = None
+    try:
+        plane = ControlPlane.start(
+            etcd_binary=peers["etcd"],
+            apiserver_binary=peers["kube-apiserver"],
+            directory=workdir / "control-plane",
+        )
+        netmaker = NetmakerServer.start(
+            peers["netmaker"], workdir / "netmaker", master_key=uuid.uuid4().hex
+        )
+        return asyncio.run(bench(settings, plane, netmaker, workdir))
+    finally:
+        if netmaker is not None:
+            netmaker.process.stop()
+        if plane is not None:
+            plane.stop()
+        if settings.keep:
+            print(f"kept: {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def summary(result: dict[str, Any]) -> str:
+    state = (
+        f"converged in {result['converge_seconds']} s"
+        if result["converged"]
+        else f"did NOT converge ({result.get('why_not', '')})"
+    )
+    lines = [
+        f"{result['nodes']} dual-stack nodes x {result['networks']} network(s), "
+        f"concurrency {result['concurrency'] or 'default'}: {state}; "
+        f"seeding took {result['seed_seconds']} s",
+        f"rules {result['rules']}, writes {result['writes']}, reads {result['reads']}, "
+        f"logins {result['logins']}; controller CPU {result['controller_cpu_seconds']} s "
+        f"({result['cpu_ms_per_write']} ms/write), peak RSS {result['peak_rss_mb']} MB",
+        f"writes between {result['first_write_seconds']} s and {result['last_write_seconds']} s "
+        f"after start ({result['writes_per_second']}/s); "
+        f"{result['proxy_connections']} proxy connection(s)",
+    ]
+    latency = result["netmaker_ms"]
+    for key, count in result["requests"].items():
+        ms = latency.get(key, {})
+        lines.append(
+            f"  {count:6d}  {key}  (Netmaker mean {ms.get('mean')} ms, max {ms.get('max')})"
+        )
+    for key, count in result["failed_requests"].items():
+        lines.append(f"  failed {count}x: {key}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--nodes", type=int, required=True, help="Kubernetes nodes = hosts")
+    parser.add_argument("--networks", type=int, default=1, help="Netmaker networks (1)")
+    parser.add_argument("--concurrency", type=int, help="NETMAKER_CONCURRENCY (controller's)")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds to converge (900)")
+    parser.add_argument("--keep", action="store_true", help="keep the temp directory and logs")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    if not 1 <= args.nodes <= 65536:
+        parser.error("--nodes must be 1..65536")
+    if not 1 <= args.networks <= 150:
+        parser.error("--networks must be 1..150")
+    if args.concurrency is not None and args.concurrency < 1:
+        parser.error("--concurrency must be at least 1")
+    settings = Settings(args.nodes, args.networks, args.concurrency, args.timeout, args.keep)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # clean up as on ^C
+    try:
+        result = run(settings)
+    except (BenchError, StartError) as exc:
+        print(f"real_netmaker: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("real_netmaker: interrupted", file=sys.stderr)
+        return 130
+    print(json.dumps(result) if args.json else summary(result))
+    return 0 if result["converged"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
