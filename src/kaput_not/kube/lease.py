@@ -23,7 +23,7 @@ import datetime
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from kaput_not.kube import wire
@@ -68,6 +68,7 @@ class LeaderElector:
         monotonic: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
         rand: random.Random | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         config.validate()
         self._api = api
@@ -75,6 +76,7 @@ class LeaderElector:
         self._monotonic = monotonic
         self._now = now
         self._rand = rand or random.Random()  # noqa: S311 - jitter, not security
+        self._sleep = sleep
         self._path = (
             f"/apis/coordination.k8s.io/v1/namespaces/{config.namespace}/leases/{config.name}"
         )
@@ -137,11 +139,11 @@ class LeaderElector:
         while True:
             if await self._try_once():
                 return
-            await asyncio.sleep(self._jittered())
+            await self._sleep(self._jittered())
 
     async def _renew_until_lost(self) -> None:
         while True:
-            await asyncio.sleep(self._config.retry_period_seconds)
+            await self._sleep(self._config.retry_period_seconds)
             if not await self._renew():
                 return
 
@@ -156,7 +158,7 @@ class LeaderElector:
             except TimeoutError:
                 log.warning("renewing the lease timed out")
                 return self.is_leader()
-            await asyncio.sleep(min(self._config.retry_period_seconds, max(left, 0.0)))
+            await self._sleep(min(self._config.retry_period_seconds, max(left, 0.0)))
         return False
 
     async def _try_once(self) -> bool:
