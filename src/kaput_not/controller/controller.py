@@ -133,7 +133,7 @@ class Controller:
 
     # -- passes ----------------------------------------------------------------------------
 
-    async def full_sync(self) -> PassReport:
+    async def _full_pass(self) -> PassReport:
         started = time.perf_counter()
         try:
             nodes = self.informer.nodes()
@@ -228,7 +228,7 @@ class Controller:
             await self._node_pass(key)
 
     async def _cluster_pass(self) -> None:
-        report = await self.full_sync()
+        report = await self._full_pass()
         self.first_sync_done.set()
         if any(f.action.kube_node is None for f in report.result.failures):
             # Orphan writes that failed belong to no node key: the whole pass is retried.
