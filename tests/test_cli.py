@@ -60,6 +60,24 @@ def test_unknown_command_exits_2():
     assert kaput_not("frobnicate").returncode == 2
 
 
+def test_run_help_lists_every_variable_with_its_default_and_meaning():
+    from kaput_not import config
+
+    done = subprocess.run(
+        [sys.executable, "-m", "kaput_not", "run", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0
+    lines = {line.split()[0]: line for line in done.stdout.splitlines() if line.startswith("  ")}
+    for name, default, meaning in config.VARIABLES:
+        assert name in lines, name
+        assert meaning in lines[name]
+        assert default in lines[name]
+
+
 def test_run_without_configuration_names_the_first_missing_variable_and_exits_2():
     done = subprocess.run(
         [sys.executable, "-m", "kaput_not", "run"],

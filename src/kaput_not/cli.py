@@ -34,9 +34,12 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser(
         "run",
-        help="run the controller (configured by environment variables; see README)",
+        help="run the controller (configured by environment variables; see run --help)",
         description="Runs the controller until SIGTERM or SIGINT. All configuration comes from "
-        "environment variables (the README lists every one).",
+        "environment variables; a missing or invalid one stops the start with one line and "
+        "exit code 2. Durations take 500ms, 30s, 10m, 1h30m or plain seconds.",
+        epilog=_variables_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     demo = commands.add_parser(
         "demo",
@@ -51,6 +54,19 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", action="store_true", help="print one JSON object")
     demo.add_argument("--log-level", default="WARNING", help="log level on stderr (WARNING)")
     return parser
+
+
+def _variables_help() -> str:
+    """Every environment variable `run` reads, from the one list in config.py."""
+    from kaput_not import config
+
+    width = max(len(name) for name, _, _ in config.VARIABLES)
+    lines = ["environment variables (default in brackets):"]
+    for name, default, meaning in config.VARIABLES:
+        # "(required)", "(auto)"... say themselves; real defaults go in brackets.
+        shown = f" {default}" if default.startswith("(") else f" [{default}]" if default else ""
+        lines.append(f"  {name.ljust(width)}  {meaning}{shown}")
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
