@@ -64,6 +64,7 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "json"
     dry_run: bool = False
+    events: bool = True
 
     def __repr__(self) -> str:
         shown = ", ".join(
@@ -124,6 +125,7 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("LOG_LEVEL", "info", "debug, info, warning or error"),
     ("LOG_FORMAT", "json", "json or text"),
     ("DRY_RUN", "false", "plan and log, never write to Netmaker"),
+    ("EVENTS_ENABLED", "true", "Kubernetes Events on Nodes that get no rule or got rules written"),
 )
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -297,6 +299,7 @@ def load(
         log_level=log_level,
         log_format=log_format,
         dry_run=r.flag("DRY_RUN", False),
+        events=r.flag("EVENTS_ENABLED", True),
     )
 
 

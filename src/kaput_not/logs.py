@@ -7,9 +7,13 @@ import json
 import logging
 import sys
 
+#: Structured fields a log call may pass in `extra=`; each becomes a key of the JSON line.
+FIELDS = ("node", "network", "egress_id", "action", "reason", "error")
+
 
 class JsonFormatter(logging.Formatter):
-    """`{"time", "level", "logger", "message"}` plus the exception text when there is one."""
+    """`{"time", "level", "logger", "message"}`, the structured `FIELDS` a call passed, and the
+    exception text when there is one."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -20,6 +24,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        for field in FIELDS:
+            value = getattr(record, field, None)
+            if value is not None:
+                entry[field] = str(value)
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)

@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 
 from kaput_not.core.egress import build_description
-from kaput_not.core.model import Action, ActionKind, Egress, Host, NmNode
+from kaput_not.core.model import (
+    Action,
+    ActionKind,
+    Egress,
+    Host,
+    KubeNode,
+    NmNode,
+    NodeState,
+    SkipReason,
+)
 from kaput_not.core.planner import PlanSettings, plan
 from tests.core.world import apply, egress, kube, view
 
@@ -334,3 +343,64 @@ def test_update_and_delete_actions_without_an_id_cannot_be_built():
     e = Egress(id="", network="net", name="x", description=D0, range="", nat=False, status=True)
     with pytest.raises(ValueError, match="id"):
         Action(kind=ActionKind.DELETE, reason="x", network="net", target=e)
+
+
+# -- what each node's state is, and why (operator experience) ------------------------------------
+
+
+def report(p, name):
+    [found] = [r for r in p.nodes if r.name == name]
+    return found
+
+
+def test_every_node_is_reported_in_sync_pending_or_skipped_with_a_reason():
+    host, nodes = one_host()
+    caps, caps_nodes = one_host(name="Worker-Caps", host_id="h2")
+    twin_a, twin_a_nodes = one_host(name="twin", host_id="h3")
+    twin_b, twin_b_nodes = one_host(name="twin", host_id="h4")
+    lonely = Host(id="h5", name="lonely", node_ids=())
+    fresh, fresh_nodes = one_host(name="fresh", host_id="h6")
+    broken, broken_nodes = one_host(name="broken", host_id="h7")
+    kube_nodes = [
+        kube("w1", "10.1.0.0/24"),
+        kube("worker-caps", "10.2.0.0/24"),
+        kube("twin", "10.3.0.0/24"),
+        kube("fresh"),
+        kube("broken", "10.4.0.0"),
+        kube("lonely", "10.5.0.0/24"),
+        kube("nobody", "10.6.0.0/24"),
+    ]
+    hosts = [host, caps, twin_a, twin_b, lonely, fresh, broken]
+    all_nodes = nodes + caps_nodes + twin_a_nodes + twin_b_nodes + fresh_nodes + broken_nodes
+    p = plan(kube_nodes, view(hosts, all_nodes, [good()]), S)
+    assert report(p, "w1").state is NodeState.IN_SYNC
+    assert report(p, "w1").networks == ("net",)
+    caps_report = report(p, "worker-caps")
+    assert caps_report.reason is SkipReason.NO_HOST
+    assert "did you mean 'Worker-Caps'" in caps_report.detail
+    assert "kaput-not.io/netmaker-host=Worker-Caps" in caps_report.detail
+    assert report(p, "twin").reason is SkipReason.AMBIGUOUS_HOST
+    assert report(p, "fresh").reason is SkipReason.NO_POD_CIDRS
+    assert report(p, "broken").reason is SkipReason.BAD_POD_CIDR
+    assert report(p, "lonely").reason is SkipReason.NO_NETWORK
+    assert report(p, "nobody").reason is SkipReason.NO_HOST
+    assert "did you mean" not in report(p, "nobody").detail
+    pending = plan([kube("w1", "10.1.0.0/24")], view([host], nodes, []), S)
+    assert report(pending, "w1").state is NodeState.PENDING
+    # The near miss is found in a single-node pass too.
+    single = plan(kube_nodes, view(hosts, all_nodes, [good()]), S, only="worker-caps")
+    assert "did you mean 'Worker-Caps'" in report(single, "worker-caps").detail
+
+
+def test_the_host_annotation_matches_a_node_to_a_host_of_another_name():
+    host, nodes = one_host(name="w1.example.com")
+    node = KubeNode(name="w1", pod_cidrs=("10.1.0.0/24",), host_name="w1.example.com")
+    p = plan([node], view([host], nodes, []), S)
+    [create] = p.actions
+    assert create.spec is not None
+    assert create.spec.name == "w1 pods (1/1)"  # named for the Kubernetes node
+    assert create.spec.nodes == {"h1-net": 500}
+    assert report(p, "w1").host == "w1.example.com"
+    after = apply(view([host], nodes, []), p)
+    assert plan([node], after, S).empty  # and its rule is recognised as its own afterwards
+    assert plan([node], after, S, only="w1").empty

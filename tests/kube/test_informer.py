@@ -72,7 +72,8 @@ async def test_the_store_keeps_only_name_version_and_cidrs(kube: KubeApiServer):
     node = run.informer.get("w1")
     assert node is not None
     assert node.pod_cidrs == ("10.1.0.0/24", "fd00::/64")
-    assert set(type(node).__slots__) == {"name", "pod_cidrs"}
+    assert set(type(node).__slots__) == {"name", "pod_cidrs", "host_name", "uid"}
+    assert node.host_name is None
     await run.stop()
 
 
@@ -173,3 +174,19 @@ async def test_a_410_on_a_list_page_starts_the_list_again(kube: KubeApiServer):
     assert len(run.informer) == 1200
     assert len(kube.log.entries_for(LIST_NODES)) == 4  # the refused page, then three pages
     await run.stop()
+
+
+def test_the_netmaker_host_annotation_is_the_one_annotation_kept():
+    from kaput_not.kube import wire
+    from kaput_not.kube.informer import _stored
+
+    raw = (
+        b'{"metadata":{"name":"w1","resourceVersion":"7","annotations":{'
+        b'"kaput-not.io/netmaker-host":" w1.example.com ","node.alpha.kubernetes.io/ttl":"0"}},'
+        b'"spec":{"podCIDRs":["10.1.0.0/24"]}}'
+    )
+    stored = _stored(wire.node_decoder.decode(raw))
+    assert stored.node.host_name == "w1.example.com"
+    assert stored.node.netmaker_host == "w1.example.com"
+    bare = _stored(wire.node_decoder.decode(b'{"metadata":{"name":"w2"}}'))
+    assert (bare.node.host_name, bare.node.netmaker_host) == (None, "w2")

@@ -29,6 +29,7 @@ from kaput_not.controller.reconciler import Reconciler
 from kaput_not.core.planner import PlanSettings
 from kaput_not.health import HealthServer
 from kaput_not.kube.api import KubeApi, KubeConfigError, connect
+from kaput_not.kube.events import EventRecorder
 from kaput_not.kube.lease import LeaderElector, LeaseConfig
 from kaput_not.netmaker import errors
 from kaput_not.netmaker.cache import CachedNetmaker
@@ -86,6 +87,15 @@ async def run(settings: Settings, stop: asyncio.Event) -> int:
             cluster=settings.cluster_name,
         )
         reconciler = Reconciler(cache, executor, _plan_settings(settings), guard)
+        recorder = None
+        if settings.events:
+            recorder = EventRecorder(
+                kube,
+                namespace=settings.leader_election.namespace,
+                instance=settings.leader_election.identity,
+                on_dropped=metrics.events_dropped.inc,
+            )
+            stack.push_async_callback(recorder.aclose)
         controller = Controller(
             kube=kube,
             netmaker=cache,
@@ -97,6 +107,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> int:
                 delete_grace_seconds=settings.delete_grace_seconds,
                 netmaker_poll_seconds=max(settings.cache_ttl_seconds, 1.0),
             ),
+            emit=recorder.emit if recorder is not None else None,
         )
         metrics.watch(
             queue_depth=lambda: float(len(controller.queue)),

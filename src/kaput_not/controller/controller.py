@@ -24,13 +24,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from kaput_not.controller.metrics import Metrics
+from kaput_not.controller.node_states import Emit, NodeStates
 from kaput_not.controller.queue import WorkQueue
 from kaput_not.controller.reconciler import PassReport, Reconciler
-from kaput_not.core.model import ActionKind, Host, KubeNode, NmNode
+from kaput_not.core.model import ActionKind, Host, KubeNode, NmNode, SkipReason
 from kaput_not.kube.api import KubeApi
 from kaput_not.kube.informer import EventKind, NodeEvent, NodeInformer
 from kaput_not.netmaker import errors
@@ -73,6 +74,7 @@ class Controller:
         queue: WorkQueue[str] | None = None,
         wall_clock: Callable[[], float] = time.time,
         clock: Callable[[], float] = time.monotonic,
+        emit: Emit | None = None,
     ) -> None:
         self.informer = NodeInformer(kube, self.on_event)
         self.queue: WorkQueue[str] = queue or WorkQueue(name="nodes", exclusive=CLUSTER)
@@ -82,6 +84,7 @@ class Controller:
         self._options = options
         self._wall_clock = wall_clock
         self._clock = clock
+        self.node_states = NodeStates(emit=emit, on_counts=self._count_skipped)
         #: When each node was first seen without pod CIDRs (rule 11's grace starts there).
         self._cidrless_since: dict[str, float] = {}
         self.first_sync_done = asyncio.Event()
@@ -104,7 +107,7 @@ class Controller:
         if event.kind is EventKind.MODIFIED:
             assert event.old is not None
             assert event.new is not None
-            if event.old.pod_cidrs == event.new.pod_cidrs:
+            if event.old == event.new:  # pod CIDRs and the host annotation: all a pass reads
                 return
         if event.kind is EventKind.DELETED:
             self.queue.add_after(event.name, self._options.delete_grace_seconds)
@@ -149,6 +152,7 @@ class Controller:
             seconds = time.perf_counter() - started
             self._metrics.reconcile_seconds.labels("full").observe(seconds)
         self._record(report, "full")
+        self.node_states.record(report, {n.name: n for n in nodes})
         # Every node was just planned against this snapshot: later host changes are measured
         # from it, so a host that appeared after an event's (cached) read is still noticed.
         self._host_fingerprints = _fingerprints(list(report.view.hosts), list(report.view.nodes))
@@ -254,6 +258,7 @@ class Controller:
         finally:
             self._metrics.reconcile_seconds.labels("node").observe(time.perf_counter() - started)
         self._record(report, "node")
+        self.node_states.record(report, {name: node} if node else {}, only=name)
         if report.result.failures:
             first = report.result.failures[0]
             raise PassFailed(f"{len(report.result.failures)} write(s) failed, first: {first.error}")
@@ -305,6 +310,10 @@ class Controller:
             return
         self._inventory_refreshed_at = now
         self._netmaker.refresh_inventory()
+
+    def _count_skipped(self, counts: Mapping[str, int]) -> None:
+        for reason in SkipReason:
+            self._metrics.nodes_skipped.labels(reason.value).set(counts.get(reason.value, 0))
 
     def _record(self, report: PassReport, scope: str) -> None:
         result = report.result

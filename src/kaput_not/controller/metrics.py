@@ -55,6 +55,18 @@ class Metrics:
             "before the first complete node list.",
             registry=r,
         )
+        self.nodes_skipped = Gauge(
+            f"{_PREFIX}_nodes_skipped",
+            "Kubernetes nodes that get no rule, by reason (no-netmaker-host, ambiguous-host, "
+            "no-pod-cidrs, bad-pod-cidr, no-writable-network, writes-held).",
+            ["reason"],
+            registry=r,
+        )
+        self.events_dropped = Counter(
+            f"{_PREFIX}_events_dropped_total",
+            "Kubernetes Events not posted because of the rate limit.",
+            registry=r,
+        )
         self.holding = Gauge(
             f"{_PREFIX}_write_budget_holding",
             "1 while the last pass held writes back (delete or re-create budget), else 0.",

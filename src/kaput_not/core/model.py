@@ -14,12 +14,25 @@ from enum import StrEnum
 ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 
 
+#: A Node annotation naming its Netmaker host, when the two names differ (FQDN, case).
+HOST_ANNOTATION = "kaput-not.io/netmaker-host"
+
+
 @dataclass(frozen=True, slots=True)
 class KubeNode:
-    """A Kubernetes node as far as we care: its name and `spec.podCIDRs`, in their order."""
+    """A Kubernetes node as far as we care: its name, `spec.podCIDRs` in their order, and the
+    Netmaker host name its `kaput-not.io/netmaker-host` annotation gives, if any."""
 
     name: str
     pod_cidrs: tuple[str, ...] = ()
+    host_name: str | None = None
+    #: metadata.uid, so an Event about the node is found by `kubectl describe node`.
+    uid: str = ""
+
+    @property
+    def netmaker_host(self) -> str:
+        """The Netmaker host name this node matches: the annotation's, else its own name."""
+        return self.host_name or self.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +128,38 @@ class Action:
         return f"{self.kind}{ident} [{self.network}] {self.subject!r}: {self.reason}"
 
 
+class NodeState(StrEnum):
+    IN_SYNC = "in-sync"
+    PENDING = "pending"
+    SKIPPED = "skipped"
+
+
+class SkipReason(StrEnum):
+    """Why a Kubernetes node gets no rule (or keeps the ones it has untouched)."""
+
+    NO_HOST = "no-netmaker-host"
+    AMBIGUOUS_HOST = "ambiguous-host"
+    NO_POD_CIDRS = "no-pod-cidrs"
+    BAD_POD_CIDR = "bad-pod-cidr"
+    NO_NETWORK = "no-writable-network"
+    HELD = "writes-held"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeReport:
+    """What a pass knows about one Kubernetes node: in sync, pending, or skipped and why.
+
+    `detail` is one line for a person (the candidate host of a near miss, the bad CIDR...).
+    """
+
+    name: str
+    state: NodeState
+    reason: SkipReason | None = None
+    detail: str = ""
+    host: str | None = None
+    networks: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
     """What one pass will write, and what it held back and why.
@@ -129,6 +174,7 @@ class Plan:
     refusal: str | None = None
     warnings: tuple[str, ...] = ()
     owned: int = 0
+    nodes: tuple[NodeReport, ...] = ()
 
     @property
     def empty(self) -> bool:

@@ -45,6 +45,7 @@ from kaput_not.core.egress import (
     same_range,
 )
 from kaput_not.core.model import (
+    HOST_ANNOTATION,
     ZERO_UUID,
     Action,
     ActionKind,
@@ -53,7 +54,10 @@ from kaput_not.core.model import (
     Host,
     KubeNode,
     NmNode,
+    NodeReport,
+    NodeState,
     Plan,
+    SkipReason,
 )
 
 #: (network, index, Netmaker node id): the identity of one desired rule E(N, M, i).
@@ -104,6 +108,8 @@ class _Index:
     hosts: dict[str, Host]
     node_ids_by_host: dict[str, set[str]]
     hosts_by_name: dict[str, list[Host]]
+    #: Kubernetes nodes by the Netmaker host name they match (their own, or the annotation's).
+    kube_by_host: dict[str, KubeNode]
 
 
 def plan(
@@ -124,9 +130,10 @@ def plan(
     `cidrless_expired` names the nodes without pod CIDRs whose grace is over: only their rules
     may go for want of CIDRs.
     """
+    all_hosts = netmaker.hosts  # a near miss may be any host, not only the narrowed ones
     if only is not None:
-        netmaker = _narrowed(netmaker, only)
         kube_nodes = [k for k in kube_nodes if k.name == only]
+        netmaker = _narrowed(netmaker, kube_nodes[0].netmaker_host if kube_nodes else only)
     index = _index(kube_nodes, netmaker)
     warnings: list[str] = []
     protected = _unusable_node_ids(index, only, warnings, cidrless_expired)
@@ -165,7 +172,88 @@ def plan(
         refusal=refusal,
         warnings=tuple(warnings),
         owned=len(owned),
+        nodes=node_reports(index, [*actions, *withheld], all_hosts),
     )
+
+
+def node_reports(
+    index: _Index, actions: Sequence[Action], all_hosts: Sequence[Host]
+) -> tuple[NodeReport, ...]:
+    """Every Kubernetes node of the pass: in sync, pending (an action serves it), or skipped
+    with the reason, so "why has this node no rule?" always has an answer."""
+    pending = {name for a in actions if (name := _served(a, index)) is not None}
+    lookalikes: dict[str, list[str]] = defaultdict(list)
+    for host in all_hosts:
+        lookalikes[_loose(host.name)].append(host.name)
+    return tuple(
+        _report(kube, index, kube.name in pending, lookalikes)
+        for kube in sorted(index.kube.values(), key=lambda k: k.name)
+    )
+
+
+def _served(action: Action, index: _Index) -> str | None:
+    """The Kubernetes node an action serves: named on it, or found through its routing node."""
+    if action.kube_node is not None:
+        return action.kube_node
+    target = action.target
+    for node_id in target.nodes if target is not None else ():
+        node = index.nodes.get(node_id)
+        host = index.hosts.get(node.host_id) if node is not None else None
+        kube = index.kube_by_host.get(host.name) if host is not None else None
+        if kube is not None:
+            return kube.name
+    return None
+
+
+def _loose(name: str) -> str:
+    """A host name as a near miss compares it: lower case, first DNS label."""
+    return name.split(".", 1)[0].lower()
+
+
+def _report(
+    kube: KubeNode, index: _Index, pending: bool, lookalikes: Mapping[str, list[str]]
+) -> NodeReport:
+    wanted = kube.netmaker_host
+    hosts = index.hosts_by_name.get(wanted, [])
+    if not hosts:
+        near = [n for n in lookalikes.get(_loose(wanted), []) if n != wanted]
+        detail = f"no Netmaker host is named {wanted!r}"
+        if near:
+            detail += (
+                f"; did you mean {near[0]!r}? If that host is this node, annotate the node "
+                f"{HOST_ANNOTATION}={near[0]}"
+            )
+        return NodeReport(kube.name, NodeState.SKIPPED, SkipReason.NO_HOST, detail)
+    if len(hosts) > 1:
+        ids = ", ".join(sorted(h.id for h in hosts))
+        detail = f"{len(hosts)} Netmaker hosts are named {wanted!r} ({ids})"
+        return NodeReport(kube.name, NodeState.SKIPPED, SkipReason.AMBIGUOUS_HOST, detail)
+    host = hosts[0]
+    networks = tuple(
+        sorted(
+            node.network
+            for node_id in index.node_ids_by_host.get(host.id, ())
+            if (node := index.nodes.get(node_id)) is not None
+            and node.routable
+            and node.host_id == host.id
+        )
+    )
+
+    def skipped(reason: SkipReason, detail: str) -> NodeReport:
+        return NodeReport(kube.name, NodeState.SKIPPED, reason, detail, host.name, networks)
+
+    if not kube.pod_cidrs:
+        return skipped(SkipReason.NO_POD_CIDRS, "no pod CIDRs yet (spec.podCIDRs is empty)")
+    bad = _invalid_cidr(kube.pod_cidrs)
+    if bad is not None:
+        return skipped(SkipReason.BAD_POD_CIDR, bad)
+    if not networks:
+        return skipped(
+            SkipReason.NO_NETWORK,
+            f"Netmaker host {host.name!r} is in no network a rule can route through",
+        )
+    state = NodeState.PENDING if pending else NodeState.IN_SYNC
+    return NodeReport(kube.name, state, None, "", host.name, networks)
 
 
 def _narrowed(netmaker: NetmakerView, name: str) -> NetmakerView:
@@ -181,6 +269,7 @@ def _narrowed(netmaker: NetmakerView, name: str) -> NetmakerView:
 
 
 def _index(kube_nodes: Iterable[KubeNode], netmaker: NetmakerView) -> _Index:
+    kube = {k.name: k for k in kube_nodes}
     nodes = {n.id: n for n in netmaker.nodes if n.id != ZERO_UUID}
     hosts = {h.id: h for h in netmaker.hosts}
     node_ids_by_host: dict[str, set[str]] = defaultdict(set)
@@ -192,11 +281,12 @@ def _index(kube_nodes: Iterable[KubeNode], netmaker: NetmakerView) -> _Index:
     for host in netmaker.hosts:
         hosts_by_name[host.name].append(host)
     return _Index(
-        kube={k.name: k for k in kube_nodes},
+        kube=kube,
         nodes=nodes,
         hosts=hosts,
         node_ids_by_host=node_ids_by_host,
         hosts_by_name=hosts_by_name,
+        kube_by_host={k.netmaker_host: k for k in kube.values()},
     )
 
 
@@ -212,7 +302,7 @@ def _unusable_node_ids(
     for name, kube in index.kube.items():
         if only is not None and name != only:
             continue
-        hosts = index.hosts_by_name.get(name, [])
+        hosts = index.hosts_by_name.get(kube.netmaker_host, [])
         if not kube.pod_cidrs and name not in cidrless_expired:
             # Rule 11: no CIDRs *yet* is no reason to delete; nothing to warn about either.
             for host in hosts:
@@ -250,7 +340,7 @@ def _desired_rules(
     for name, kube in index.kube.items():
         if (only is not None and name != only) or not kube.pod_cidrs:
             continue
-        hosts = index.hosts_by_name.get(name, [])
+        hosts = index.hosts_by_name.get(kube.netmaker_host, [])
         if len(hosts) != 1:
             continue
         for node_id in sorted(index.node_ids_by_host.get(hosts[0].id, ())):
@@ -285,7 +375,8 @@ def _owned_rules(
     in_scope: set[str] | None = None
     if only is not None:
         in_scope = set()
-        for host in index.hosts_by_name.get(only, []):
+        kube = index.kube.get(only)
+        for host in index.hosts_by_name.get(kube.netmaker_host if kube else only, []):
             in_scope |= index.node_ids_by_host.get(host.id, set())
     owned: list[tuple[Egress, Marker]] = []
     for egresses in netmaker.egress.values():
@@ -431,7 +522,7 @@ def _why_unwanted(egress: Egress, marker: Marker, index: _Index) -> str:
         return f"its Netmaker node {node.id} is pending delete"
     if host is None:
         return f"the Netmaker host of node {node.id} no longer exists"
-    kube = index.kube.get(host.name)
+    kube = index.kube_by_host.get(host.name)
     if kube is None:
         return f"Kubernetes node {host.name} is gone"
     if node.network != egress.network:

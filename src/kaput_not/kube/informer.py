@@ -216,6 +216,11 @@ class NodeInformer:
 
 def _stored(node: wire.Node) -> _Stored:
     return _Stored(
-        KubeNode(name=node.metadata.name, pod_cidrs=node.pod_cidrs()),
+        KubeNode(
+            name=node.metadata.name,
+            pod_cidrs=node.pod_cidrs(),
+            host_name=node.host_name(),
+            uid=node.metadata.uid,
+        ),
         node.metadata.resourceVersion,
     )

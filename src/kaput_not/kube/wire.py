@@ -1,14 +1,15 @@
 """msgspec structs for the Kubernetes JSON we read and write: only the fields we use.
 
-A Node object is tens of kilobytes; decoding it straight into these structs keeps name,
-resourceVersion and pod CIDRs and drops the rest at parse time, so 10,000 nodes take a few
-megabytes instead of hundreds.
+A Node object is tens of kilobytes; decoding it straight into these structs keeps name, uid,
+resourceVersion, pod CIDRs and our one annotation and drops the rest at parse time, so 10,000
+nodes take a few megabytes instead of hundreds.
 """
 
 from __future__ import annotations
 
 import msgspec
 
+from kaput_not.core.model import HOST_ANNOTATION
 from kaput_not.decoding import Decoder
 
 
@@ -18,14 +19,26 @@ class ObjectMeta(msgspec.Struct, omit_defaults=True):
     resourceVersion: str = ""  # noqa: N815 - Kubernetes field name
 
 
+class NodeMeta(msgspec.Struct):
+    name: str = ""
+    uid: str = ""
+    resourceVersion: str = ""  # noqa: N815
+    annotations: dict[str, str] | None = None
+
+
 class NodeSpec(msgspec.Struct):
     podCIDRs: list[str] = msgspec.field(default_factory=list)  # noqa: N815
     podCIDR: str = ""  # noqa: N815 - set alone by clusters older than dual-stack
 
 
 class Node(msgspec.Struct):
-    metadata: ObjectMeta
+    metadata: NodeMeta
     spec: NodeSpec = msgspec.field(default_factory=NodeSpec)
+
+    def host_name(self) -> str | None:
+        """The Netmaker host the `kaput-not.io/netmaker-host` annotation names, if any."""
+        named = (self.metadata.annotations or {}).get(HOST_ANNOTATION, "").strip()
+        return named or None
 
     def pod_cidrs(self) -> tuple[str, ...]:
         if self.spec.podCIDRs:

@@ -1,0 +1,142 @@
+"""Each Kubernetes node's state across passes: in sync, pending, or skipped and why.
+
+The planner reports every node of a pass (`NodeReport`); this keeps the last state per node so
+that a change is said once, where an operator looks: a log line when a skip starts and when it
+ends (never one per pass), a Kubernetes Event on the Node, and the `kaput_not_nodes_skipped`
+gauge by reason. Pending means "an action of this pass serves it": once the pass wrote those
+actions, the node is in sync, and a Normal Event says what was written.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+
+from kaput_not.controller.reconciler import PassReport
+from kaput_not.core.model import (
+    ActionKind,
+    KubeNode,
+    NodeReport,
+    NodeState,
+    SkipReason,
+)
+
+log = logging.getLogger("kaput_not.nodes")
+
+#: The Event reason (CamelCase, as Kubernetes writes them) of each skip.
+EVENT_REASONS = {
+    SkipReason.NO_HOST: "NoNetmakerHost",
+    SkipReason.AMBIGUOUS_HOST: "AmbiguousNetmakerHost",
+    SkipReason.NO_POD_CIDRS: "NoPodCIDRs",
+    SkipReason.BAD_POD_CIDR: "BadPodCIDR",
+    SkipReason.NO_NETWORK: "NoWritableNetwork",
+    SkipReason.HELD: "WritesHeldBack",
+}
+WRITTEN = "EgressRulesWritten"
+
+#: `emit(node, warning=..., reason=..., note=...)`: an Event about a node.
+Emit = Callable[..., None]
+
+
+class NodeStates:
+    def __init__(self, *, emit: Emit | None, on_counts: Callable[[Mapping[str, int]], None]):
+        self._emit = emit
+        self._on_counts = on_counts
+        self._states: dict[str, NodeReport] = {}
+        self._skipped: Counter[str] = Counter()
+
+    def get(self, name: str) -> NodeReport | None:
+        return self._states.get(name)
+
+    def all(self) -> list[NodeReport]:
+        return [self._states[name] for name in sorted(self._states)]
+
+    def record(
+        self, report: PassReport, nodes: Mapping[str, KubeNode], *, only: str | None = None
+    ) -> None:
+        """Take in one pass: the whole cluster (`only` None) or the node named `only`."""
+        plan, result = report.plan, report.result
+        failed = {f.action.kube_node for f in result.failures}
+        held = {a.kube_node for a in plan.withheld if a.kube_node}
+        written: Counter[tuple[str, ActionKind]] = Counter(
+            (a.kube_node, a.kind) for a in plan.actions if a.kube_node and a.kube_node not in failed
+        )
+        seen: set[str] = set()
+        for node_report in plan.nodes:
+            seen.add(node_report.name)
+            now = _settled(node_report, failed, held, result.skipped == 0)
+            self._change(now, nodes.get(node_report.name))
+            writes = {kind: written[(node_report.name, kind)] for kind in ActionKind}
+            if now.state is NodeState.IN_SYNC and (
+                writes[ActionKind.CREATE] or writes[ActionKind.UPDATE]
+            ):
+                self._tell(nodes.get(node_report.name), False, WRITTEN, _written_note(now, writes))
+        gone: Iterable[str] = self._states if only is None else [only]
+        for name in [n for n in gone if n not in seen]:
+            self._forget(name)
+        self._on_counts(dict(self._skipped))
+
+    def _change(self, now: NodeReport, node: KubeNode | None) -> None:
+        before = self._states.get(now.name)
+        self._states[now.name] = now
+        was = before.reason if before is not None and before.state is NodeState.SKIPPED else None
+        reason = now.reason if now.state is NodeState.SKIPPED else None
+        if was is not None:
+            self._skipped[was.value] -= 1
+        if reason is not None:
+            self._skipped[reason.value] += 1
+        if reason == was:
+            return
+        if was is not None:
+            log.info(
+                "node %s is no longer skipped (%s resolved)",
+                now.name,
+                was.value,
+                extra={"node": now.name, "reason": was.value, "action": "resolved"},
+            )
+        if reason is not None:
+            log.warning(
+                "node %s gets no rule: %s",
+                now.name,
+                now.detail,
+                extra={"node": now.name, "reason": reason.value, "action": "skip"},
+            )
+            self._tell(node, True, EVENT_REASONS[reason], now.detail)
+
+    def _forget(self, name: str) -> None:
+        before = self._states.pop(name, None)
+        if before is not None and before.state is NodeState.SKIPPED and before.reason is not None:
+            self._skipped[before.reason.value] -= 1
+
+    def _tell(self, node: KubeNode | None, warning: bool, reason: str, note: str) -> None:
+        if self._emit is not None and node is not None:
+            self._emit(node, warning=warning, reason=reason, note=note)
+
+
+def _settled(
+    report: NodeReport, failed: set[str | None], held: set[str], all_written: bool
+) -> NodeReport:
+    """The node's state after the pass wrote: pending becomes in sync, or held back."""
+    if report.state is not NodeState.PENDING:
+        return report
+    if report.name in held:
+        return NodeReport(
+            report.name,
+            NodeState.SKIPPED,
+            SkipReason.HELD,
+            "writes for it are held back by the delete or re-create budget (see /readyz)",
+            report.host,
+            report.networks,
+        )
+    if report.name in failed or not all_written:
+        return report
+    return NodeReport(report.name, NodeState.IN_SYNC, None, "", report.host, report.networks)
+
+
+def _written_note(report: NodeReport, writes: Mapping[ActionKind, int]) -> str:
+    parts = [
+        f"{n} {kind.value}d" for kind, n in writes.items() if n and kind is not ActionKind.DELETE
+    ]
+    networks = ", ".join(report.networks) or "no network"
+    return f"egress rules {' and '.join(parts)} in {networks} (Netmaker host {report.host})"

@@ -1,0 +1,127 @@
+"""Kubernetes Events about Nodes (events.k8s.io/v1), so `kubectl describe node` says why a
+node has no rule, or that its rules were written.
+
+Events are a courtesy, never a reason to fail: each is posted in the background, a storm is cut
+by a token bucket (the rest are dropped and counted), and a refusal by RBAC (403) turns them
+off with one warning instead of one per event. The caller emits only on state changes, which is
+the aggregation: a node that stays skipped gets one Warning, not one per pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+from collections.abc import Callable
+
+import msgspec
+
+from kaput_not import ratelimit
+from kaput_not.core.model import KubeNode
+from kaput_not.kube.api import KubeApi, KubeError
+from kaput_not.kube.wire import status_decoder
+
+log = logging.getLogger("kaput_not.events")
+
+CONTROLLER = "kaput-not.io/kaput-not"
+#: Longer notes are refused by the API server (events.k8s.io/v1 caps `note` at 1 kB).
+NOTE_LIMIT = 1024
+
+
+class EventMeta(msgspec.Struct):
+    # generateName, not a name: Events are many, and their names do not matter.
+    generateName: str  # noqa: N815 - Kubernetes field names
+    namespace: str
+
+
+class ObjectReference(msgspec.Struct, omit_defaults=True):
+    apiVersion: str  # noqa: N815 - Kubernetes field names
+    kind: str
+    name: str
+    uid: str = ""
+
+
+class Event(msgspec.Struct, omit_defaults=True):
+    metadata: EventMeta
+    eventTime: str  # noqa: N815
+    reportingController: str  # noqa: N815
+    reportingInstance: str  # noqa: N815
+    action: str
+    reason: str
+    regarding: ObjectReference
+    note: str
+    type: str
+    apiVersion: str = "events.k8s.io/v1"  # noqa: N815
+    kind: str = "Event"
+
+
+class EventRecorder:
+    """Posts Events about Nodes into `namespace` (the controller's own)."""
+
+    def __init__(
+        self,
+        api: KubeApi,
+        *,
+        namespace: str,
+        instance: str,
+        rate: float = 5.0,
+        burst: int = 50,
+        now: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
+        on_dropped: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._api = api
+        self._namespace = namespace
+        self._instance = instance[:128]
+        self._bucket = ratelimit.TokenBucket(rate=rate, burst=burst)
+        self._now = now
+        self._on_dropped = on_dropped
+        self._enabled = True
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def emit(self, node: KubeNode, *, warning: bool, reason: str, note: str) -> None:
+        """Post one Event about `node` in the background (dropped beyond the rate)."""
+        if not self._enabled:
+            return
+        if self._bucket.when(node.name) > 0:
+            self._on_dropped()
+            return
+        event = Event(
+            # The server validates the prefix as a name once a trailing dash is masked.
+            metadata=EventMeta(generateName=f"{node.name}-", namespace=self._namespace),
+            eventTime=self._now().strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            reportingController=CONTROLLER,
+            reportingInstance=self._instance,
+            action="Reconcile",
+            reason=reason,
+            regarding=ObjectReference(apiVersion="v1", kind="Node", name=node.name, uid=node.uid),
+            note=note[:NOTE_LIMIT],
+            type="Warning" if warning else "Normal",
+        )
+        task = asyncio.get_running_loop().create_task(self._post(event, node.name))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _post(self, event: Event, node: str) -> None:
+        body = msgspec.json.encode(event)
+        path = f"/apis/events.k8s.io/v1/namespaces/{self._namespace}/events"
+        try:
+            await self._api.send("POST", path, body, status_decoder)
+            log.debug("posted a %s Event %s about node %s", event.type, event.reason, node)
+        except KubeError as exc:
+            if exc.status == 403 and self._enabled:
+                self._enabled = False
+                log.warning(
+                    "no permission to create Events in %s (%s); Events are off. The chart "
+                    "grants it with events.enabled=true",
+                    self._namespace,
+                    exc,
+                )
+            elif 400 <= exc.status < 500:
+                log.warning("the API server refused an Event about node %s: %s", node, exc)
+            else:
+                log.debug("could not post an Event about node %s: %s", node, exc)
+
+    async def aclose(self) -> None:
+        """Let Events in flight finish (briefly) before the API client closes."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=2)
