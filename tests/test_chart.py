@@ -3,12 +3,16 @@
 What is checked: every variable `kaput-not run` reads is reachable from the values and the
 rendered settings load with `kaput_not.config`; RBAC is exactly nodes get/list/watch plus the
 Lease (and Events when enabled); the pod is locked down; probes hit the health server; config
-and password changes roll the pods; bad values fail with a clear message. Tests that need helm
-skip when none is found; the rest (values documented, full-values complete) always run.
+and password changes roll the pods; bad values fail with a clear message; values.schema.json
+declares every value, refuses unknown keys and agrees with the program on ranges; the
+PrometheusRule's alerts use metrics the program exports; NOTES.txt says how to check an
+install. Tests that need helm skip when none is found; the rest (values documented, full-values
+complete, schema complete) always run.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -22,10 +26,12 @@ import yaml  # type: ignore[import-untyped,unused-ignore]
 from lightkube import codecs
 
 from kaput_not import __version__, config
+from kaput_not.controller.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "charts" / "kaput-not"
 FULL_VALUES = CHART / "ci" / "full-values.yaml"
+SCHEMA = CHART / "values.schema.json"
 HELM_VERSION = "v3.22.0"
 NAMESPACE = "kaput"
 RELEASE = "kn"
@@ -41,6 +47,37 @@ FULL = ("-f", str(FULL_VALUES))
 # as one value.
 OPAQUE = {"resources", "podSecurityContext", "securityContext", "strategy"}
 VARIABLE_NAMES = {name for name, _, _ in config.VARIABLES}
+# Keys the schema accepts beyond values.yaml: what a parent chart passes down, and the other
+# timing fields of a Kubernetes probe.
+PROBE_TIMING = {"initialDelaySeconds", "successThreshold", "terminationGracePeriodSeconds"}
+SCHEMA_EXTRA = {
+    "": {"global", "enabled"},
+    "startupProbe": PROBE_TIMING,
+    "livenessProbe": PROBE_TIMING,
+    "readinessProbe": PROBE_TIMING,
+}
+# Kubernetes objects and label maps passed through as given: any key.
+FREE_FORM = (
+    *sorted(OPAQUE),
+    "affinity",
+    "nodeSelector",
+    "podAnnotations",
+    "podLabels",
+    "labels",
+    "annotations",
+    "metrics.service.annotations",
+    "metrics.serviceMonitor.labels",
+    "serviceAccount.annotations",
+    "prometheusRule.labels",
+    "prometheusRule.alertLabels",
+)
+ALERTS = (
+    "KaputNotSyncFailing",
+    "KaputNotWritesHeldBack",
+    "KaputNotNoLeader",
+    "KaputNotNodesSkipped",
+)
+DIGEST = "sha256:" + "5e" * 32
 
 Objects = list[dict[str, Any]]
 
@@ -88,6 +125,32 @@ def render_error(helm: str, *args: str) -> str:
     done = _template(helm, *args)
     assert done.returncode != 0, "rendering should have failed"
     return done.stderr
+
+
+def lint(helm: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [helm, "lint", "--strict", str(CHART), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def render_notes(helm: str, tmp_path: Path, *args: str) -> str:
+    """NOTES.txt as `helm install` would print it."""
+    chart = tmp_path / "kaput-not"
+    shutil.copytree(CHART, chart)
+    # helm template skips NOTES.txt; a ConfigMap that renders it with `tpl` shows its text.
+    shutil.copy(chart / "templates" / "NOTES.txt", chart / "notes.txt")
+    (chart / "templates" / "notes-view.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n"
+        '  notes: {{ tpl (.Files.Get "notes.txt") . | toJson }}\n'
+    )
+    done = _template(helm, *args, "--show-only", "templates/notes-view.yaml", chart=chart)
+    assert done.returncode == 0, done.stderr
+    notes: str = yaml.safe_load(done.stdout)["data"]["notes"]
+    return notes
 
 
 def kinds(objects: Objects, kind: str) -> Objects:
@@ -180,6 +243,34 @@ def has_path(values: Mapping[str, Any], path: str) -> bool:
     return True
 
 
+def mapping_paths(values: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(path, mapping) of every non-empty mapping of the chart's own, the root ("") first."""
+    yield prefix.rstrip("."), values
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value and path not in OPAQUE:
+            yield from mapping_paths(value, f"{path}.")
+
+
+def _resolved(schema: Mapping[str, Any], node: Mapping[str, Any]) -> Mapping[str, Any]:
+    while "$ref" in node:
+        prefix = "#/definitions/"
+        assert node["$ref"].startswith(prefix), node["$ref"]
+        node = schema["definitions"][node["$ref"][len(prefix) :]]
+    return node
+
+
+def schema_at(schema: Mapping[str, Any], path: str) -> Mapping[str, Any] | None:
+    """The schema of the value at `path` ("" for the root), $refs followed; None if undeclared."""
+    node = _resolved(schema, schema)
+    for key in path.split(".") if path else []:
+        properties = node.get("properties", {})
+        if key not in properties:
+            return None
+        node = _resolved(schema, properties[key])
+    return node
+
+
 @pytest.fixture(scope="module")
 def default(helm: str) -> Objects:
     return render(helm, *REQUIRED)
@@ -211,6 +302,24 @@ def test_every_value_is_documented_and_set_by_the_full_values():
     assert [
         p for p in sorted(leaf_paths(full_values)) if not has_path(values, p.split(".")[0])
     ] == []
+
+
+def test_schema_declares_every_value_and_closes_the_charts_own_objects():
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    schema = json.loads(SCHEMA.read_text())
+    assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
+    assert [p for p in leaf_paths(values) if schema_at(schema, p) is None] == []
+    for path, mapping in mapping_paths(values):
+        node = schema_at(schema, path)
+        assert node is not None, path
+        # Closed, and declaring exactly the keys of values.yaml (plus the few documented extras).
+        assert node.get("additionalProperties") is False, path
+        assert set(node["properties"]) == set(mapping) | SCHEMA_EXTRA.get(path, set()), path
+    for path in FREE_FORM:
+        node = schema_at(schema, path)
+        assert node is not None, path
+        assert node.get("type") == "object", path
+        assert node.get("additionalProperties") is not False, path
 
 
 @pytest.mark.parametrize("which", ["default", "full"])
@@ -321,10 +430,10 @@ def test_cluster_role_only_reads_nodes(which, request):
     assert pod_spec(objects)["serviceAccountName"] == account["name"]
 
 
-def test_role_grants_the_lease_only(default):
+def test_role_grants_the_lease_and_events_by_default(default):
     role = one(default, "Role")
     assert role["metadata"]["namespace"] == NAMESPACE
-    assert _rules(role) == [LEASES]
+    assert _rules(role) == [LEASES, EVENTS]
     binding = one(default, "RoleBinding")
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",
@@ -346,8 +455,18 @@ def test_role_grants_events_only_when_enabled(full, helm):
         "replicaCount=1",
     )
     assert _rules(one(events_only, "Role")) == [EVENTS]
+    leases_only = render(helm, *REQUIRED, "--set", "events.enabled=false")
+    assert _rules(one(leases_only, "Role")) == [LEASES]
+    assert environment(leases_only)["EVENTS_ENABLED"] == {"value": "false"}
     neither = render(
-        helm, *REQUIRED, "--set", "leaderElection.enabled=false", "--set", "replicaCount=1"
+        helm,
+        *REQUIRED,
+        "--set",
+        "leaderElection.enabled=false",
+        "--set",
+        "replicaCount=1",
+        "--set",
+        "events.enabled=false",
     )
     assert kinds(neither, "Role") == kinds(neither, "RoleBinding") == []
     no_rbac = render(helm, *REQUIRED, "--set", "rbac.create=false")
@@ -399,7 +518,7 @@ def test_default_pod(default):
         "requests": {"cpu": "50m", "memory": "64Mi"},
         "limits": {"memory": "256Mi"},
     }
-    assert spec["priorityClassName"] == "system-cluster-critical"
+    assert "priorityClassName" not in spec
     assert spec["terminationGracePeriodSeconds"] == 30
     assert {(t["key"], t["effect"]) for t in spec["tolerations"]} == {
         ("node-role.kubernetes.io/control-plane", "NoSchedule"),
@@ -414,6 +533,34 @@ def test_default_pod(default):
         "selector": {"matchLabels": selector},
     }
     assert kinds(default, "ServiceMonitor") == []
+
+
+def test_priority_class_is_opt_in(helm, full):
+    objects = render(helm, *REQUIRED, "--set", "priorityClassName=system-cluster-critical")
+    assert pod_spec(objects)["priorityClassName"] == "system-cluster-critical"
+    assert pod_spec(full)["priorityClassName"] == "kaput-not-critical"
+
+
+@pytest.mark.parametrize(
+    ("args", "image"),
+    [
+        ((), f"ghcr.io/bsure-analytics/kaput-not-py:{__version__}"),
+        (("--set", "image.tag=0.2.0"), "ghcr.io/bsure-analytics/kaput-not-py:0.2.0"),
+        (("--set", f"image.digest={DIGEST}"), f"ghcr.io/bsure-analytics/kaput-not-py@{DIGEST}"),
+        (
+            ("--set", "image.tag=0.2.0", "--set", f"image.digest={DIGEST}"),
+            f"ghcr.io/bsure-analytics/kaput-not-py@{DIGEST}",
+        ),
+    ],
+    ids=["appVersion", "tag", "digest", "digest-wins-over-tag"],
+)
+def test_image_reference(helm, args, image):
+    assert container(render(helm, *REQUIRED, *args))["image"] == image
+
+
+def test_full_values_pin_the_image_by_digest(full):
+    digest = yaml.safe_load(FULL_VALUES.read_text())["image"]["digest"]
+    assert container(full)["image"] == f"registry.example.com/mirror/kaput-not-py@{digest}"
 
 
 def test_single_replica_has_no_disruption_budget(helm):
@@ -476,7 +623,6 @@ def test_missing_password_fails_with_a_clear_message(helm):
         (("--set", "netmaker.password=x"), "netmaker.apiUrl is required"),
         ((*REQUIRED, "--set", "netmaker.existingSecret=s"), "are both set"),
         ((*REQUIRED, "--set", "leaderElection.enabled=false"), "needs leaderElection.enabled"),
-        ((*REQUIRED, "--set", "podAntiAffinity=sometimes"), "podAntiAffinity must be"),
     ],
 )
 def test_unsafe_values_fail(helm, args, message):
@@ -506,10 +652,30 @@ def test_go_chart_values_keep_working(helm, tmp_path):
                 ],
                 "labels": {"team": "net"},
                 "annotations": {"owner": "net"},
+                # The rest of the Go chart's keys, so the schema is seen to take them all.
+                "affinity": {},
+                "fullnameOverride": "",
+                "nameOverride": "",
+                "image": {"pullPolicy": "IfNotPresent", "repository": "example/kn", "tag": ""},
+                "imagePullSecrets": [],
+                "nodeSelector": {},
+                "priorityClassName": "system-cluster-critical",
+                "replicaCount": 2,
+                "resources": {"limits": {"cpu": "200m", "memory": "128Mi"}},
+                "securityContext": {"readOnlyRootFilesystem": True},
+                "serviceAccount": {"annotations": {}, "create": True, "name": ""},
+                "tolerations": [
+                    {
+                        "effect": "NoSchedule",
+                        "key": "node-role.kubernetes.io/control-plane",
+                        "operator": "Exists",
+                    }
+                ],
             }
         )
     )
     objects = render(helm, "-f", str(go_values))
+    assert pod_spec(objects)["priorityClassName"] == "system-cluster-critical"
     env = environment(objects)
     assert env["LEADER_ELECTION_ID"]["value"] == "kaput-not-go"
     assert env["K8S_CLUSTER_NAME"]["value"] == "blue"
@@ -526,20 +692,348 @@ def test_go_chart_values_keep_working(helm, tmp_path):
     assert container(objects)["securityContext"]["readOnlyRootFilesystem"] is True
 
 
-def test_notes_say_how_to_find_the_leader(helm, tmp_path):
-    chart = tmp_path / "kaput-not"
-    shutil.copytree(CHART, chart)
-    # helm template skips NOTES.txt; a ConfigMap that renders it with `tpl` shows its text.
-    shutil.copy(chart / "templates" / "NOTES.txt", chart / "notes.txt")
-    (chart / "templates" / "notes-view.yaml").write_text(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n"
-        '  notes: {{ tpl (.Files.Get "notes.txt") . | toJson }}\n'
+# ------------------------------------------------------------------ values schema
+
+
+def test_lint_passes_with_the_default_and_the_full_values(helm):
+    for args in (REQUIRED, FULL):
+        done = lint(helm, *args)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "where", "key"),
+    [
+        ("config.resyncPeriodd=1m", "/config", "resyncPeriodd"),
+        ("replicaCont=3", "", "replicaCont"),
+        ("image.digests=x", "/image", "digests"),
+        ("startupProbe.periodSecond=5", "/startupProbe", "periodSecond"),
+        ("prometheusRule.alerts.noLeaders.for=5m", "/prometheusRule/alerts", "noLeaders"),
+    ],
+)
+def test_a_mistyped_key_fails_naming_the_key(helm, value, where, key):
+    linted = lint(helm, *REQUIRED, "--set", value)
+    assert linted.returncode != 0
+    rendered = render_error(helm, *REQUIRED, "--set", value)
+    for output in (linted.stdout + linted.stderr, rendered):
+        assert f"at '{where}'" in output
+        assert f"'{key}'" in output
+
+
+@pytest.mark.parametrize(
+    ("value", "where"),
+    [
+        ("replicaCount=two", "/replicaCount"),
+        ("config.workers=0", "/config/workers"),
+        ("config.logFormat=xml", "/config/logFormat"),
+        ("config.logLevel=verbose", "/config/logLevel"),
+        ("config.dryRun=maybe", "/config/dryRun"),
+        ("config.resyncPeriod=ten minutes", "/config/resyncPeriod"),
+        ("metrics.port=0", "/metrics/port"),
+        ("metrics.service.type=ExternalName", "/metrics/service/type"),
+        ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
+        ("image.digest=sha256:abc", "/image/digest"),
+        ("podAntiAffinity=sometimes", "/podAntiAffinity"),
+        ("podAnnotations.example\\.com/scrape=true", "/podAnnotations/example.com~1scrape"),
+        ("prometheusRule.alerts.noLeader.for=5 minutes", "/prometheusRule/alerts/noLeader/for"),
+        ('prometheusRule.selector={job="x"}', "/prometheusRule/selector"),
+    ],
+)
+def test_a_wrong_type_or_value_fails_naming_the_value(helm, value, where):
+    assert f"at '{where}'" in render_error(helm, *REQUIRED, "--set", value)
+    assert lint(helm, *REQUIRED, "--set", value).returncode != 0
+
+
+def program_accepts(variable: str, raw: str, tmp_path: Path) -> bool:
+    """Whether `kaput-not run` starts with `variable=raw` (and the required settings)."""
+    namespace_file = tmp_path / "namespace"
+    namespace_file.write_text(NAMESPACE)
+    env = {
+        "NETMAKER_API_URL": "https://api.netmaker.example.com",
+        "NETMAKER_USERNAME": "kaput-not",
+        "NETMAKER_PASSWORD": PASSWORD,
+        "POD_NAME": "kn-kaput-not-7d9c-x2",
+        variable: raw,
+    }
+    try:
+        config.load(env, namespace_file=namespace_file, hostname=lambda: "unused")
+    except config.ConfigError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("value", "variable", "raw"),
+    [
+        *[("config.workers", "WORKERS", raw) for raw in ("0", "1", "64", "65")],
+        *[
+            ("config.netmakerConcurrency", "NETMAKER_CONCURRENCY", raw)
+            for raw in ("0", "1", "64", "65")
+        ],
+        *[("config.egressMetric", "EGRESS_METRIC", raw) for raw in ("0", "1", "65535", "65536")],
+        *[
+            ("config.maxDeleteMin", "MAX_DELETE_MIN", raw)
+            for raw in ("-1", "0", "1000000", "1000001")
+        ],
+        *[
+            ("config.maxDeleteFraction", "MAX_DELETE_FRACTION", raw)
+            for raw in ("0", "0.0", ".5", "0.001", "1", "1.0", "1.01", "-0.5", "half")
+        ],
+        *[("config.logLevel", "LOG_LEVEL", raw) for raw in ("debug", "warning", "warn", "trace")],
+        *[("config.logFormat", "LOG_FORMAT", raw) for raw in ("json", "text", "xml")],
+        *[
+            ("config.netmakerTimeout", "NETMAKER_TIMEOUT", raw)
+            for raw in (
+                "0",
+                "0s",
+                "0.0ms",
+                "-1",
+                "1e3",
+                "10x",
+                "500ms",
+                "0.1",
+                "1h30m",
+                "31536000",
+                "31536001",
+            )
+        ],
+        *[("config.cacheTtl", "CACHE_TTL", raw) for raw in ("0", "0s", "-1", "30s", "1.5m")],
+        *[("config.deleteGrace", "DELETE_GRACE", raw) for raw in ("0", "-5", "15s")],
+        *[
+            ("config.resyncPeriod", "RESYNC_PERIOD", raw)
+            for raw in ("0s", "1", "2", "10m", "1h30m")
+        ],
+        *[
+            ("clusterName", "K8S_CLUSTER_NAME", raw)
+            for raw in ("prod-eu-1", "-x", "a" * 63, "a" * 64)
+        ],
+    ],
+)
+def test_the_schema_and_the_program_agree(helm, tmp_path, value, variable, raw):
+    """At the edges of each range: helm renders the value exactly when `kaput-not run` would
+    start with it, and what it renders does load. Not listed: where the schema is stricter on
+    purpose (lower-case log levels, true/false only) and what it cannot see in a string (a
+    resyncPeriod string under 1s, a duration string over a year), left to the program."""
+    done = _template(helm, *REQUIRED, "--set", f"{value}={raw}")
+    if done.returncode == 0:
+        objects = [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+        load_settings(objects, tmp_path)
+    assert (done.returncode == 0) == program_accepts(variable, raw, tmp_path), done.stderr
+
+
+def test_values_a_parent_chart_or_an_operator_may_add_are_accepted(helm, tmp_path):
+    objects = render(
+        helm,
+        *REQUIRED,
+        "--set",
+        "global.imageRegistry=registry.example.com",
+        "--set",
+        "enabled=true",
+        "--set",
+        "startupProbe.initialDelaySeconds=5",
+        "--set",
+        "podDisruptionBudget.maxUnavailable=50%",
+        "--set",
+        "resources.limits.ephemeral-storage=1Gi",
+        "--set",
+        "config.maxDeleteFraction=0.25",
     )
-    done = _template(helm, *REQUIRED, "--show-only", "templates/notes-view.yaml", chart=chart)
-    assert done.returncode == 0, done.stderr
-    notes = yaml.safe_load(done.stdout)["data"]["notes"]
+    assert container(objects)["startupProbe"]["initialDelaySeconds"] == 5
+    assert one(objects, "PodDisruptionBudget")["spec"]["maxUnavailable"] == "50%"
+    assert load_settings(objects, tmp_path).max_delete_fraction == 0.25
+
+
+# ------------------------------------------------------------------ alerts
+
+PROMQL_WORDS = {"time", "max", "sum", "by", "and", "on", "or", "increase", "absent"}
+
+
+def series_names() -> set[str]:
+    """Every series name the program exports (counters with _total, histograms with theirs)."""
+    names: set[str] = set()
+    for family in Metrics().registry.collect():
+        suffixes = {
+            "counter": ("_total",),
+            "histogram": ("_bucket", "_sum", "_count"),
+        }.get(family.type, ("",))
+        names.update(family.name + suffix for suffix in suffixes)
+    return names
+
+
+def check_promql(expr: str, selector: str) -> set[str]:
+    """A light check of a PromQL expression, for want of a parser: brackets balance outside
+    strings, every {...} is a list of label matchers that starts with `selector`, every [...] a
+    duration, every other word a known function or keyword. Returns the series names used."""
+    unquoted = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    stack: list[str] = []
+    for char in unquoted:
+        if char in "([{":
+            stack.append(char)
+        elif char in ")]}":
+            assert stack, f"unbalanced {char!r} in {expr}"
+            assert stack.pop() == {")": "(", "]": "[", "}": "{"}[char], expr
+    assert stack == [], expr
+    matcher = re.compile(r'\s*[A-Za-z_]\w*\s*(=|!=|=~|!~)\s*"(?:[^"\\]|\\.)*"\s*')
+    for body in re.findall(r"\{([^{}]*)\}", expr):
+        assert body.startswith(selector), body
+        assert all(matcher.fullmatch(m) for m in body.split(",")), body
+    for body in re.findall(r"\[([^\[\]]*)\]", unquoted):
+        assert re.fullmatch(r"(\d+(ms|[smhdwy]))+", body), body
+    names = set(re.findall(r"\bkaput_not_\w+", unquoted))
+    # Every series is selected for this release only.
+    assert re.findall(r"\bkaput_not_\w+(.)", unquoted) == ["{"] * len(
+        re.findall(r"\bkaput_not_\w+", unquoted)
+    ), expr
+    outside = re.sub(r"\{[^{}]*\}|\[[^\[\]]*\]|\bkaput_not_\w+", " ", unquoted)
+    words = set(re.findall(r"[A-Za-z_]\w*", outside)) - {"namespace", "reason"}
+    assert words <= PROMQL_WORDS, words - PROMQL_WORDS
+    return names
+
+
+def alerts_of(objects: Objects) -> dict[str, dict[str, Any]]:
+    (rule,) = kinds(objects, "PrometheusRule")
+    (group,) = rule["spec"]["groups"]
+    return {alert["alert"]: alert for alert in group["rules"]}
+
+
+def test_prometheus_rule_only_when_enabled(helm, default):
+    assert kinds(default, "PrometheusRule") == []
+    none_left = [
+        arg
+        for name in ("syncFailing", "writesHeldBack", "noLeader", "nodesSkipped")
+        for arg in ("--set", f"prometheusRule.alerts.{name}.enabled=false")
+    ]
+    objects = render(helm, *REQUIRED, "--set", "prometheusRule.enabled=true", *none_left)
+    assert kinds(objects, "PrometheusRule") == []
+
+
+def test_prometheus_rule_has_the_four_alerts(helm):
+    objects = render(helm, *REQUIRED, "--set", "prometheusRule.enabled=true")
+    rule = one(objects, "PrometheusRule")
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    assert rule["metadata"]["namespace"] == NAMESPACE
+    alerts = alerts_of(objects)
+    assert list(alerts) == list(ALERTS)
+    exported = series_names()
+    used: dict[str, set[str]] = {}
+    for name, alert in alerts.items():
+        used[name] = check_promql(alert["expr"], f'namespace="{NAMESPACE}"')
+        assert used[name] <= exported, (name, used[name] - exported)
+        assert alert["annotations"]["summary"]
+        description = alert["annotations"]["description"]
+        assert f"kubectl -n {NAMESPACE} exec deploy/{RELEASE}-kaput-not -- kaput-not status" in (
+            description
+        )
+        assert set(alert["labels"]) == {"severity"}
+    assert used["KaputNotSyncFailing"] == {
+        "kaput_not_reconciles_total",
+        "kaput_not_last_successful_full_sync_timestamp_seconds",
+    }
+    assert 'scope="full",result="error"}[15m]' in alerts["KaputNotSyncFailing"]["expr"]
+    assert re.search(r"\n\s+> 1800\n", alerts["KaputNotSyncFailing"]["expr"])
+    assert used["KaputNotWritesHeldBack"] == {"kaput_not_write_budget_holding"}
+    assert alerts["KaputNotWritesHeldBack"]["expr"].endswith(") == 1")
+    assert used["KaputNotNoLeader"] == {"kaput_not_leader"}
+    assert "== 0" in alerts["KaputNotNoLeader"]["expr"]
+    assert "absent(kaput_not_leader{" in alerts["KaputNotNoLeader"]["expr"]
+    assert used["KaputNotNodesSkipped"] == {"kaput_not_nodes_skipped"}
+    assert "by (namespace, reason)" in alerts["KaputNotNodesSkipped"]["expr"]
+    assert "/readyz" in alerts["KaputNotWritesHeldBack"]["annotations"]["description"]
+    assert "{{ $labels.reason }}" in alerts["KaputNotNodesSkipped"]["annotations"]["description"]
+    assert {name: (a["for"], a["labels"]["severity"]) for name, a in alerts.items()} == {
+        "KaputNotSyncFailing": ("10m", "warning"),
+        "KaputNotWritesHeldBack": ("5m", "critical"),
+        "KaputNotNoLeader": ("5m", "critical"),
+        "KaputNotNodesSkipped": ("30m", "warning"),
+    }
+
+
+def test_prometheus_rule_follows_the_full_values(full):
+    rule = one(full, "PrometheusRule")
+    assert rule["metadata"]["namespace"] == "monitoring"
+    assert rule["metadata"]["labels"]["release"] == "prometheus"
+    alerts = alerts_of(full)
+    assert list(alerts) == list(ALERTS[:3])  # nodesSkipped is off
+    for alert in alerts.values():
+        check_promql(alert["expr"], 'namespace="kaput",job="kaput-not-full"')
+        assert alert["labels"]["team"] == "platform"
+    assert {name: (a["for"], a["labels"]["severity"]) for name, a in alerts.items()} == {
+        "KaputNotSyncFailing": ("20m", "critical"),
+        "KaputNotWritesHeldBack": ("10m", "warning"),
+        "KaputNotNoLeader": ("2m", "page"),
+    }
+    # A full sync is due every 1h30m: no success for 1h30m + 20m.
+    assert re.search(r"\n\s+> 6600\n", alerts["KaputNotSyncFailing"]["expr"])
+
+
+@pytest.mark.parametrize(
+    ("period", "threshold"),
+    [("10m", 1800), ("600", 1800), ("90s", 1290), ("1.5m", 1290), ("1h30m", 6600), ("2.5", 1203)],
+)
+def test_sync_failing_waits_a_resync_period_and_20_minutes(helm, period, threshold):
+    objects = render(
+        helm,
+        *REQUIRED,
+        "--set",
+        "prometheusRule.enabled=true",
+        "--set",
+        f"config.resyncPeriod={period}",
+    )
+    expr = alerts_of(objects)["KaputNotSyncFailing"]["expr"]
+    assert re.search(rf"\n\s+> {threshold}\n", expr), expr
+
+
+def test_alert_labels_never_override_the_severity(helm):
+    objects = render(
+        helm,
+        *REQUIRED,
+        "--set",
+        "prometheusRule.enabled=true",
+        "--set",
+        "prometheusRule.alertLabels.severity=none",
+        "--set",
+        "prometheusRule.alertLabels.team=net",
+    )
+    for alert in alerts_of(objects).values():
+        assert alert["labels"]["severity"] in {"warning", "critical"}
+        assert alert["labels"]["team"] == "net"
+
+
+# ------------------------------------------------------------------ notes
+
+
+def test_notes_say_how_to_find_the_leader(helm, tmp_path):
+    notes = render_notes(helm, tmp_path, *REQUIRED)
     assert (
         f"kubectl get lease -n {NAMESPACE} kaput-not -o jsonpath='{{.spec.holderIdentity}}" in notes
     )
     assert "kubectl logs" in notes
     assert "/metrics" in notes
+
+
+def test_notes_say_how_to_check_it_works(helm, tmp_path):
+    notes = render_notes(helm, tmp_path, *REQUIRED)
+    name = f"{RELEASE}-kaput-not"
+    assert f"kaput-not (ghcr.io/bsure-analytics/kaput-not-py:{__version__})" in notes
+    # Ready pods, the leader's "full sync:" lines, `kaput-not status`, the metrics port.
+    assert f"kubectl rollout status -n {NAMESPACE} deployment/{name}" in notes
+    assert "full sync: <n> nodes" in notes
+    assert "grep 'full sync'" in notes
+    assert f"kubectl -n {NAMESPACE} exec deploy/{name} -- kaput-not status" in notes
+    assert "curl -s localhost:8080/readyz" in notes
+    # What to do about a node without a rule.
+    assert "If a node gets no rule" in notes
+    assert "kaput-not.io/netmaker-host=<host>" in notes
+    assert "PrometheusRule" not in notes
+    assert "{{" not in notes
+
+
+def test_notes_follow_the_values(helm, tmp_path):
+    notes = render_notes(helm, tmp_path, *FULL)
+    digest = yaml.safe_load(FULL_VALUES.read_text())["image"]["digest"]
+    assert f"(registry.example.com/mirror/kaput-not-py@{digest})" in notes
+    assert "exec deploy/kaput-not-full -- kaput-not status" in notes
+    assert "curl -s localhost:9090/metrics" in notes
+    assert "at least every 1h30m" in notes
+    assert "A PrometheusRule alerts on" in notes
+    assert "DRY RUN is on" in notes

@@ -72,6 +72,42 @@ A value as an environment string. Numbers from values files arrive as floats, an
 {{- end }}
 {{- end }}
 
+{{/* The container image: repository@digest when image.digest is set, else repository:tag. */}}
+{{- define "kaput-not.image" -}}
+{{- $image := .Values.image }}
+{{- if $image.digest }}
+{{- printf "%s@%s" $image.repository $image.digest }}
+{{- else }}
+{{- printf "%s:%s" $image.repository (toString ($image.tag | default .Chart.AppVersion)) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Whole seconds of a duration as kaput-not reads it (500ms, 30s, 10m, 1h30m or plain seconds),
+rounded up; values.schema.json has already checked the grammar.
+*/}}
+{{- define "kaput-not.seconds" -}}
+{{- $text := include "kaput-not.env" . | trim }}
+{{- $total := 0.0 }}
+{{- if regexMatch "^[0-9]+(\\.[0-9]+)?$" $text }}
+{{- $total = float64 $text }}
+{{- else }}
+{{- $scale := dict "ms" 0.001 "s" 1.0 "m" 60.0 "h" 3600.0 }}
+{{- range regexFindAll "[0-9]+(\\.[0-9]+)?(ms|s|m|h)" $text -1 }}
+{{- $unit := regexFind "(ms|s|m|h)$" . }}
+{{- $total = addf $total (mulf (float64 (trimSuffix $unit .)) (get $scale $unit)) }}
+{{- end }}
+{{- end }}
+{{- ceil $total | int64 }}
+{{- end }}
+
+{{/* Labels of one alert: prometheusRule.alertLabels, and its severity, which wins. */}}
+{{- define "kaput-not.alertLabels" -}}
+{{- $severity := index . 0 }}
+{{- $extra := index . 1 | default dict }}
+{{- toYaml (merge (dict "severity" $severity) (deepCopy $extra)) }}
+{{- end }}
+
 {{/* Mount points of the password and CA Secrets. */}}
 {{- define "kaput-not.passwordDir" -}}/var/run/secrets/kaput-not/netmaker{{- end }}
 {{- define "kaput-not.caDir" -}}/var/run/secrets/kaput-not/netmaker-ca{{- end }}
