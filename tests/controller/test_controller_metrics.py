@@ -33,7 +33,7 @@ class Reconciler:
             plan=Plan(), result=ApplyResult(), view=NetmakerView()
         )
 
-    async def reconcile(self, kube_nodes: object, **kwargs: object) -> PassReport:
+    async def reconcile(self, kube_nodes: object = (), **kwargs: object) -> PassReport:
         if isinstance(self.outcome, Exception):
             raise self.outcome
         return self.outcome

@@ -154,3 +154,20 @@ async def test_item_10_a_host_joining_right_after_another_does_not_wait_for_the_
     stack.node("w2", "10.244.2.0/24")  # within the same second: the refresh is rate-limited
     took = await eventually(lambda: len(stack.rules()) == 3, within=10)
     assert took < 3.0
+
+
+async def test_a_full_pass_in_a_rebuilds_gap_keeps_the_rule_for_the_delete_grace(stack: Stack):
+    """Found by bench/faults.py: DELETE_GRACE held only for the node's own key, so a resync
+    that ran between the delete and the re-create deleted the rule (a new id came after)."""
+    stack.node("w1", "10.244.1.0/24")
+    stack.node("w2", "10.244.2.0/24")
+    stack.start(stack.settings(RESYNC_PERIOD="1.1s", DELETE_GRACE="4s"))
+    await converged(stack, 2)
+    before = {r["name"]: r["id"] for r in stack.rules()}
+    stack.kube.state.delete_node("w1")
+    await asyncio.sleep(2.5)  # two resyncs run while w1 is gone
+    assert deletes(stack) == 0
+    stack.kube.state.create_node("w1", pod_cidrs=("10.244.9.0/24",))
+    await eventually(lambda: ranges(stack)["w1 pods (1/1)"] == "10.244.9.0/24")
+    assert {r["name"]: r["id"] for r in stack.rules()} == before
+    assert deletes(stack) == 0

@@ -27,10 +27,11 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
+from kaput_not import ratelimit
 from kaput_not.controller.metrics import Metrics
 from kaput_not.controller.node_states import Emit, NodeStates
 from kaput_not.controller.queue import WorkQueue
-from kaput_not.controller.reconciler import PassReport, Reconciler
+from kaput_not.controller.reconciler import KubeRead, PassReport, Reconciler
 from kaput_not.core.model import ActionKind, Host, KubeNode, NmNode, SkipReason
 from kaput_not.kube.api import KubeApi
 from kaput_not.kube.informer import EventKind, NodeEvent, NodeInformer
@@ -87,6 +88,8 @@ class Controller:
         self.node_states = NodeStates(emit=emit, on_counts=self._count_skipped)
         #: When each node was first seen without pod CIDRs (rule 11's grace starts there).
         self._cidrless_since: dict[str, float] = {}
+        #: When each node was deleted: full passes leave its rules for DELETE_GRACE too.
+        self._deleted_at: dict[str, float] = {}
         self.first_sync_done = asyncio.Event()
         #: True from the moment this replica starts leading until `stop()`.
         self.leading = False
@@ -110,6 +113,7 @@ class Controller:
             if event.old == event.new:  # pod CIDRs and the host annotation: all a pass reads
                 return
         if event.kind is EventKind.DELETED:
+            self._deleted_at[event.name] = self._clock()
             self.queue.add_after(event.name, self._options.delete_grace_seconds)
         else:
             self.queue.add(event.name)  # also ends a pending delete grace: a rebuild
@@ -139,12 +143,7 @@ class Controller:
     async def _full_pass(self) -> PassReport:
         started = time.perf_counter()
         try:
-            nodes = self.informer.nodes()
-            report = await self._reconciler.reconcile(
-                nodes,
-                kube_complete=self.informer.synced.is_set(),
-                cidrless_expired=self._cidrless_expired(nodes),
-            )
+            report = await self._reconciler.reconcile(read_kube=self._read_kube)
         except errors.NetmakerError:
             self._metrics.reconciles.labels("full", "error").inc()
             raise
@@ -152,7 +151,7 @@ class Controller:
             seconds = time.perf_counter() - started
             self._metrics.reconcile_seconds.labels("full").observe(seconds)
         self._record(report, "full")
-        self.node_states.record(report, {n.name: n for n in nodes})
+        self.node_states.record(report, {n.name: n for n in self.informer.nodes()})
         # Every node was just planned against this snapshot: later host changes are measured
         # from it, so a host that appeared after an event's (cached) read is still noticed.
         self._host_fingerprints = _fingerprints(list(report.view.hosts), list(report.view.nodes))
@@ -184,9 +183,18 @@ class Controller:
             self.queue.add(CLUSTER)
 
     async def _netmaker_watch_loop(self) -> None:
+        # While Netmaker fails, the poll backs off (to 5 min) instead of asking every TTL.
+        backoff: ratelimit.ExponentialBackoff[str] = ratelimit.ExponentialBackoff(
+            base=self._options.netmaker_poll_seconds, cap=300.0, jitter=0.2
+        )
+        wait = self._options.netmaker_poll_seconds
         while self.fatal is None:
-            await asyncio.sleep(self._options.netmaker_poll_seconds)
-            await self._attempt(self.check_netmaker_changes, "watching Netmaker hosts")
+            await asyncio.sleep(wait)
+            if await self._attempt(self.check_netmaker_changes, "watching Netmaker hosts"):
+                backoff.forget(CLUSTER)
+                wait = self._options.netmaker_poll_seconds
+            else:
+                wait = backoff.when(CLUSTER)
 
     async def _attempt(self, step: Callable[[], Awaitable[object]], what: str) -> bool:
         """Run a read-only `step`; a Netmaker error is logged (the caller tries again later), a
@@ -240,17 +248,12 @@ class Controller:
         self.queue.forget(CLUSTER)
 
     async def _node_pass(self, name: str) -> None:
-        node = self.informer.get(name)
-        if node is not None:
+        if self.informer.get(name) is not None:
             await self._know_host(name)
         started = time.perf_counter()
         try:
-            kube = [node] if node else []
             report = await self._reconciler.reconcile(
-                kube,
-                only=name,
-                kube_complete=self.informer.synced.is_set(),
-                cidrless_expired=self._cidrless_expired(kube, only=name),
+                only=name, read_kube=lambda: self._read_kube(only=name)
             )
         except errors.NetmakerError:
             self._metrics.reconciles.labels("node", "error").inc()
@@ -258,11 +261,33 @@ class Controller:
         finally:
             self._metrics.reconcile_seconds.labels("node").observe(time.perf_counter() - started)
         self._record(report, "node")
+        node = self.informer.get(name)
         self.node_states.record(report, {name: node} if node else {}, only=name)
         if report.result.failures:
             first = report.result.failures[0]
             raise PassFailed(f"{len(report.result.failures)} write(s) failed, first: {first.error}")
         self.queue.forget(name)
+
+    def _read_kube(self, *, only: str | None = None) -> KubeRead:
+        """The node store as it is now, with the grace clocks (called after Netmaker's read)."""
+        if only is None:
+            nodes = self.informer.nodes()
+        else:
+            node = self.informer.get(only)
+            nodes = [node] if node is not None else []
+        now = self._clock()
+        grace = self._options.delete_grace_seconds
+        for name, when in list(self._deleted_at.items()):
+            if now - when >= grace or self.informer.get(name) is not None:
+                del self._deleted_at[name]
+        return KubeRead(
+            nodes,
+            # A store that may be stale (a broken watch, until the relist) is no basis for
+            # deletes: they wait, and the relist's events bring the keys back.
+            complete=self.informer.synced.is_set() and self.informer.fresh,
+            cidrless_expired=self._cidrless_expired(nodes, only=only),
+            deleted_recently=frozenset(self._deleted_at),
+        )
 
     def _cidrless_expired(
         self, nodes: list[KubeNode], *, only: str | None = None

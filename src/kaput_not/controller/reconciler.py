@@ -7,7 +7,7 @@ resync, so the two can never disagree about what a rule should be.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from kaput_not.controller.executor import ApplyResult, Executor
@@ -17,6 +17,23 @@ from kaput_not.core.planner import NetmakerView, PlanSettings, plan
 from kaput_not.netmaker.cache import CachedNetmaker
 
 log = logging.getLogger("kaput_not.reconciler")
+
+
+@dataclass(frozen=True, slots=True)
+class KubeRead:
+    """What a pass knows of Kubernetes, read at the moment it plans.
+
+    `complete` is False until the first complete node list, and while the node store may be
+    stale (a broken watch, until the relist): deletes wait then. `cidrless_expired` (rule 11)
+    and `deleted_recently` (nodes deleted less than DELETE_GRACE ago, whose rules wait in full
+    passes too, so a rebuild arriving late still updates them in place) come from the
+    controller's clocks.
+    """
+
+    nodes: Sequence[KubeNode]
+    complete: bool = True
+    cidrless_expired: frozenset[str] = frozenset()
+    deleted_recently: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,20 +64,25 @@ class Reconciler:
 
     async def reconcile(
         self,
-        kube_nodes: Iterable[KubeNode],
+        kube_nodes: Iterable[KubeNode] = (),
         *,
         only: str | None = None,
         kube_complete: bool = True,
-        cidrless_expired: frozenset[str] = frozenset(),
+        read_kube: Callable[[], KubeRead] | None = None,
     ) -> PassReport:
+        """One pass. `read_kube`, when given, is called after Netmaker has been read: the
+        Kubernetes side then is the newer of the two snapshots, so a node that changed while a
+        slow Netmaker read ran is planned as it is now, not as it was."""
         view = await self._netmaker.view()
+        kube = read_kube() if read_kube is not None else KubeRead(list(kube_nodes), kube_complete)
         the_plan = plan(
-            kube_nodes,
+            kube.nodes,
             view,
             self._settings,
             only=only,
-            kube_complete=kube_complete,
-            cidrless_expired=cidrless_expired,
+            kube_complete=kube.complete,
+            cidrless_expired=kube.cidrless_expired,
+            keep=kube.deleted_recently,
         )
         guard = self._guard
         if guard is not None:

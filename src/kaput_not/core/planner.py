@@ -120,6 +120,7 @@ def plan(
     only: str | None = None,
     kube_complete: bool = True,
     cidrless_expired: frozenset[str] = frozenset(),
+    keep: frozenset[str] = frozenset(),
 ) -> Plan:
     """Plan one pass: for the whole cluster, or for the Kubernetes node named `only`.
 
@@ -128,7 +129,8 @@ def plan(
     name can claim (`nodes: {}`, vanished node ids) are left to the full pass.
     `kube_complete` is False until the first complete list of Kubernetes nodes has arrived.
     `cidrless_expired` names the nodes without pod CIDRs whose grace is over: only their rules
-    may go for want of CIDRs.
+    may go for want of CIDRs. `keep` names Kubernetes nodes deleted a moment ago: their rules
+    are left alone while the delete grace runs (a rebuild may bring the node back).
     """
     all_hosts = netmaker.hosts  # a near miss may be any host, not only the narrowed ones
     if only is not None:
@@ -137,6 +139,9 @@ def plan(
     index = _index(kube_nodes, netmaker)
     warnings: list[str] = []
     protected = _unusable_node_ids(index, only, warnings, cidrless_expired)
+    for name in keep - index.kube.keys():
+        for host in index.hosts_by_name.get(name, []):
+            protected |= index.node_ids_by_host.get(host.id, set())
     desired = _desired_rules(index, settings, only, protected)
     owned = _owned_rules(netmaker, settings, index, only, protected)
 

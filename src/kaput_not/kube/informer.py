@@ -87,6 +87,8 @@ class NodeInformer:
         self._confirm_delay = confirm_delay
         self._store: dict[str, _Stored] = {}
         self.synced = asyncio.Event()
+        #: False from a broken watch until the relist: the store may miss changes meanwhile.
+        self.fresh = True
         self.lists = 0
         self.watches = 0
 
@@ -113,8 +115,10 @@ class NodeInformer:
                 while True:
                     version = await self._watch(version)
             except Gone as exc:
+                self.fresh = False
                 log.info("node watch expired (%s); listing again", exc)
             except (KubeError, msgspec.DecodeError) as exc:
+                self.fresh = False
                 delay = self._backoff.when(NODES)
                 log.warning("node list/watch failed (%s); retrying in %.1fs", exc, delay)
                 await self._sleep(delay)
@@ -133,6 +137,7 @@ class NodeInformer:
         self.lists += 1
         self._replace(seen)
         self.synced.set()
+        self.fresh = True
         return version
 
     async def _list(self) -> tuple[dict[str, _Stored], str]:
