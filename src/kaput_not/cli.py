@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+#: `plan`: changes are pending (terraform's detailed exit code). Errors there are 1, not 2.
+EXIT_PENDING = 2
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,6 +43,25 @@ def _parser() -> argparse.ArgumentParser:
         epilog=_variables_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    for name, summary in (
+        ("plan", "print what a sync would do now, and why; --apply does one guarded sync"),
+        ("status", "print every node's pod CIDRs, Netmaker host, networks and rules"),
+    ):
+        sub = commands.add_parser(
+            name,
+            help=summary,
+            description=f"{summary[0].upper()}{summary[1:]}. Same environment variables as "
+            "run; reads the cluster and Netmaker once."
+            + (
+                " Exit code: 0 in sync, 2 changes pending, 1 error (with --apply: 0 when the "
+                "sync wrote everything, 1 otherwise)."
+                if name == "plan"
+                else ""
+            ),
+        )
+        sub.add_argument("--output", "-o", choices=("table", "json"), default="table")
+        if name == "plan":
+            sub.add_argument("--apply", action="store_true", help="do one guarded sync and exit")
     demo = commands.add_parser(
         "demo",
         help="one full sync against the built-in Netmaker emulator (no cluster needed)",
@@ -73,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "run":
         return _run()
+    if args.command in ("plan", "status"):
+        return _once(args)
     logging.basicConfig(
         level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -98,6 +121,49 @@ def _run() -> int:
     except app.StartupError as exc:
         print(f"kaput-not: {exc}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _once(args: argparse.Namespace) -> int:
+    """`plan` and `status`: one reading, printed; one line and exit code 1 on a failure."""
+    from kaput_not import config, logs
+    from kaput_not.controller import app, oneshot
+    from kaput_not.kube.api import KubeError
+    from kaput_not.netmaker.errors import NetmakerError
+
+    # plan keeps 2 for "changes pending", so every error there is 1 (as terraform does).
+    bad_config = EXIT_FAILED if args.command == "plan" else EXIT_USAGE
+    try:
+        settings = config.load()
+    except config.ConfigError as exc:
+        print(f"kaput-not: {exc}", file=sys.stderr)
+        return bad_config
+    logs.configure("WARNING", settings.log_format)
+    apply = bool(getattr(args, "apply", False))
+    try:
+        reading = asyncio.run(oneshot.read_once(settings, apply=apply))
+    except app.StartupError as exc:
+        print(f"kaput-not: {exc}", file=sys.stderr)
+        return bad_config
+    except (NetmakerError, KubeError) as exc:
+        print(f"kaput-not {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    cluster = settings.cluster_name
+    if args.command == "status":
+        rows = oneshot.status_document(reading, cluster)
+        print(json.dumps(rows, indent=2) if args.output == "json" else oneshot.status_table(rows))
+        return EXIT_OK
+    document = oneshot.plan_document(reading, cluster)
+    if reading.applied is not None:
+        document["applied"] = {
+            "created": reading.applied.result.created,
+            "updated": reading.applied.result.updated,
+            "deleted": reading.applied.result.deleted,
+            "failed": len(reading.applied.result.failures),
+        }
+    print(json.dumps(document, indent=2) if args.output == "json" else oneshot.plan_table(document))
+    if reading.applied is not None:
+        return EXIT_OK if reading.applied.ok else EXIT_FAILED
+    return EXIT_OK if document["in_sync"] else EXIT_PENDING
 
 
 async def _serve(settings: config.Settings) -> int:

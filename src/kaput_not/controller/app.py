@@ -61,7 +61,7 @@ class _Login:
 async def run(settings: Settings, stop: asyncio.Event) -> int:
     metrics = Metrics()
     async with AsyncExitStack() as stack:
-        client = _netmaker_client(settings, metrics)
+        client = netmaker_client(settings, metrics)
         stack.push_async_callback(client.aclose)
         try:
             kube = KubeApi(connect(settings.kubeconfig, identity=settings.leader_election.identity))
@@ -77,16 +77,8 @@ async def run(settings: Settings, stop: asyncio.Event) -> int:
             may_write=may_write,
             dry_run=settings.dry_run,
         )
-        guard = WriteGuard(
-            BudgetSettings(
-                window_seconds=settings.resync_period_seconds,
-                max_fraction=settings.max_delete_fraction,
-                floor=settings.max_delete_floor,
-                unlimited=settings.allow_mass_delete,
-            ),
-            cluster=settings.cluster_name,
-        )
-        reconciler = Reconciler(cache, executor, _plan_settings(settings), guard)
+        guard = WriteGuard(budget_settings(settings), cluster=settings.cluster_name)
+        reconciler = Reconciler(cache, executor, plan_settings(settings), guard)
         recorder = None
         if settings.events:
             recorder = EventRecorder(
@@ -189,7 +181,7 @@ async def _supervise(
     return code
 
 
-def _netmaker_client(settings: Settings, metrics: Metrics) -> NetmakerClient:
+def netmaker_client(settings: Settings, metrics: Metrics) -> NetmakerClient:
     client_settings = ClientSettings(
         api_url=settings.netmaker_api_url,
         username=settings.netmaker_username,
@@ -246,7 +238,16 @@ def _elector(settings: Settings, kube: KubeApi) -> LeaderElector | None:
         raise StartupError(str(exc)) from exc
 
 
-def _plan_settings(settings: Settings) -> PlanSettings:
+def budget_settings(settings: Settings) -> BudgetSettings:
+    return BudgetSettings(
+        window_seconds=settings.resync_period_seconds,
+        max_fraction=settings.max_delete_fraction,
+        floor=settings.max_delete_floor,
+        unlimited=settings.allow_mass_delete,
+    )
+
+
+def plan_settings(settings: Settings) -> PlanSettings:
     return PlanSettings(
         cluster=settings.cluster_name,
         metric=settings.egress_metric,

@@ -104,6 +104,10 @@ class NodeInformer:
     def __len__(self) -> int:
         return len(self._store)
 
+    async def sync_once(self) -> None:
+        """One complete list into the store, no watch: for one-shot commands."""
+        await self._relist()
+
     # -- the loop --------------------------------------------------------------------------
 
     async def run(self) -> None:
