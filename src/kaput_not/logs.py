@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import os
 import sys
 
 #: Structured fields a log call may pass in `extra=`; each becomes a key of the JSON line.
@@ -42,5 +43,9 @@ def configure(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # httpx2 logs every request at INFO; ours are counted in metrics and logged at DEBUG.
-    logging.getLogger("httpx2").setLevel(max(logging.WARNING, root.level))
+    # httpx2 logs every request at INFO, httpcore2 every socket step at DEBUG: ours are counted
+    # in metrics and logged (at DEBUG) by the Netmaker client. KAPUT_NOT_HTTP_DEBUG=1 lets
+    # them through when a transport problem needs them.
+    if os.environ.get("KAPUT_NOT_HTTP_DEBUG") != "1":
+        for noisy in ("httpx2", "httpcore2", "hpack"):
+            logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

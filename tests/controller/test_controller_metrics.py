@@ -81,3 +81,37 @@ async def test_a_failed_node_pass_is_counted_once(failure: str):
     await controller._retry("w1", caught.value)
     assert errors_counted(metrics) == 1.0
     assert controller.queue.requeues("w1") == 1
+
+
+async def test_the_standard_series_are_exported_without_created_duplicates():
+    from prometheus_client import generate_latest
+
+    from kaput_not import __version__
+    from kaput_not.controller.queue import WorkQueue
+
+    metrics = Metrics()
+    queue: WorkQueue[str] = WorkQueue(name="nodes", observer=metrics)
+    metrics.watch(
+        queue_depth=lambda: float(len(queue)), leader=lambda: True, nodes=lambda: 2.0, lease="kn"
+    )
+    queue.add("w1")
+    queue.add("w1")  # deduplicated: one add
+    async with queue.take() as key:
+        queue.add_rate_limited(key)
+    text = generate_latest(metrics.registry).decode()
+    samples = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+    assert samples[f'kaput_not_build_info{{version="{__version__}"}}'] == 1
+    assert samples['leader_election_master_status{name="kn"}'] == 1
+    assert samples['workqueue_adds_total{name="nodes"}'] == 1
+    assert samples['workqueue_retries_total{name="nodes"}'] == 1
+    assert samples['workqueue_queue_duration_seconds_count{name="nodes"}'] == 1
+    assert samples['workqueue_work_duration_seconds_count{name="nodes"}'] == 1
+    assert samples['workqueue_depth{name="nodes"}'] == 1  # the retry waits
+    assert any(name.startswith("process_cpu_seconds_total") for name in samples)
+    assert any(name.startswith("python_info") for name in samples)
+    assert not [name for name in samples if "_created" in name]
+    await queue.shutdown(drain_timeout=0)

@@ -19,7 +19,7 @@ import logging
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
-from kaput_not import ratelimit
+from kaput_not import __version__, ratelimit
 from kaput_not.config import Settings, split_address
 from kaput_not.controller.controller import Controller, ControllerOptions
 from kaput_not.controller.executor import Executor
@@ -98,6 +98,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> int:
                 resync_period_seconds=settings.resync_period_seconds,
                 delete_grace_seconds=settings.delete_grace_seconds,
                 netmaker_poll_seconds=max(settings.cache_ttl_seconds, 1.0),
+                dry_run=settings.dry_run,
             ),
             emit=recorder.emit if recorder is not None else None,
         )
@@ -106,6 +107,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> int:
             leader=lambda: controller.leading and may_write(),
             nodes=lambda: float(len(controller.informer)),
             holding=lambda: guard.holding is not None,
+            lease=settings.leader_election.name,
         )
         login = _Login()
         health = _health(settings, metrics, controller, elector, login, guard)
@@ -119,12 +121,10 @@ async def run(settings: Settings, stop: asyncio.Event) -> int:
         stack.push_async_callback(health.stop)
         if not await _check_credentials(client, stop, login):
             return EXIT_OK
+        # The version and every effective setting, once: after the login, so a refused
+        # password stays one line (the password itself shows as <hidden>).
         log.info(
-            "started: identity %s, leader election %s, dry run %s, health on port %d",
-            settings.leader_election.identity,
-            "on" if elector else "off",
-            settings.dry_run,
-            health.port,
+            "kaput-not %s started, health on port %d, with %r", __version__, health.port, settings
         )
         return await _supervise(controller, elector, stop)
 

@@ -57,6 +57,8 @@ class ControllerOptions:
     #: At most one forced refresh of Netmaker hosts and nodes per this many seconds, for node
     #: events whose host the cached lists do not know yet.
     inventory_refresh_seconds: float = 1.0
+    #: DRY_RUN: plans are logged as what they would write; nothing is written.
+    dry_run: bool = False
 
 
 class PassFailed(Exception):
@@ -78,7 +80,9 @@ class Controller:
         emit: Emit | None = None,
     ) -> None:
         self.informer = NodeInformer(kube, self.on_event)
-        self.queue: WorkQueue[str] = queue or WorkQueue(name="nodes", exclusive=CLUSTER)
+        self.queue: WorkQueue[str] = queue or WorkQueue(
+            name="nodes", exclusive=CLUSTER, observer=metrics
+        )
         self._netmaker = netmaker
         self._reconciler = reconciler
         self._metrics = metrics
@@ -142,6 +146,7 @@ class Controller:
 
     async def _full_pass(self) -> PassReport:
         started = time.perf_counter()
+        self._metrics.last_full_sync_attempt.set(self._wall_clock())
         try:
             report = await self._reconciler.reconcile(read_kube=self._read_kube)
         except errors.NetmakerError:
@@ -163,6 +168,20 @@ class Controller:
             # Retry what failed through the queue, with backoff; orphans wait for the next pass.
             if failure.action.kube_node is not None:
                 self.queue.add_rate_limited(failure.action.kube_node)
+        if self._options.dry_run:
+            plan = report.plan
+            log.info(
+                "full sync (dry run, nothing written): %d nodes, %d rules owned, would create "
+                "%d, update %d, delete %d; %d withheld in %.2fs",
+                len(self.informer),
+                plan.owned,
+                plan.count(ActionKind.CREATE),
+                plan.count(ActionKind.UPDATE),
+                plan.count(ActionKind.DELETE),
+                len(plan.withheld),
+                seconds,
+            )
+            return report
         log.info(
             "full sync: %d nodes, %d rules owned, %d created, %d updated, %d deleted, "
             "%d failed, %d withheld in %.2fs",
@@ -261,6 +280,8 @@ class Controller:
         finally:
             self._metrics.reconcile_seconds.labels("node").observe(time.perf_counter() - started)
         self._record(report, "node")
+        # Exact between full passes too: what this pass wrote changes how many rules are ours.
+        self._metrics.managed_egress.inc(report.result.created - report.result.deleted)
         node = self.informer.get(name)
         self.node_states.record(report, {name: node} if node else {}, only=name)
         if report.result.failures:

@@ -1,18 +1,78 @@
-"""Prometheus metrics of the controller, on a registry passed in (never the global one)."""
+"""Prometheus metrics of the controller, on a registry passed in (never the global one).
+
+Besides our `kaput_not_*` series: the process and Python collectors, the work queue series
+users know from client-go (`workqueue_*`, label `name`), `leader_election_master_status` as
+client-go's leader election exports it, and `kaput_not_build_info{version}`. No `_created`
+series: they double every counter and nobody graphs them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
+
+from kaput_not import __version__
 
 _PREFIX = "kaput_not"
+_QUEUE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 class Metrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, *, queue: str = "nodes") -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            r.register(collector)
+        Gauge(
+            f"{_PREFIX}_build_info", "The running version (always 1).", ["version"], registry=r
+        ).labels(__version__).set(1)
+        self.queue_name = queue
+        self.workqueue_depth = Gauge(
+            "workqueue_depth", "Current depth of the work queue.", ["name"], registry=r
+        )
+        self.workqueue_adds = Counter(
+            "workqueue_adds_total", "Keys added to the work queue.", ["name"], registry=r
+        )
+        self.workqueue_retries = Counter(
+            "workqueue_retries_total", "Retries (rate-limited adds).", ["name"], registry=r
+        )
+        self.workqueue_wait = Histogram(
+            "workqueue_queue_duration_seconds",
+            "How long a key waits in the queue before a worker takes it.",
+            ["name"],
+            buckets=_QUEUE_BUCKETS,
+            registry=r,
+        )
+        self.workqueue_work = Histogram(
+            "workqueue_work_duration_seconds",
+            "How long a worker takes over one key.",
+            ["name"],
+            buckets=_QUEUE_BUCKETS,
+            registry=r,
+        )
+        self.leader_status = Gauge(
+            "leader_election_master_status",
+            "1 while this replica holds the lease (or runs without election), else 0.",
+            ["name"],
+            registry=r,
+        )
+        self.last_full_sync_attempt = Gauge(
+            f"{_PREFIX}_last_full_sync_attempt_timestamp_seconds",
+            "Unix time of the last full pass started, successful or not.",
+            registry=r,
+        )
         self.reconciles = Counter(
             f"{_PREFIX}_reconciles_total",
             "Reconcile passes by scope (node or full) and result (success, error, held).",
@@ -101,9 +161,26 @@ class Metrics:
         leader: Callable[[], bool],
         nodes: Callable[[], float],
         holding: Callable[[], bool] = lambda: False,
+        lease: str = "kaput-not",
     ) -> None:
         """Gauges read at scrape time from the live objects."""
         self.holding.set_function(lambda: 1.0 if holding() else 0.0)
         self.queue_depth.set_function(queue_depth)
+        self.workqueue_depth.labels(self.queue_name).set_function(queue_depth)
         self.leader.set_function(lambda: 1.0 if leader() else 0.0)
+        self.leader_status.labels(lease).set_function(lambda: 1.0 if leader() else 0.0)
         self.nodes.set_function(nodes)
+
+    # The work queue's observer (controller/queue.py `QueueObserver`).
+
+    def added(self) -> None:
+        self.workqueue_adds.labels(self.queue_name).inc()
+
+    def retried(self) -> None:
+        self.workqueue_retries.labels(self.queue_name).inc()
+
+    def started(self, waited_seconds: float) -> None:
+        self.workqueue_wait.labels(self.queue_name).observe(waited_seconds)
+
+    def finished(self, worked_seconds: float) -> None:
+        self.workqueue_work.labels(self.queue_name).observe(worked_seconds)

@@ -39,7 +39,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from kaput_not import ratelimit
 
@@ -50,6 +50,15 @@ K = TypeVar("K", bound=Hashable)
 Handler = Callable[[K], Awaitable[None]]
 # Called with the key and the handler's exception, before done(key); may be async.
 ErrorPolicy = Callable[[K, Exception], Awaitable[None] | None]
+
+
+class QueueObserver(Protocol):
+    """What the queue tells its metrics (client-go's workqueue series)."""
+
+    def added(self) -> None: ...
+    def retried(self) -> None: ...
+    def started(self, waited_seconds: float) -> None: ...
+    def finished(self, worked_seconds: float) -> None: ...
 
 
 class QueueShutDown(Exception):
@@ -64,6 +73,7 @@ class WorkQueue(Generic[K]):
         clock: ratelimit.Clock = time.monotonic,
         name: str = "queue",
         exclusive: K | None = None,
+        observer: QueueObserver | None = None,
     ) -> None:
         self._limiter: ratelimit.RateLimiter[K] = (
             rate_limiter
@@ -73,6 +83,10 @@ class WorkQueue(Generic[K]):
         self._clock = clock
         self._name = name
         self._exclusive = exclusive
+        self._observer = observer
+        # When each waiting key became ready, and when each key in flight was handed out.
+        self._readied_at: dict[K, float] = {}
+        self._started_at: dict[K, float] = {}
         self._ready: deque[K] = deque()
         # Keys that need a run: those in _ready, plus in-flight keys added again.
         self._dirty: set[K] = set()
@@ -135,6 +149,8 @@ class WorkQueue(Generic[K]):
         """Retry `key` after the rate limiter's wait; each call counts as one more failure."""
         if self._shut_down:
             return
+        if self._observer is not None:
+            self._observer.retried()
         self.add_after(key, self._limiter.when(key))
 
     def forget(self, key: K) -> None:
@@ -174,6 +190,9 @@ class WorkQueue(Generic[K]):
         if key not in self._processing:
             raise RuntimeError(f"{self._name}: done({key!r}) for a key that is not in flight")
         self._processing.remove(key)
+        started = self._started_at.pop(key, None)
+        if self._observer is not None and started is not None:
+            self._observer.finished(self._clock() - started)
         if self._shut_down:
             drained = self._drained
             if not self._processing and drained is not None and not drained.done():
@@ -251,6 +270,7 @@ class WorkQueue(Generic[K]):
         self._shut_down = True
         self._ready.clear()
         self._dirty.clear()
+        self._readied_at.clear()
         self._due.clear()
         self._heap.clear()
         self._cancel_timer()
@@ -298,6 +318,9 @@ class WorkQueue(Generic[K]):
         if key in self._dirty:
             return
         self._dirty.add(key)
+        self._readied_at[key] = self._clock()
+        if self._observer is not None:
+            self._observer.added()
         # An in-flight key waits for done(), so no second worker can take it.
         if key not in self._processing:
             self._push_ready(key)
@@ -324,6 +347,11 @@ class WorkQueue(Generic[K]):
     def _hand_out(self, key: K) -> K:
         self._dirty.discard(key)
         self._processing.add(key)
+        now = self._clock()
+        self._started_at[key] = now
+        readied = self._readied_at.pop(key, None)
+        if self._observer is not None and readied is not None:
+            self._observer.started(now - readied)
         return key
 
     async def _wait_for_key(self) -> None:
