@@ -177,7 +177,7 @@ async def _serve(settings: config.Settings) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from kaput_not.demo import DemoOptions, render, run_demo
+    from kaput_not.demo import DemoOptions, DemoUnavailable, render, run_demo
 
     options = DemoOptions(
         nodes=args.nodes,
@@ -190,6 +190,10 @@ def _demo(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"kaput-not demo: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    result = asyncio.run(run_demo(options))
+    try:
+        result = asyncio.run(run_demo(options))
+    except DemoUnavailable as exc:
+        print(f"kaput-not demo: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     print(json.dumps(result.as_json(), sort_keys=True) if args.json else render(result))
     return EXIT_OK if result.converged and result.foreign_untouched else EXIT_FAILED
