@@ -60,6 +60,23 @@ def test_unknown_command_exits_2():
     assert kaput_not("frobnicate").returncode == 2
 
 
+def test_logs_are_json_in_cluster_and_text_locally(tmp_path):
+    from kaput_not import config
+
+    base = {
+        "NETMAKER_API_URL": "https://nm.example.com",
+        "NETMAKER_USERNAME": "kaput-not",
+        "NETMAKER_PASSWORD": "a-password",
+    }
+    namespace = tmp_path / "namespace"
+    assert config.load(base, namespace_file=namespace).log_format == "text"
+    namespace.write_text("kaput-not")
+    assert config.load(base, namespace_file=namespace).log_format == "json"
+    assert config.load({**base, "LOG_FORMAT": "text"}, namespace_file=namespace).log_format == (
+        "text"
+    )
+
+
 def test_run_help_lists_every_variable_with_its_default_and_meaning():
     from kaput_not import config
 
@@ -233,6 +250,7 @@ def test_run_serves_probes_and_stops_on_sigterm_within_seconds(tmp_path):
                 "NETMAKER_PASSWORD": "right-password",
                 "KUBECONFIG": str(kubeconfig),
                 "METRICS_ADDRESS": f"127.0.0.1:{port}",
+                "LOG_FORMAT": "json",  # the default outside a cluster is text
             },
         )
         try:

@@ -123,7 +123,7 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("ALLOW_MASS_DELETE", "false", "turn the delete and re-create budgets off"),
     ("METRICS_ADDRESS", ":8080", "listen address of /healthz, /readyz and /metrics"),
     ("LOG_LEVEL", "info", "debug, info, warning or error"),
-    ("LOG_FORMAT", "json", "json or text"),
+    ("LOG_FORMAT", "(auto)", "json or text; json in-cluster, text locally"),
     ("DRY_RUN", "false", "plan and log, never write to Netmaker"),
     ("EVENTS_ENABLED", "true", "Kubernetes Events on Nodes that get no rule or got rules written"),
 )
@@ -267,7 +267,7 @@ def load(
     log_level = (r.text("LOG_LEVEL", "info") or "info").upper()
     if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ConfigError(f"LOG_LEVEL={log_level.lower()!r} must be debug, info, warning or error")
-    log_format = (r.text("LOG_FORMAT", "json") or "json").lower()
+    log_format = (r.text("LOG_FORMAT") or ("json" if in_cluster else "text")).lower()
     if log_format not in {"json", "text"}:
         raise ConfigError(f"LOG_FORMAT={log_format!r} must be json or text")
     metrics_address = r.text("METRICS_ADDRESS", ":8080") or ":8080"

@@ -87,11 +87,15 @@ class Executor:
         async with self._limit:
             if run.fatal is not None or not self._may_write():
                 run.skipped += 1
-                log.warning("skipped (not allowed to write now): %s", action.describe())
+                log.warning(
+                    "skipped (not allowed to write now): %s",
+                    action.describe(),
+                    extra=_fields(action),
+                )
                 return
             if self._dry_run:
                 run.skipped += 1
-                log.info("dry run, would %s", action.describe())
+                log.info("dry run, would %s", action.describe(), extra=_fields(action))
                 return
             try:
                 made = await self._write(action)
@@ -100,12 +104,17 @@ class Executor:
                 run.failures.append(Failure(action, exc))
             except (errors.NetmakerError, ValueError) as exc:
                 run.failures.append(Failure(action, exc))
-                log.warning("failed to %s: %s", action.describe(), exc)
+                log.warning(
+                    "failed to %s: %s",
+                    action.describe(),
+                    exc,
+                    extra={**_fields(action), "error": str(exc)},
+                )
             else:
                 run.done[action.kind] += 1
                 if made is not None:
                     run.made.append(made)
-                log.info("%s", action.describe())
+                log.info("%s", action.describe(), extra=_fields(action))
 
     async def _write(self, action: Action) -> Egress | None:
         """Write one action; returns the rule it created, if it created one."""
@@ -120,6 +129,17 @@ class Executor:
             assert action.target is not None
             await self._writer.delete_egress(action.target)
         return None
+
+
+def _fields(action: Action) -> dict[str, object]:
+    """The structured fields of a write's log line (see logs.FIELDS)."""
+    return {
+        "node": action.kube_node,
+        "network": action.network,
+        "egress_id": action.target.id if action.target is not None else None,
+        "action": action.kind.value,
+        "reason": action.reason,
+    }
 
 
 class _Run:
