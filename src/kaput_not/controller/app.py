@@ -61,13 +61,7 @@ class _Login:
 async def run(settings: Settings, stop: asyncio.Event) -> int:
     metrics = Metrics()
     async with AsyncExitStack() as stack:
-        client = netmaker_client(settings, metrics)
-        stack.push_async_callback(client.aclose)
-        try:
-            kube = KubeApi(connect(settings.kubeconfig, identity=settings.leader_election.identity))
-        except KubeConfigError as exc:
-            raise StartupError(str(exc)) from exc
-        stack.push_async_callback(kube.aclose)
+        client, kube = clients(settings, metrics, stack)
         elector = _elector(settings, kube)
         may_write = elector.is_leader if elector else (lambda: True)
         cache = CachedNetmaker(client, ttl=settings.cache_ttl_seconds)
@@ -179,6 +173,20 @@ async def _supervise(
         if elector is not None:
             await elector.release()
     return code
+
+
+def clients(
+    settings: Settings, metrics: Metrics, stack: AsyncExitStack
+) -> tuple[NetmakerClient, KubeApi]:
+    """The Netmaker client and the Kubernetes API client, closed with `stack`."""
+    client = netmaker_client(settings, metrics)
+    stack.push_async_callback(client.aclose)
+    try:
+        kube = KubeApi(connect(settings.kubeconfig, identity=settings.leader_election.identity))
+    except KubeConfigError as exc:
+        raise StartupError(str(exc)) from exc
+    stack.push_async_callback(kube.aclose)
+    return client, kube
 
 
 def netmaker_client(settings: Settings, metrics: Metrics) -> NetmakerClient:

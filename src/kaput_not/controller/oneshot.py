@@ -13,7 +13,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 from kaput_not.config import Settings
-from kaput_not.controller.app import StartupError, budget_settings, netmaker_client, plan_settings
+from kaput_not.controller.app import budget_settings, clients, plan_settings
 from kaput_not.controller.executor import Executor
 from kaput_not.controller.guard import WriteGuard
 from kaput_not.controller.metrics import Metrics
@@ -21,7 +21,6 @@ from kaput_not.controller.reconciler import PassReport, Reconciler
 from kaput_not.core.egress import owned_by, parse_description
 from kaput_not.core.model import Action, Egress, KubeNode, Plan
 from kaput_not.core.planner import NetmakerView, plan
-from kaput_not.kube.api import KubeApi, KubeConfigError, connect
 from kaput_not.kube.informer import NodeInformer
 from kaput_not.netmaker.cache import CachedNetmaker
 
@@ -40,13 +39,7 @@ class Reading:
 
 async def read_once(settings: Settings, *, apply: bool = False) -> Reading:
     async with AsyncExitStack() as stack:
-        client = netmaker_client(settings, Metrics())
-        stack.push_async_callback(client.aclose)
-        try:
-            kube = KubeApi(connect(settings.kubeconfig, identity=settings.leader_election.identity))
-        except KubeConfigError as exc:
-            raise StartupError(str(exc)) from exc
-        stack.push_async_callback(kube.aclose)
+        client, kube = clients(settings, Metrics(), stack)
         informer = NodeInformer(kube, lambda _: None)
         await informer.sync_once()
         nodes = informer.nodes()
