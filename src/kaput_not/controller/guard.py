@@ -190,7 +190,9 @@ class WriteGuard:
                 recreates += 1
         self.deletes.spend(plan.count(ActionKind.DELETE))
         self.recreates.spend(recreates)
-        self.holding = plan.refusal
+        tripped = self.deletes.tripped or self.recreates.tripped
+        # Held until the budget recovers, not just during the passes that were refused.
+        self.holding = plan.refusal or (self.holding if tripped else None)
 
     # -- internals -----------------------------------------------------------------------------
 

@@ -85,6 +85,7 @@ class Reconciler:
             keep=kube.deleted_recently,
         )
         guard = self._guard
+        holding_before = guard.holding if guard is not None else None
         if guard is not None:
             # No await between the check and the spend: concurrent node passes cannot both
             # squeeze under the same budget.
@@ -93,9 +94,15 @@ class Reconciler:
             the_plan = guard.check(the_plan, view, full=only is None)
             guard.spent(the_plan)
         for warning in the_plan.warnings:
-            log.warning("%s", warning)
-        if the_plan.refusal:
-            log.error("%s", the_plan.refusal)
+            # Each is a node's skip reason too, which the controller logs once when it starts
+            # and once when it ends (node_states.py), not on every pass.
+            log.debug("%s", warning)
+        if the_plan.refusal and not holding_before:
+            log.error("%s", the_plan.refusal)  # once when it starts; /readyz shows it meanwhile
+        elif the_plan.refusal:
+            log.debug("%s", the_plan.refusal)
+        elif holding_before and guard is not None and not guard.holding:
+            log.info("writes are no longer held back: the state is sound again")
         result = await self._executor.apply(the_plan)
         if guard is not None:
             guard.created(result.made)

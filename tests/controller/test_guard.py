@@ -1,0 +1,97 @@
+"""The write guard: cluster-wide delete and re-create budgets across passes, on a fake clock."""
+
+from __future__ import annotations
+
+from kaput_not.controller.guard import BudgetSettings, WriteGuard
+from kaput_not.core.egress import build_description
+from kaput_not.core.model import Action, ActionKind, Egress, EgressSpec, NmNode, Plan
+from kaput_not.core.planner import NetmakerView
+from tests.clock import FakeClock
+
+SETTINGS = BudgetSettings(window_seconds=600, max_fraction=0.5, floor=2)
+
+
+def rule(i: int) -> Egress:
+    return Egress(
+        id=f"e{i}",
+        network="mesh",
+        name=f"w{i} pods (1/1)",
+        description=build_description(0),
+        range=f"10.244.{i}.0/24",
+        nat=False,
+        status=True,
+        nodes={f"n{i}": 500},
+    )
+
+
+def view(rules: list[Egress], routers: int = 10) -> NetmakerView:
+    nodes = tuple(NmNode(id=f"n{i}", host_id=f"h{i}", network="mesh") for i in range(routers))
+    return NetmakerView(nodes=nodes, egress={"mesh": rules})
+
+
+def delete(i: int) -> Action:
+    return Action(ActionKind.DELETE, "gone", "mesh", target=rule(i))
+
+
+def create(i: int) -> Action:
+    r = rule(i)
+    spec = EgressSpec(r.network, r.name, r.description, r.range, r.nat, r.status, dict(r.nodes))
+    return Action(ActionKind.CREATE, "no rule yet", "mesh", spec=spec, kube_node=f"w{i}")
+
+
+def test_deletes_split_into_many_passes_spend_one_budget_and_it_trips():
+    clock = FakeClock()
+    guard = WriteGuard(SETTINGS, cluster=None, clock=clock)
+    everything = view([rule(i) for i in range(10)])
+    guard.learn(everything, 10)
+    allowed = 0
+    for i in range(10):  # one delete per node pass, as an empty relist would make them
+        checked = guard.check(Plan(actions=(delete(i),), owned=1), everything)
+        guard.spent(checked)
+        allowed += checked.count(ActionKind.DELETE)
+    assert allowed == 5  # half of the 10 rules of ours, whatever the split
+    assert guard.deletes.tripped
+    assert guard.holding is not None
+    clock.advance(601)  # a new window does not reset a tripped budget
+    checked = guard.check(Plan(actions=(delete(7),), owned=1), everything)
+    assert checked.count(ActionKind.DELETE) == 0
+    assert len(checked.withheld) == 1
+    # A full pass that finds nothing to delete: the state recovered.
+    guard.spent(guard.check(Plan(owned=5), everything, full=True))
+    assert not guard.deletes.tripped
+    assert guard.check(Plan(actions=(delete(7),), owned=1), everything).count(ActionKind.DELETE)
+
+
+def test_one_rule_deleted_by_hand_is_re_created_but_a_vanished_list_is_not():
+    guard = WriteGuard(SETTINGS, cluster=None, clock=FakeClock())
+    rules = [rule(i) for i in range(10)]
+    guard.learn(view(rules), 10)
+    one_gone = view(rules[1:])
+    checked = guard.check(Plan(actions=(create(0),), owned=9), one_gone, full=True)
+    assert checked.count(ActionKind.CREATE) == 1  # a hand delete is repaired at once
+    guard.spent(checked)
+    empty = view([])
+    plan = Plan(actions=tuple(create(i) for i in range(1, 10)), owned=0)
+    checked = guard.check(plan, empty, full=True)
+    assert checked.count(ActionKind.CREATE) == 0  # the list looks incomplete: no duplicates
+    assert "re-create budget" in (checked.refusal or "")
+    assert guard.recreates.tripped
+
+
+def test_creates_for_slots_never_held_are_not_re_creates():
+    guard = WriteGuard(SETTINGS, cluster=None, clock=FakeClock())
+    guard.learn(view([]), 0)
+    plan = Plan(actions=tuple(create(i) for i in range(10)), owned=0)
+    assert guard.check(plan, view([]), full=True).count(ActionKind.CREATE) == 10
+
+
+def test_allow_mass_delete_turns_the_budgets_off():
+    guard = WriteGuard(
+        BudgetSettings(window_seconds=600, max_fraction=0.5, floor=2, unlimited=True),
+        cluster=None,
+        clock=FakeClock(),
+    )
+    everything = view([rule(i) for i in range(10)])
+    guard.learn(everything, 10)
+    plan = Plan(actions=tuple(delete(i) for i in range(10)), owned=10)
+    assert guard.check(plan, everything, full=True).count(ActionKind.DELETE) == 10
