@@ -31,7 +31,7 @@ Foreign rules (no marker, or another cluster's) never appear in any action.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from kaput_not.core.egress import (
@@ -187,11 +187,20 @@ def node_reports(
     """Every Kubernetes node of the pass: in sync, pending (an action serves it), or skipped
     with the reason, so "why has this node no rule?" always has an answer."""
     pending = {name for a in actions if (name := _served(a, index)) is not None}
-    lookalikes: dict[str, list[str]] = defaultdict(list)
-    for host in all_hosts:
-        lookalikes[_loose(host.name)].append(host.name)
+    lookalikes: dict[str, list[str]] | None = None
+
+    def near(name: str) -> list[str]:
+        # Built on the first node without a host only: a node event must not pay a scan of
+        # every host name when its own host is there.
+        nonlocal lookalikes
+        if lookalikes is None:
+            lookalikes = defaultdict(list)
+            for host in all_hosts:
+                lookalikes[_loose(host.name)].append(host.name)
+        return [n for n in lookalikes.get(_loose(name), []) if n != name]
+
     return tuple(
-        _report(kube, index, kube.name in pending, lookalikes)
+        _report(kube, index, kube.name in pending, near)
         for kube in sorted(index.kube.values(), key=lambda k: k.name)
     )
 
@@ -216,12 +225,12 @@ def _loose(name: str) -> str:
 
 
 def _report(
-    kube: KubeNode, index: _Index, pending: bool, lookalikes: Mapping[str, list[str]]
+    kube: KubeNode, index: _Index, pending: bool, near_misses: Callable[[str], list[str]]
 ) -> NodeReport:
     wanted = kube.netmaker_host
     hosts = index.hosts_by_name.get(wanted, [])
     if not hosts:
-        near = [n for n in lookalikes.get(_loose(wanted), []) if n != wanted]
+        near = near_misses(wanted)
         detail = f"no Netmaker host is named {wanted!r}"
         if near:
             detail += (
