@@ -1,0 +1,170 @@
+"""The same initial sync done by the Go original and by kaput-not, one after the other.
+
+Each controller gets a fresh pair of peers from ``bench/scale.py`` (the Netmaker emulator and the
+Kubernetes API stand-in, each in its own process, seeded alike: N hosts and Nodes, K networks,
+optional IPv6 pod CIDRs, optional server-side latency), and is measured the same way, from
+outside: requests per route key from the emulator's log, wall time to convergence, controller
+CPU seconds and peak RSS. The Go original lists a network's egress rules once per node, so it
+may not finish: past ``--timeout`` it is reported with ``converged: false`` and the rules it got
+right so far (``rules_matching`` of ``rules_expected``).
+
+The Go binary comes from ``scripts/build-peers kaput-not-go`` (cached after the first build),
+or from ``KAPUT_NOT_GO`` when set. It is configured with its own variables only:
+NETMAKER_API_URL, NETMAKER_USERNAME, NETMAKER_PASSWORD, KUBECONFIG and
+LEADER_ELECTION_ENABLED=false.
+
+Usage: .venv/bin/python bench/compare.py [--nodes N] [--networks K] [--dual-stack]
+       [--latency-ms MS] [--timeout S] [--json]
+Ratios are Go / ours (above 1: the Go original spends more). Exit code 0 when ours converged.
+"""
+
+# ruff: noqa: S603  (this benchmark exists to run the controllers)
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from scale import (
+    ROOT,
+    USERNAME,
+    BenchError,
+    Controller,
+    Stack,
+    add_stack_options,
+    check_stack_options,
+    measure_initial,
+    python_controller,
+    stack_of,
+)
+
+GO_NAME = "kaput-not-go"
+# The Go original's own variables; everything else in our environment is left out.
+GO_VARIABLES = (
+    "NETMAKER_API_URL",
+    "NETMAKER_USERNAME",
+    "NETMAKER_PASSWORD",
+    "KUBECONFIG",
+    "LEADER_ELECTION_ENABLED",
+)
+COMPARED = ("requests_total", "reads", "writes", "wall_seconds", "controller_cpu_seconds")
+
+
+def go_binary() -> str:
+    found = os.environ.get("KAPUT_NOT_GO", "")
+    if not found:
+        built = subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "build-peers"), GO_NAME],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=ROOT,
+        )
+        for line in built.stdout.splitlines():
+            name, _, path = line.partition(" ")
+            if name == GO_NAME:
+                found = path.strip()
+        if not found:
+            raise BenchError(f"no {GO_NAME}: scripts/build-peers exited {built.returncode}")
+    if not (os.path.isfile(found) and os.access(found, os.X_OK)):
+        raise BenchError(f"no {GO_NAME}: {found} is not an executable file")
+    return found
+
+
+def go_controller(stack: Stack, binary: str) -> Controller:
+    env = {k: v for k, v in os.environ.items() if k not in GO_VARIABLES}
+    env.update(
+        NETMAKER_API_URL=stack.netmaker.url,
+        NETMAKER_USERNAME=USERNAME,
+        NETMAKER_PASSWORD=stack.password,
+        KUBECONFIG=str(stack.kubeconfig),
+        LEADER_ELECTION_ENABLED="false",
+    )
+    return Controller([binary], env, stack.workdir / "controller-go.log")
+
+
+def one(args: argparse.Namespace, which: str, binary: str) -> dict[str, Any]:
+    with stack_of(args.nodes, args.networks, args.dual_stack, args.latency_ms) as stack:
+        controller = go_controller(stack, binary) if which == "go" else python_controller(stack)
+        origin = time.time()
+        controller.start()
+        try:
+            result = measure_initial(stack, controller, args.timeout, origin)
+        finally:
+            code = controller.stop()
+        result["controller"] = which
+        result["exit_code"] = code
+        if not result["converged"]:
+            print(f"{which} log (last lines):\n{controller.tail(8)}", file=sys.stderr)
+        return result
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or b == 0:
+        return None
+    return round(a / b, 2)
+
+
+def compare(args: argparse.Namespace) -> dict[str, Any]:
+    binary = go_binary()
+    go = one(args, "go", binary)
+    ours = one(args, "python", binary)
+    ratios = {key: ratio(go.get(key), ours.get(key)) for key in (*COMPARED, "peak_rss_mb")}
+    return {
+        "nodes": args.nodes,
+        "networks": args.networks,
+        "dual_stack": args.dual_stack,
+        "latency_ms": args.latency_ms,
+        "timeout": args.timeout,
+        "go": go,
+        "ours": ours,
+        "ratio_go_over_ours": ratios,
+    }
+
+
+def summary(result: dict[str, Any]) -> str:
+    rows = [*COMPARED, "peak_rss_mb", "converged", "rules_matching", "rules_expected"]
+    lines = [
+        f"{result['nodes']} nodes x {result['networks']} network(s), dual-stack "
+        f"{result['dual_stack']}, emulator latency {result['latency_ms']} ms",
+        f"{'':24} {'Go original':>14} {'ours':>14} {'Go / ours':>10}",
+    ]
+    for key in rows:
+        r = result["ratio_go_over_ours"].get(key)
+        lines.append(
+            f"{key:24} {result['go'].get(key)!s:>14} {result['ours'].get(key)!s:>14} "
+            f"{'' if r is None else r!s:>10}"
+        )
+    for which in ("go", "ours"):
+        for key, count in result[which]["requests"].items():
+            lines.append(f"  {which:5} {count:9d}  {key}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    add_stack_options(parser)
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds per run (600)")
+    args = parser.parse_args(argv)
+    check_stack_options(parser, args)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        result = compare(args)
+    except BenchError as exc:
+        print(f"compare: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("compare: interrupted", file=sys.stderr)
+        return 130
+    print(json.dumps(result) if args.json else summary(result))
+    return 0 if result["ours"]["converged"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
