@@ -59,6 +59,8 @@ class Executor:
         if concurrency < 1:
             raise ValueError(f"Netmaker write concurrency must be >= 1, got {concurrency}")
         self._writer = writer
+        self._concurrency = concurrency
+        # Shared by concurrent passes (node passes run side by side), so the bound is global.
         self._limit = asyncio.Semaphore(concurrency)
         self._may_write = may_write
         self._dry_run = dry_run
@@ -81,7 +83,16 @@ class Executor:
         )
 
     async def _phase(self, actions: Sequence[Action], run: _Run) -> None:
-        await asyncio.gather(*(self._one(a, run) for a in actions))
+        # As many workers as writes may be in flight, each taking the next action: 20,000
+        # creates are 4 coroutines walking one list, not 20,000 tasks held in memory at once.
+        pending = iter(actions)
+
+        async def worker() -> None:
+            for action in pending:
+                await asyncio.sleep(0)  # let others run between writes (a lost lease, a stop)
+                await self._one(action, run)
+
+        await asyncio.gather(*(worker() for _ in range(min(self._concurrency, len(actions)))))
 
     async def _one(self, action: Action, run: _Run) -> None:
         async with self._limit:
