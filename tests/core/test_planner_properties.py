@@ -259,3 +259,25 @@ def test_per_node_passes_then_a_full_pass_leaves_only_orphans(world):
     assert all(a.kind is ActionKind.DELETE for a in full.actions), [
         a.describe() for a in full.actions
     ]
+
+
+def with_index(view: NetmakerView) -> NetmakerView:
+    """The view with a `routed` index, as the cache gives it."""
+
+    def routed(node_ids) -> list[Egress]:
+        wanted = set(node_ids)
+        return [e for es in view.egress.values() for e in es if wanted.intersection(e.nodes)]
+
+    return NetmakerView(hosts=view.hosts, nodes=view.nodes, egress=view.egress, routed=routed)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(worlds())
+def test_a_single_node_pass_plans_the_same_with_the_routing_index(world):
+    """The index only saves the scan: a node pass with it makes exactly the plan it makes
+    scanning every rule."""
+    kube, view, cluster = world
+    s = PlanSettings(cluster=cluster, **ALLOW)
+    indexed = with_index(view)
+    for name in NAMES:
+        assert plan(kube, indexed, s, only=name) == plan(kube, view, s, only=name)

@@ -214,3 +214,23 @@ async def test_a_failed_list_is_not_cached(api, clock):
 def test_negative_ttl_is_refused():
     with pytest.raises(ValueError, match="TTL"):
         CachedNetmaker(FakeApi(), ttl=-1)
+
+
+async def test_the_routing_index_follows_our_writes(api, clock):
+    cache = CachedNetmaker(api, ttl=30, clock=clock)
+    api.nodes.append(NmNode(id="n2", host_id="h2", network="a"))
+    view = await cache.view()
+    assert view.routed is not None
+    assert view.routed(["n1"]) == []
+    first = await cache.create_egress(SPEC)
+    second = await cache.create_egress(replace(SPEC, name="w1 pods (2/2)", range="fd00::/64"))
+    view = await cache.view()
+    assert view.routed is not None
+    assert {e.id for e in view.routed(["n1"])} == {first.id, second.id}
+    moved = await cache.update_egress(first, replace(SPEC, nodes={"n2": 500}))
+    await cache.delete_egress(second)
+    view = await cache.view()
+    assert view.routed is not None
+    assert view.routed(["n1"]) == []
+    assert [e.id for e in view.routed(["n2", "n1"])] == [moved.id]
+    assert [e.id for e in view.egress["a"]] == [moved.id]

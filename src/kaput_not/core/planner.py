@@ -87,6 +87,9 @@ class NetmakerView:
     hosts: Sequence[Host] = ()
     nodes: Sequence[NmNode] = ()
     egress: Mapping[str, Sequence[Egress]] = field(default_factory=dict)
+    #: Optional index: every rule in `egress` routed through one of the given node ids. A
+    #: single-node pass uses it instead of scanning every rule (the cache keeps one).
+    routed: Callable[[Iterable[str]], Sequence[Egress]] | None = None
 
     def networks(self) -> set[str]:
         """Networks whose egress lists a full pass needs: every network a node is in."""
@@ -279,7 +282,7 @@ def _narrowed(netmaker: NetmakerView, name: str) -> NetmakerView:
     host_ids = {h.id for h in hosts}
     listed = {node_id for h in hosts for node_id in h.node_ids}
     nodes = tuple(n for n in netmaker.nodes if n.host_id in host_ids or n.id in listed)
-    return NetmakerView(hosts=hosts, nodes=nodes, egress=netmaker.egress)
+    return NetmakerView(hosts=hosts, nodes=nodes, egress=netmaker.egress, routed=netmaker.routed)
 
 
 def _index(kube_nodes: Iterable[KubeNode], netmaker: NetmakerView) -> _Index:
@@ -393,7 +396,10 @@ def _owned_rules(
         for host in index.hosts_by_name.get(kube.netmaker_host if kube else only, []):
             in_scope |= index.node_ids_by_host.get(host.id, set())
     owned: list[tuple[Egress, Marker]] = []
-    for egresses in netmaker.egress.values():
+    candidates: Iterable[Iterable[Egress]] = netmaker.egress.values()
+    if in_scope is not None and netmaker.routed is not None:
+        candidates = [netmaker.routed(in_scope)]
+    for egresses in candidates:
         for egress in egresses:
             # Scope first: it is a set lookup, and a one-node pass skips nearly every rule.
             if in_scope is not None and in_scope.isdisjoint(egress.nodes):

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
@@ -80,9 +80,12 @@ class CachedNetmaker:
         self._hosts: _Slot[list[Host]] = _Slot()
         self._nodes: _Slot[list[NmNode]] = _Slot()
         self._networks: _Slot[list[str]] = _Slot()
-        # Per network, the rules by id: a write patches one entry, not the whole list (at
-        # 10,000 nodes, rebuilding a 20,000-rule list per write made the first sync quadratic).
-        self._egress: dict[str, _Slot[dict[str, Egress]]] = {}
+        # Per network, the rules by id and by routing node: a write patches one entry, not the
+        # whole list (at 10,000 nodes, rebuilding a 20,000-rule list per write made the first
+        # sync quadratic), and a node event finds its node's rules without a scan.
+        self._egress: dict[str, _Slot[_Rules]] = {}
+        # The network names of the last view, and the lists they were derived from.
+        self._names: tuple[int, int, list[str]] | None = None
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -96,26 +99,46 @@ class CachedNetmaker:
         return await self._read(self._networks, self._api.list_networks)
 
     async def egress(self, network: str) -> list[Egress]:
-        return list((await self._egress_by_id(network)).values())
+        return (await self._rules(network)).values()
 
-    async def _egress_by_id(self, network: str) -> dict[str, Egress]:
+    async def _rules(self, network: str) -> _Rules:
         slot = self._egress.setdefault(network, _Slot())
 
-        async def fetch() -> dict[str, Egress]:
-            return {e.id: e for e in await self._api.list_egress(network)}
+        async def fetch() -> _Rules:
+            return _Rules(await self._api.list_egress(network))
 
         return await self._read(slot, fetch)
 
     async def view(self) -> NetmakerView:
         """Hosts, nodes and the egress list of every network that has nodes or is declared."""
         hosts, nodes, networks = await asyncio.gather(self.hosts(), self.nodes(), self.networks())
-        names = sorted(set(networks) | {n.network for n in nodes if n.routable})
-        lists = await asyncio.gather(*(self._egress_by_id(n) for n in names))
+        names = self._network_names(networks, nodes)
+        lists = await asyncio.gather(*(self._rules(n) for n in names))
+        by_network = dict(zip(names, lists, strict=True))
+
+        def routed(node_ids: Iterable[str]) -> list[Egress]:
+            """Every listed rule with one of `node_ids` in its `nodes` (no scan)."""
+            found: dict[str, Egress] = {}
+            for rules in by_network.values():
+                for node_id in node_ids:
+                    found.update(rules.routed_through(node_id))
+            return list(found.values())
+
         return NetmakerView(
-            hosts=tuple(hosts),
-            nodes=tuple(nodes),
-            egress={name: list(rules.values()) for name, rules in zip(names, lists, strict=True)},
+            hosts=hosts,
+            nodes=nodes,
+            egress={name: rules.values() for name, rules in by_network.items()},
+            routed=routed,
         )
+
+    def _network_names(self, networks: list[str], nodes: list[NmNode]) -> list[str]:
+        """Declared networks and every network a node is in; computed once per pair of lists."""
+        memo = self._names
+        if memo is not None and memo[0] == id(networks) and memo[1] == id(nodes):
+            return memo[2]
+        names = sorted(set(networks) | {n.network for n in nodes if n.routable})
+        self._names = (id(networks), id(nodes), names)
+        return names
 
     def refresh_inventory(self) -> None:
         """Forget the host and node lists; egress lists stay (our writes keep them current)."""
@@ -164,17 +187,17 @@ class CachedNetmaker:
 
     async def create_egress(self, spec: EgressSpec) -> Egress:
         created = await self._write(self._api.create_egress(spec))
-        self._patch(created.network, lambda es: _put(es, created))
+        self._patch(created.network, lambda rules: rules.put(created))
         return created
 
     async def update_egress(self, target: Egress, spec: EgressSpec) -> Egress:
         updated = await self._write(self._api.update_egress(target.id, spec))
-        self._patch(target.network, lambda es: _put(es, updated, replacing=target.id))
+        self._patch(target.network, lambda rules: rules.put(updated, replacing=target.id))
         return updated
 
     async def delete_egress(self, target: Egress) -> None:
         await self._write(self._api.delete_egress(target.id))
-        self._patch(target.network, lambda es: _drop(es, target.id))
+        self._patch(target.network, lambda rules: rules.drop(target.id))
 
     async def _write(self, call: Awaitable[T]) -> T:
         try:
@@ -187,7 +210,7 @@ class CachedNetmaker:
             self.invalidate()
             raise
 
-    def _patch(self, network: str, patch: Callable[[dict[str, Egress]], dict[str, Egress]]) -> None:
+    def _patch(self, network: str, patch: Callable[[_Rules], _Rules]) -> None:
         slot = self._egress.get(network)
         if slot is None:
             return
@@ -198,18 +221,42 @@ class CachedNetmaker:
 
 
 def _size(value: object) -> int:
-    return len(value) if isinstance(value, list | dict) else 0
+    return len(value) if isinstance(value, list | _Rules) else 0
 
 
-def _put(
-    egresses: dict[str, Egress], egress: Egress, *, replacing: str | None = None
-) -> dict[str, Egress]:
-    if replacing is not None and replacing != egress.id:
-        egresses.pop(replacing, None)
-    egresses[egress.id] = egress
-    return egresses
+class _Rules:
+    """One network's egress list, by id and by routing node id, patched in place."""
 
+    __slots__ = ("_by_id", "_by_node")
 
-def _drop(egresses: dict[str, Egress], egress_id: str) -> dict[str, Egress]:
-    egresses.pop(egress_id, None)
-    return egresses
+    def __init__(self, egresses: Iterable[Egress]) -> None:
+        self._by_id: dict[str, Egress] = {}
+        self._by_node: dict[str, dict[str, Egress]] = {}
+        for egress in egresses:
+            self.put(egress)
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def values(self) -> list[Egress]:
+        return list(self._by_id.values())
+
+    def routed_through(self, node_id: str) -> dict[str, Egress]:
+        return self._by_node.get(node_id, {})
+
+    def put(self, egress: Egress, *, replacing: str | None = None) -> _Rules:
+        self.drop(replacing if replacing is not None else egress.id)
+        self._by_id[egress.id] = egress
+        for node_id in egress.nodes:
+            self._by_node.setdefault(node_id, {})[egress.id] = egress
+        return self
+
+    def drop(self, egress_id: str) -> _Rules:
+        old = self._by_id.pop(egress_id, None)
+        for node_id in old.nodes if old is not None else ():
+            routed = self._by_node.get(node_id)
+            if routed is not None:
+                routed.pop(egress_id, None)
+                if not routed:
+                    del self._by_node[node_id]
+        return self
