@@ -47,7 +47,7 @@ def test_deletes_split_into_many_passes_spend_one_budget_and_it_trips():
     allowed = 0
     for i in range(10):  # one delete per node pass, as an empty relist would make them
         checked = guard.check(Plan(actions=(delete(i),), owned=1), everything)
-        guard.spent(checked)
+        guard.spent(checked, everything)
         allowed += checked.count(ActionKind.DELETE)
     assert allowed == 5  # half of the 10 rules of ours, whatever the split
     assert guard.deletes.tripped
@@ -57,7 +57,7 @@ def test_deletes_split_into_many_passes_spend_one_budget_and_it_trips():
     assert checked.count(ActionKind.DELETE) == 0
     assert len(checked.withheld) == 1
     # A full pass that finds nothing to delete: the state recovered.
-    guard.spent(guard.check(Plan(owned=5), everything, full=True))
+    guard.spent(guard.check(Plan(owned=5), everything, full=True), everything)
     assert not guard.deletes.tripped
     assert guard.check(Plan(actions=(delete(7),), owned=1), everything).count(ActionKind.DELETE)
 
@@ -69,7 +69,7 @@ def test_one_rule_deleted_by_hand_is_re_created_but_a_vanished_list_is_not():
     one_gone = view(rules[1:])
     checked = guard.check(Plan(actions=(create(0),), owned=9), one_gone, full=True)
     assert checked.count(ActionKind.CREATE) == 1  # a hand delete is repaired at once
-    guard.spent(checked)
+    guard.spent(checked, one_gone)
     empty = view([])
     plan = Plan(actions=tuple(create(i) for i in range(1, 10)), owned=0)
     checked = guard.check(plan, empty, full=True)

@@ -86,8 +86,8 @@ class WindowBudget:
 class WriteGuard:
     """Applies the delete and re-create budgets to each plan, and remembers our rules' slots.
 
-    `known` holds, per slot, the id of our rule last seen there (refreshed by every full pass)
-    and when: a slot whose rule is missing from a later snapshot, without our own delete, is
+    `known` holds, per slot, the id of our rule last seen there (refreshed by every full pass):
+    a slot whose rule is missing from a later snapshot, without our own delete, is
     "vanished", and a create for it is a re-create.
     """
 
@@ -103,7 +103,7 @@ class WriteGuard:
         self._clock = clock
         self.deletes = WindowBudget(settings, clock)
         self.recreates = WindowBudget(settings, clock)
-        self._known: dict[Slot, tuple[str, float]] = {}
+        self._known: dict[Slot, str] = {}
         self._slots_by_id: dict[str, list[Slot]] = {}
         self._peak: deque[tuple[float, int]] = deque()  # (time, rules of ours) per full pass
         #: Why the last pass held writes back, or None: for /readyz and the logs.
@@ -118,28 +118,26 @@ class WriteGuard:
 
     def learn(self, view: NetmakerView, owned: int) -> None:
         """After a full pass's read: our rules now, by slot."""
-        now = self._clock()
-        self._peak.append((now, owned))
-        seen: dict[Slot, tuple[str, float]] = {}
+        self._peak.append((self._clock(), owned))
+        seen: dict[Slot, str] = {}
         for network, egresses in view.egress.items():
             for egress in egresses:
-                _remember(seen, network, egress, self._cluster, now)
+                _remember(seen, network, egress, self._cluster)
         routers = {n.id for n in view.nodes}
-        for slot, (egress_id, when) in self._known.items():
+        for slot, egress_id in self._known.items():
             # Vanished without our delete: remembered while its routing node exists, so a
             # create for the slot counts as a re-create however long the list stays wrong.
             if slot not in seen and slot[2] in routers:
-                seen[slot] = (egress_id, when)
+                seen[slot] = egress_id
         self._known = seen
         self._slots_by_id = {}
-        for slot, (egress_id, _) in seen.items():
+        for slot, egress_id in seen.items():
             self._slots_by_id.setdefault(egress_id, []).append(slot)
 
     def created(self, made: Sequence[Egress]) -> None:
         """Rules we just created hold their slots from now on."""
-        now = self._clock()
         for egress in made:
-            for slot in _remember(self._known, egress.network, egress, self._cluster, now):
+            for slot in _remember(self._known, egress.network, egress, self._cluster):
                 self._slots_by_id.setdefault(egress.id, []).append(slot)
 
     def check(self, plan: Plan, view: NetmakerView, *, full: bool = False) -> Plan:
@@ -178,18 +176,15 @@ class WriteGuard:
             refusal=refusal,
         )
 
-    def spent(self, plan: Plan) -> None:
-        """Count what `plan` (as checked) is about to write against the budgets."""
-        recreates = 0
+    def spent(self, plan: Plan, view: NetmakerView) -> None:
+        """Count what `plan` (as checked against `view`) is about to write against the budgets."""
+        self.recreates.spend(len(self._recreates(list(plan.actions), view)))
         for action in plan.actions:
             if action.kind is ActionKind.DELETE and action.target is not None:
                 # Ours to delete: its slot is no longer "held", so no later create is a re-create.
                 for slot in self._slots_by_id.pop(action.target.id, []):
                     self._known.pop(slot, None)
-            elif action.kind is ActionKind.CREATE and self._is_vanished_slot(action):
-                recreates += 1
         self.deletes.spend(plan.count(ActionKind.DELETE))
-        self.recreates.spend(recreates)
         tripped = self.deletes.tripped or self.recreates.tripped
         # Held until the budget recovers, not just during the passes that were refused.
         self.holding = plan.refusal or (self.holding if tripped else None)
@@ -219,21 +214,13 @@ class WriteGuard:
             network = slot[0]
             if network not in present:
                 present[network] = {e.id for e in view.egress.get(network, ())}
-            if known[0] not in present[network]:
+            if known not in present[network]:
                 found.append(action)
         return found
 
-    def _is_vanished_slot(self, action: Action) -> bool:
-        slot = _slot(action)
-        return slot is not None and slot in self._known
-
 
 def _remember(
-    known: dict[Slot, tuple[str, float]],
-    network: str,
-    egress: Egress,
-    cluster: str | None,
-    now: float,
+    known: dict[Slot, str], network: str, egress: Egress, cluster: str | None
 ) -> list[Slot]:
     """Record the slots `egress` holds, if it is ours; returns them."""
     marker = parse_description(egress.description)
@@ -241,7 +228,7 @@ def _remember(
         return []
     slots = [(network, marker.index, node_id) for node_id in egress.nodes]
     for slot in slots:
-        known[slot] = (egress.id, now)
+        known[slot] = egress.id
     return slots
 
 

@@ -46,12 +46,6 @@ class NodeStates:
         self._states: dict[str, NodeReport] = {}
         self._skipped: Counter[str] = Counter()
 
-    def get(self, name: str) -> NodeReport | None:
-        return self._states.get(name)
-
-    def all(self) -> list[NodeReport]:
-        return [self._states[name] for name in sorted(self._states)]
-
     def record(
         self, report: PassReport, nodes: Mapping[str, KubeNode], *, only: str | None = None
     ) -> None:
@@ -67,10 +61,11 @@ class NodeStates:
             seen.add(node_report.name)
             now = _settled(node_report, failed, held, result.skipped == 0)
             self._change(now, nodes.get(node_report.name))
-            writes = {kind: written[(node_report.name, kind)] for kind in ActionKind}
-            if now.state is NodeState.IN_SYNC and (
-                writes[ActionKind.CREATE] or writes[ActionKind.UPDATE]
-            ):
+            writes = {
+                kind: written[(node_report.name, kind)]
+                for kind in (ActionKind.CREATE, ActionKind.UPDATE)
+            }
+            if now.state is NodeState.IN_SYNC and any(writes.values()):
                 self._tell(nodes.get(node_report.name), False, WRITTEN, _written_note(now, writes))
         gone: Iterable[str] = self._states if only is None else [only]
         for name in [n for n in gone if n not in seen]:
@@ -135,8 +130,6 @@ def _settled(
 
 
 def _written_note(report: NodeReport, writes: Mapping[ActionKind, int]) -> str:
-    parts = [
-        f"{n} {kind.value}d" for kind, n in writes.items() if n and kind is not ActionKind.DELETE
-    ]
+    parts = [f"{n} {kind.value}d" for kind, n in writes.items() if n]
     networks = ", ".join(report.networks) or "no network"
     return f"egress rules {' and '.join(parts)} in {networks} (Netmaker host {report.host})"

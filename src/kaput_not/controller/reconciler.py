@@ -92,7 +92,7 @@ class Reconciler:
             if only is None:
                 guard.learn(view, the_plan.owned)
             the_plan = guard.check(the_plan, view, full=only is None)
-            guard.spent(the_plan)
+            guard.spent(the_plan, view)
         for warning in the_plan.warnings:
             # Each is a node's skip reason too, which the controller logs once when it starts
             # and once when it ends (node_states.py), not on every pass.
