@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
@@ -124,12 +124,7 @@ class CachedNetmaker:
                     found.update(rules.routed_through(node_id))
             return list(found.values())
 
-        return NetmakerView(
-            hosts=hosts,
-            nodes=nodes,
-            egress={name: rules.values() for name, rules in by_network.items()},
-            routed=routed,
-        )
+        return NetmakerView(hosts=hosts, nodes=nodes, egress=_Lists(by_network), routed=routed)
 
     def _network_names(self, networks: list[str], nodes: list[NmNode]) -> list[str]:
         """Declared networks and every network a node is in; computed once per pair of lists."""
@@ -222,6 +217,26 @@ class CachedNetmaker:
 
 def _size(value: object) -> int:
     return len(value) if isinstance(value, list | _Rules) else 0
+
+
+class _Lists(Mapping[str, Sequence[Egress]]):
+    """A view's egress lists, copied out of the cache when read. A node event that finds its
+    node's rules through `routed` copies none of them (20,000 pointers per event at 10,000
+    dual-stack nodes); a pass reads them synchronously after the view, so it sees one state."""
+
+    __slots__ = ("_by_network",)
+
+    def __init__(self, by_network: dict[str, _Rules]) -> None:
+        self._by_network = by_network
+
+    def __getitem__(self, network: str) -> list[Egress]:
+        return self._by_network[network].values()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_network)
+
+    def __len__(self) -> int:
+        return len(self._by_network)
 
 
 class _Rules:
