@@ -18,21 +18,17 @@ Usage: .venv/bin/python bench/compare.py [--nodes N] [--networks K] [--dual-stac
 Ratios are Go / ours (above 1: the Go original spends more). Exit code 0 when ours converged.
 """
 
-# ruff: noqa: S603  (this benchmark exists to run the controllers)
-
 from __future__ import annotations
 
 import argparse
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from typing import Any
 
 from scale import (
-    ROOT,
     USERNAME,
     BenchError,
     Controller,
@@ -43,6 +39,8 @@ from scale import (
     python_controller,
     stack_of,
 )
+
+import peers
 
 GO_NAME = "kaput-not-go"
 # The Go original's own variables; everything else in our environment is left out.
@@ -57,24 +55,10 @@ COMPARED = ("requests_total", "reads", "writes", "wall_seconds", "controller_cpu
 
 
 def go_binary() -> str:
-    found = os.environ.get("KAPUT_NOT_GO", "")
-    if not found:
-        built = subprocess.run(
-            [sys.executable, str(ROOT / "scripts" / "build-peers"), GO_NAME],
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd=ROOT,
-        )
-        for line in built.stdout.splitlines():
-            name, _, path = line.partition(" ")
-            if name == GO_NAME:
-                found = path.strip()
-        if not found:
-            raise BenchError(f"no {GO_NAME}: scripts/build-peers exited {built.returncode}")
-    if not (os.path.isfile(found) and os.access(found, os.X_OK)):
-        raise BenchError(f"no {GO_NAME}: {found} is not an executable file")
-    return found
+    try:
+        return peers.find_peers({GO_NAME: "KAPUT_NOT_GO"})[GO_NAME]
+    except peers.PeerMissing as exc:
+        raise BenchError(str(exc)) from exc
 
 
 def go_controller(stack: Stack, binary: str) -> Controller:

@@ -41,8 +41,6 @@ the binaries cached under ~/.cache/kaput-not/peers). Processes, data and logs li
 temporary directory, removed at the end unless ``--keep``.
 """
 
-# ruff: noqa: S603  (this benchmark exists to run the peers and the controller)
-
 from __future__ import annotations
 
 import argparse
@@ -53,7 +51,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -84,6 +81,8 @@ from tests.e2e.controlplane import (  # noqa: E402
     StartError,
     free_port,
 )
+
+import peers  # noqa: E402 - bench/peers.py, beside this script
 
 PEERS = {
     "kube-apiserver": "KAPUT_NOT_KUBE_APISERVER",
@@ -120,29 +119,10 @@ class BenchError(Exception):
 
 
 def find_peers() -> dict[str, str]:
-    """Each peer's binary: from its variable, else from scripts/build-peers."""
-    found = {name: os.environ.get(variable, "") for name, variable in PEERS.items()}
-    reason = ""
-    if not all(found.values()):
-        built = subprocess.run(
-            [sys.executable, str(ROOT / "scripts" / "build-peers"), *PEERS],
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd=ROOT,
-        )
-        for line in built.stdout.splitlines():
-            name, _, path = line.partition(" ")
-            if name in found and not found[name]:
-                found[name] = path.strip()
-        failures = [line for line in built.stderr.splitlines() if line.startswith("build-peers: ")]
-        reason = failures[-1] if failures else f"scripts/build-peers exited {built.returncode}"
-    for name, path in found.items():
-        if not path:
-            raise BenchError(f"no {name}: {PEERS[name]} is unset and {reason}")
-        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-            raise BenchError(f"no {name}: {path} is not an executable file")
-    return found
+    try:
+        return peers.find_peers(PEERS)
+    except peers.PeerMissing as exc:
+        raise BenchError(str(exc)) from exc
 
 
 # ------------------------------------------------------------------ the counting proxy
