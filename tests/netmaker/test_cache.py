@@ -234,3 +234,42 @@ async def test_the_routing_index_follows_our_writes(api, clock):
     assert view.routed(["n1"]) == []
     assert [e.id for e in view.routed(["n2", "n1"])] == [moved.id]
     assert [e.id for e in view.egress["a"]] == [moved.id]
+
+
+def _decoded(egress: Egress) -> Egress:
+    """`egress` with fresh copies of its strings and node map, as a JSON decoder returns them."""
+    return Egress(
+        id=egress.id,
+        network="".join(egress.network),
+        name="".join(egress.name),
+        description="".join(egress.description),
+        range="".join(egress.range),
+        nat=egress.nat,
+        status=egress.status,
+        nodes=dict(egress.nodes),
+    )
+
+
+async def test_a_written_rule_shares_the_specs_values_and_keeps_what_the_server_changed(api, clock):
+    cache = CachedNetmaker(api, ttl=30, clock=clock)
+    await cache.view()
+    original = api.create_egress
+    answers: list[Egress] = []
+
+    async def decoded(sent: EgressSpec) -> Egress:
+        answers.append(_decoded(await original(sent)))
+        return answers[-1]
+
+    api.create_egress = decoded  # type: ignore[method-assign]
+    # The server stores what was sent: the cache keeps the spec's own objects, one copy each.
+    created = await cache.create_egress(SPEC)
+    assert created == answers[0]
+    assert answers[0].description is not SPEC.description
+    assert created.description is SPEC.description
+    assert created.name is SPEC.name
+    assert created.nodes is SPEC.nodes
+    # The server normalised the range: its answer is the truth, kept whole as it came.
+    other = await cache.create_egress(replace(SPEC, range="10.1.0.1/24"))
+    assert other.range == "10.1.0.0/24"
+    assert other is answers[1]
+    assert (await cache.view()).egress["a"] == [created, other]

@@ -139,6 +139,21 @@ def test_egress_decodes_from_the_enveloped_answer() -> None:
     )
 
 
+def test_ids_and_names_read_from_different_lists_are_one_object() -> None:
+    """A node id appears in its host, its node and each of its rules: decoded separately, the
+    three are kept as one string (memory at 10,000 hosts), and equal values stay equal."""
+    [host] = wire.HOSTS.decoder.decode(encode([HOST]))
+    [node] = wire.NODES.decoder.decode(encode([NODE]))
+    envelope = wire.ENVELOPE.decode(encode({"Code": 200, "Message": "", "Response": [EGRESS]}))
+    [egress] = wire.EGRESS_LIST.decoder.decode(envelope.response)
+    core_host, core_node = wire.host_from_wire(host), wire.node_from_wire(node)
+    core_egress = wire.egress_from_wire(egress)
+    [rule_node] = core_egress.nodes
+    assert core_host.node_ids[0] is core_node.id is rule_node
+    assert core_host.id is core_node.host_id
+    assert core_node.network is core_egress.network
+
+
 def test_egress_with_null_nodes_has_no_nodes() -> None:
     egress = wire.EGRESS.decoder.decode(encode({**EGRESS, "nodes": None}))
     assert wire.egress_from_wire(egress).nodes == {}

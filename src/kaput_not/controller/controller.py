@@ -99,7 +99,7 @@ class Controller:
         self.leading = False
         self.fatal: Exception | None = None
         self._fatal_event = asyncio.Event()
-        self._host_fingerprints: dict[str, frozenset[_Membership]] | None = None
+        self._host_fingerprints: dict[str, _Fingerprint] | None = None
         # Until the first full pass starts, events are covered by it: queueing them would
         # plan every node a second time, one by one, right after the full pass did.
         self._accepting = False
@@ -243,7 +243,7 @@ class Controller:
         for name in sorted(changed):
             log.info("Netmaker host %s changed; reconciling the node", name)
             self.queue.add(name)
-        removed = any(previous[name] - current.get(name, frozenset()) for name in previous)
+        removed = _lost_membership(previous, current)
         if removed:
             # Netmaker strips a removed node from every rule and keeps the rules (`nodes: {}`):
             # no node name can claim them, so only a full pass cleans them up.
@@ -401,17 +401,36 @@ class Controller:
 
 #: (host id, network, node id, routable): one Netmaker membership of a host name.
 _Membership = tuple[str, str, str, bool]
+#: A host name's memberships, sorted. A tuple, not a set: at 10,000 hosts the sets cost 10 MB.
+_Fingerprint = tuple[_Membership, ...]
 
 
-def _fingerprints(hosts: list[Host], nodes: list[NmNode]) -> dict[str, frozenset[_Membership]]:
-    """Per host name, every membership of every host of that name. A change means re-plan."""
+def _fingerprints(hosts: list[Host], nodes: list[NmNode]) -> dict[str, _Fingerprint]:
+    """Per host name, every membership of every host of that name. A change means re-plan.
+
+    A host without nodes counts as one membership of its own, so its appearing is a change.
+    """
     by_host: dict[str, list[NmNode]] = {}
     for node in nodes:
         by_host.setdefault(node.host_id, []).append(node)
-    prints: dict[str, set[_Membership]] = {}
+    prints: dict[str, list[_Membership]] = {}
     for host in hosts:
-        entry = prints.setdefault(host.name, set())
-        entry.add((host.id, "", "", True))
-        for node in by_host.get(host.id, []):
-            entry.add((host.id, node.network, node.id, node.routable))
-    return {name: frozenset(entry) for name, entry in prints.items()}
+        entry = prints.setdefault(host.name, [])
+        members = by_host.get(host.id)
+        if not members:
+            entry.append((host.id, "", "", True))
+        for node in members or ():
+            entry.append((host.id, node.network, node.id, node.routable))
+    return {
+        name: (entry[0],) if len(entry) == 1 else tuple(sorted(set(entry)))
+        for name, entry in prints.items()
+    }
+
+
+def _lost_membership(previous: dict[str, _Fingerprint], current: dict[str, _Fingerprint]) -> bool:
+    """Whether a membership of `previous` is missing from `current`."""
+    return any(
+        not set(members) <= set(current.get(name, ()))
+        for name, members in previous.items()
+        if current.get(name) != members
+    )

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -226,7 +227,8 @@ class NodeInformer:
 def _stored(node: wire.Node) -> _Stored:
     return _Stored(
         KubeNode(
-            name=node.metadata.name,
+            # Interned: the same name is the Netmaker host's (`Host.name`), kept once.
+            name=sys.intern(node.metadata.name),
             pod_cidrs=node.pod_cidrs(),
             host_name=node.host_name(),
             uid=node.metadata.uid,

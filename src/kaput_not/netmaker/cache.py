@@ -181,12 +181,12 @@ class CachedNetmaker:
     # -- writes ----------------------------------------------------------------------------
 
     async def create_egress(self, spec: EgressSpec) -> Egress:
-        created = await self._write(self._api.create_egress(spec))
+        created = _sharing(await self._write(self._api.create_egress(spec)), spec)
         self._patch(created.network, lambda rules: rules.put(created))
         return created
 
     async def update_egress(self, target: Egress, spec: EgressSpec) -> Egress:
-        updated = await self._write(self._api.update_egress(target.id, spec))
+        updated = _sharing(await self._write(self._api.update_egress(target.id, spec)), spec)
         self._patch(target.network, lambda rules: rules.put(updated, replacing=target.id))
         return updated
 
@@ -213,6 +213,35 @@ class CachedNetmaker:
             slot.entry.value = patch(slot.entry.value)
         if slot.inflight is not None:
             slot.journal.append(patch)
+
+
+def _sharing(stored: Egress, spec: EgressSpec) -> Egress:
+    """`stored`, holding the spec's own strings and node map when the server kept what we sent.
+
+    The plan that wrote it holds the spec already: sharing keeps one copy of each value, not
+    two (about 600 bytes a rule, 12 MB at the end of a first sync of 10,000 dual-stack nodes).
+    Anything the server changed is kept as the server answered it.
+    """
+    if (
+        stored.network != spec.network
+        or stored.name != spec.name
+        or stored.description != spec.description
+        or stored.range != spec.range
+        or stored.nat != spec.nat
+        or stored.status != spec.status
+        or stored.nodes != spec.nodes
+    ):
+        return stored
+    return Egress(
+        id=stored.id,
+        network=spec.network,
+        name=spec.name,
+        description=spec.description,
+        range=spec.range,
+        nat=spec.nat,
+        status=spec.status,
+        nodes=spec.nodes,
+    )
 
 
 def _size(value: object) -> int:

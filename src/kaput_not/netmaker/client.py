@@ -140,6 +140,10 @@ class NetmakerClient:
     ) -> None:
         settings.validate()
         verify = tls_verify(settings)
+        if verify is True and not settings.api_url.lower().startswith("https://"):
+            # Plain HTTP never uses TLS (and redirects are not followed): skip loading the CA
+            # bundle, about 3 MB of certificates held for nothing.
+            verify = False
         self._settings = settings
         self._clock = clock
         self._on_request = on_request
