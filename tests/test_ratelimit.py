@@ -114,6 +114,21 @@ def test_token_bucket_does_not_track_keys() -> None:
     assert bucket.when("a") == 1.0
 
 
+def test_token_bucket_take_drops_without_debt() -> None:
+    # 1,000 tries against a bucket of 3: three pass, and the 997 dropped ones do not hold the
+    # next try back once a token has grown again.
+    clock = FakeClock()
+    bucket = ratelimit.TokenBucket(rate=2.0, burst=3, clock=clock)
+    assert sum(bucket.take() for _ in range(1000)) == 3
+    clock.advance(0.4)
+    assert not bucket.take()
+    clock.advance(0.1)
+    assert bucket.take()
+    assert not bucket.take()
+    clock.advance(60.0)
+    assert [bucket.take() for _ in range(4)] == [True, True, True, False]
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [pytest.param({"rate": 0.0}, id="zero-rate"), pytest.param({"burst": 0}, id="zero-burst")],

@@ -109,13 +109,25 @@ class TokenBucket:
         self._last = clock()
 
     def when(self, key: object) -> float:
+        self._refill()
+        self._tokens -= 1.0
+        return 0.0 if self._tokens >= 0 else -self._tokens / self._rate
+
+    def take(self) -> bool:
+        """Take a token if one is there. A try that finds none books nothing, so a caller that
+        drops what it cannot send now is not held back later by the tries it dropped."""
+        self._refill()
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
+
+    def _refill(self) -> None:
         now = self._clock()
         # max(): a clock that steps back must not drain the bucket.
         refill = max(0.0, now - self._last) * self._rate
         self._tokens = min(self._burst, self._tokens + refill)
         self._last = now
-        self._tokens -= 1.0
-        return 0.0 if self._tokens >= 0 else -self._tokens / self._rate
 
     def forget(self, key: object) -> None:
         return

@@ -2,8 +2,9 @@
 node has no rule, or that its rules were written.
 
 Events are a courtesy, never a reason to fail: each is posted in the background, a storm is cut
-by a token bucket (the rest are dropped and counted), and a refusal by RBAC (403) turns them
-off with one warning instead of one per event. The caller emits only on state changes, which is
+by a token bucket (the rest are dropped and counted, and never delay later ones), and a refusal
+by RBAC (403) or a cluster without the Events API or namespace (404) turns them off with one
+warning instead of one per event. The caller emits only on state changes, which is
 the aggregation: a node that stays skipped gets one Warning, not one per pass.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+import time
 from collections.abc import Callable
 
 import msgspec
@@ -26,6 +28,13 @@ log = logging.getLogger("kaput_not.events")
 CONTROLLER = "kaput-not.io/kaput-not"
 #: Longer notes are refused by the API server (events.k8s.io/v1 caps `note` at 1 kB).
 NOTE_LIMIT = 1024
+#: Answers that will be the same for every Event: turn Events off, with this warning.
+_TURNED_OFF_BY = {
+    403: "no permission to create Events in %s (%s); Events are off. The chart grants it with "
+    "events.enabled=true",
+    404: "the API server has no events.k8s.io/v1 Events in namespace %s (%s); Events are off "
+    "(EVENTS_ENABLED=false turns them off without this warning)",
+}
 
 
 class EventMeta(msgspec.Struct):
@@ -67,12 +76,13 @@ class EventRecorder:
         rate: float = 5.0,
         burst: int = 50,
         now: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
+        clock: Callable[[], float] = time.monotonic,
         on_dropped: Callable[[], None] = lambda: None,
     ) -> None:
         self._api = api
         self._namespace = namespace
         self._instance = instance[:128]
-        self._bucket = ratelimit.TokenBucket(rate=rate, burst=burst)
+        self._bucket = ratelimit.TokenBucket(rate=rate, burst=burst, clock=clock)
         self._now = now
         self._on_dropped = on_dropped
         self._enabled = True
@@ -82,7 +92,7 @@ class EventRecorder:
         """Post one Event about `node` in the background (dropped beyond the rate)."""
         if not self._enabled:
             return
-        if self._bucket.when(node.name) > 0:
+        if not self._bucket.take():
             self._on_dropped()
             return
         event = Event(
@@ -108,14 +118,10 @@ class EventRecorder:
             await self._api.send("POST", path, body, status_decoder)
             log.debug("posted a %s Event %s about node %s", event.type, event.reason, node)
         except KubeError as exc:
-            if exc.status == 403 and self._enabled:
-                self._enabled = False
-                log.warning(
-                    "no permission to create Events in %s (%s); Events are off. The chart "
-                    "grants it with events.enabled=true",
-                    self._namespace,
-                    exc,
-                )
+            if exc.status in _TURNED_OFF_BY:
+                if self._enabled:  # Events already in flight get the same answer: say it once
+                    self._enabled = False
+                    log.warning(_TURNED_OFF_BY[exc.status], self._namespace, exc)
             elif 400 <= exc.status < 500:
                 log.warning("the API server refused an Event about node %s: %s", node, exc)
             else:
