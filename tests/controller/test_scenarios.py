@@ -249,10 +249,27 @@ async def test_rule_7_a_delete_seen_while_netmaker_is_down_is_done_once_it_is_ba
     world.node("w1", "10.244.1.0/24")
     await world.sync()
     del world.kube["w1"]
-    world.later()
+    world.clock.advance(61)  # lists too old to plan on while they are read again
     world.nm.faults.status("*", 503, "database is locked", times=None)
     with pytest.raises(Exception, match="503"):
         await world.sync(only="w1")
+    assert len(world.ours()) == 1
+    world.nm.faults.clear()
+    await world.sync(only="w1")
+    assert world.ours() == []
+
+
+async def test_rule_7_a_delete_planned_on_lists_being_refreshed_is_retried_if_netmaker_fails(
+    world: World,
+):
+    world.nm.state.add_host("w1", ["mesh"])
+    world.node("w1", "10.244.1.0/24")
+    await world.sync()
+    del world.kube["w1"]
+    world.later()  # past the TTL: a node pass plans on the lists while they are read again
+    world.nm.faults.status("*", 503, "database is locked", times=None)
+    report = await world.sync(only="w1")
+    assert [f.action.kind for f in report.result.failures] == ["delete"]
     assert len(world.ours()) == 1
     world.nm.faults.clear()
     await world.sync(only="w1")

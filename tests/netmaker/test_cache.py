@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections import Counter
 from dataclasses import replace
 
@@ -273,3 +274,62 @@ async def test_a_written_rule_shares_the_specs_values_and_keeps_what_the_server_
     assert other.range == "10.1.0.0/24"
     assert other is answers[1]
     assert (await cache.view()).egress["a"] == [created, other]
+
+
+async def test_a_node_pass_plans_on_lists_being_refreshed_and_a_full_pass_waits(api, clock):
+    cache = CachedNetmaker(api, ttl=30, clock=clock)
+    await cache.view()
+    created = await cache.create_egress(SPEC)
+    clock.now += 31
+    api.hosts = [*api.hosts, Host(id="h2", name="w2", node_ids=())]
+    api.gate = asyncio.Event()  # the refresh is slow
+    # A node pass gets the lists at once, our write in them, while they are read again.
+    stale = await asyncio.wait_for(cache.view(stale_ok=True), 1)
+    assert [h.name for h in stale.hosts] == ["w1"]
+    assert stale.egress["a"] == [created]
+    assert api.calls["hosts"] == 2  # the refresh started
+    # A full pass waits for the refresh, and so sees the new host.
+    full = asyncio.create_task(cache.view())
+    await asyncio.sleep(0)
+    assert not full.done()
+    api.gate.set()
+    fresh = await full
+    assert [h.name for h in fresh.hosts] == ["w1", "w2"]
+    assert fresh.egress["a"] == [created]
+    assert api.calls["hosts"] == 2
+
+
+async def test_lists_older_than_twice_the_ttl_are_never_planned_on(api, clock):
+    cache = CachedNetmaker(api, ttl=30, clock=clock)
+    await cache.view()
+    clock.now += 61
+    api.fail_next = None
+    api.hosts = []
+    api.gate = asyncio.Event()
+    reader = asyncio.create_task(cache.view(stale_ok=True))
+    await asyncio.sleep(0)
+    assert not reader.done()
+    api.gate.set()
+    assert (await reader).hosts == []
+
+
+async def test_a_failed_refresh_nobody_waited_for_is_not_an_unhandled_error(
+    api, clock, caplog: pytest.LogCaptureFixture
+):
+    cache = CachedNetmaker(api, ttl=30, clock=clock)
+    await cache.view()
+    clock.now += 31
+    original = api.list_hosts
+
+    async def failing() -> list[Host]:
+        raise errors.Unreachable("GET /api/hosts", "connection refused")
+
+    api.list_hosts = failing
+    assert (await cache.view(stale_ok=True)).hosts == api.hosts
+    for _ in range(3):
+        await asyncio.sleep(0)
+    gc.collect()
+    assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
+    api.list_hosts = original
+    assert (await cache.hosts()) == api.hosts  # the next reader reads again
+    assert api.calls["hosts"] == 2

@@ -73,7 +73,8 @@ class Reconciler:
         """One pass. `read_kube`, when given, is called after Netmaker has been read: the
         Kubernetes side then is the newer of the two snapshots, so a node that changed while a
         slow Netmaker read ran is planned as it is now, not as it was."""
-        view = await self._netmaker.view()
+        # A node pass may plan on lists whose refresh is running; a full pass waits for it.
+        view = await self._netmaker.view(stale_ok=only is not None)
         kube = read_kube() if read_kube is not None else KubeRead(list(kube_nodes), kube_complete)
         the_plan = plan(
             kube.nodes,

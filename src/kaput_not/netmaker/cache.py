@@ -6,7 +6,10 @@ our own creates, updates and deletes patch the cached lists instead of throwing 
 (write-through). Concurrent readers of one list share one in-flight call.
 
 How it can be wrong, and what bounds it:
-- Changes made by others (a host joining, a hand edit) are seen within one TTL.
+- Changes made by others (a host joining, a hand edit) are seen within one TTL. A node pass
+  may plan on lists up to twice the TTL old while their refresh runs (`view(stale_ok=True)`),
+  so a refresh of 10,000 hosts does not hold every node event back until it lands; a full
+  pass always waits for it.
 - A write whose outcome is unknown (timeout, reset, a 5xx after sending), or that the server
   refused, means the cache may disagree with the server: everything is dropped, and the next
   read lists again.
@@ -89,31 +92,39 @@ class CachedNetmaker:
 
     # -- reads -----------------------------------------------------------------------------
 
-    async def hosts(self) -> list[Host]:
-        return await self._read(self._hosts, self._api.list_hosts)
+    async def hosts(self, *, stale_ok: bool = False) -> list[Host]:
+        return await self._read(self._hosts, self._api.list_hosts, stale_ok)
 
-    async def nodes(self) -> list[NmNode]:
-        return await self._read(self._nodes, self._api.list_nodes)
+    async def nodes(self, *, stale_ok: bool = False) -> list[NmNode]:
+        return await self._read(self._nodes, self._api.list_nodes, stale_ok)
 
-    async def networks(self) -> list[str]:
-        return await self._read(self._networks, self._api.list_networks)
+    async def networks(self, *, stale_ok: bool = False) -> list[str]:
+        return await self._read(self._networks, self._api.list_networks, stale_ok)
 
     async def egress(self, network: str) -> list[Egress]:
         return (await self._rules(network)).values()
 
-    async def _rules(self, network: str) -> _Rules:
+    async def _rules(self, network: str, stale_ok: bool = False) -> _Rules:
         slot = self._egress.setdefault(network, _Slot())
 
         async def fetch() -> _Rules:
             return _Rules(await self._api.list_egress(network))
 
-        return await self._read(slot, fetch)
+        return await self._read(slot, fetch, stale_ok)
 
-    async def view(self) -> NetmakerView:
-        """Hosts, nodes and the egress list of every network that has nodes or is declared."""
-        hosts, nodes, networks = await asyncio.gather(self.hosts(), self.nodes(), self.networks())
+    async def view(self, *, stale_ok: bool = False) -> NetmakerView:
+        """Hosts, nodes and the egress list of every network that has nodes or is declared.
+
+        `stale_ok`: a list past its TTL but younger than twice the TTL is returned at once, its
+        refresh running in the background (for node passes; see the module's notes).
+        """
+        hosts, nodes, networks = await asyncio.gather(
+            self.hosts(stale_ok=stale_ok),
+            self.nodes(stale_ok=stale_ok),
+            self.networks(stale_ok=stale_ok),
+        )
         names = self._network_names(networks, nodes)
-        lists = await asyncio.gather(*(self._rules(n) for n in names))
+        lists = await asyncio.gather(*(self._rules(n, stale_ok) for n in names))
         by_network = dict(zip(names, lists, strict=True))
 
         def routed(node_ids: Iterable[str]) -> list[Egress]:
@@ -148,12 +159,18 @@ class CachedNetmaker:
         for slot in self._egress.values():
             slot.entry = None
 
-    async def _read(self, slot: _Slot[T], fetch: Callable[[], Awaitable[T]]) -> T:
+    async def _read(
+        self, slot: _Slot[T], fetch: Callable[[], Awaitable[T]], stale_ok: bool = False
+    ) -> T:
         entry = slot.entry
-        if entry is not None and self._clock() - entry.fetched_at < self._ttl:
+        age = self._clock() - entry.fetched_at if entry is not None else None
+        if entry is not None and age is not None and age < self._ttl:
             return entry.value
         if slot.inflight is None:
             slot.inflight = asyncio.ensure_future(self._fill(slot, fetch))
+            slot.inflight.add_done_callback(_seen)
+        if stale_ok and entry is not None and age is not None and age < 2 * self._ttl:
+            return entry.value  # our writes keep patching it; the refresh replaces it
         # shield: one reader being cancelled must not cancel the call the others wait on.
         return await asyncio.shield(slot.inflight)
 
@@ -213,6 +230,13 @@ class CachedNetmaker:
             slot.entry.value = patch(slot.entry.value)
         if slot.inflight is not None:
             slot.journal.append(patch)
+
+
+def _seen(call: asyncio.Future[T]) -> None:
+    """Retrieve a refresh's failure: with no reader waiting (they took the stale lists),
+    asyncio would report it as never retrieved. The next reader starts another refresh."""
+    if not call.cancelled() and call.exception() is not None:
+        log.debug("a background refresh of a Netmaker list failed: %s", call.exception())
 
 
 def _sharing(stored: Egress, spec: EgressSpec) -> Egress:
