@@ -872,6 +872,34 @@ async def test_lists_convert_to_core_types(server: FakeNetmaker, client: Netmake
     assert await client.list_networks() == ["kaput"]
 
 
+async def test_long_lists_convert_whole_and_in_order_while_other_tasks_run(
+    server: FakeNetmaker, client: NetmakerClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hosts = [{"id": f"h{i}", "name": f"w{i}", "nodes": [f"n{i}"]} for i in range(2500)]
+    server.routes["GET /api/hosts"] = lambda _: httpx2.Response(200, json=hosts)
+    ticks = 0
+    seen_at: list[int] = []  # the other task's progress when each host was converted
+    convert = kaput_not.netmaker.wire.host_from_wire
+
+    def counting(host: Any) -> Host:
+        seen_at.append(ticks)
+        return convert(host)
+
+    async def ticking() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0)
+            ticks += 1
+
+    monkeypatch.setattr(kaput_not.netmaker.wire, "host_from_wire", counting)
+    other = asyncio.create_task(ticking())
+    listed = await client.list_hosts()
+    other.cancel()
+    assert listed == [Host(f"h{i}", f"w{i}", (f"n{i}",)) for i in range(2500)]
+    # The other task ran between slices of the conversion, not only before and after it.
+    assert len(set(seen_at)) >= 3
+
+
 async def test_list_egress_asks_for_one_network(
     server: FakeNetmaker, client: NetmakerClient
 ) -> None:

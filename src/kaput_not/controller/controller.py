@@ -100,6 +100,7 @@ class Controller:
         self.fatal: Exception | None = None
         self._fatal_event = asyncio.Event()
         self._host_fingerprints: dict[str, _Fingerprint] | None = None
+        self._host_names_memo: tuple[list[Host], frozenset[str]] | None = None
         # Until the first full pass starts, events are covered by it: queueing them would
         # plan every node a second time, one by one, right after the full pass did.
         self._accepting = False
@@ -344,8 +345,9 @@ class Controller:
         would otherwise be planned against lists cached before the host existed, and wait a
         TTL for the host watch. Rate-limited: a burst of unknown names costs one refresh.
         """
-        hosts = await self._netmaker.hosts()
-        if any(h.name == name for h in hosts):
+        # The lists a node pass plans on: known there is known enough (even while they refresh).
+        hosts = await self._netmaker.hosts(stale_ok=True)
+        if name in self._host_names(hosts):
             return
         now = time.monotonic()
         wait = self._inventory_refreshed_at + self._options.inventory_refresh_seconds - now
@@ -356,6 +358,13 @@ class Controller:
             return
         self._inventory_refreshed_at = now
         self._netmaker.refresh_inventory()
+
+    def _host_names(self, hosts: list[Host]) -> frozenset[str]:
+        """The names in `hosts`, computed once per list (node events come by the hundred)."""
+        memo = self._host_names_memo
+        if memo is None or memo[0] is not hosts:
+            memo = self._host_names_memo = (hosts, frozenset(h.name for h in hosts))
+        return memo[1]
 
     def _count_skipped(self, counts: Mapping[str, int]) -> None:
         for reason in SkipReason:
