@@ -23,7 +23,7 @@ class Decoder(Generic[T]):
     def __init__(self, shape: type[T]) -> None:
         self._decoder: msgspec.json.Decoder[T] = msgspec.json.Decoder(shape)
 
-    def decode(self, data: bytes | str) -> T:
+    def decode(self, data: bytes | bytearray | memoryview | str) -> T:
         try:
             return self._decoder.decode(data)
         except RecursionError:

@@ -212,6 +212,13 @@ class _Transport(asyncio.Transport):
     def __init__(self) -> None:
         super().__init__()
         self.paused = False
+        self.sent: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.sent.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return False
 
     def pause_reading(self) -> None:
         self.paused = True
@@ -239,3 +246,22 @@ async def test_reading_from_the_socket_pauses_while_much_is_unread() -> None:
     while data := await stream.read(65536):
         read += len(data)
     assert read == (network._HIGH_WATER // len(chunk) + 1) * len(chunk)
+
+
+async def test_a_small_request_goes_out_in_one_piece_when_its_answer_is_awaited() -> None:
+    from kaput_not.netmaker import network
+
+    protocol = network._Protocol(asyncio.get_running_loop())
+    transport = _Transport()
+    protocol.connection_made(transport)
+    stream = network._Stream(protocol)
+    await stream.write(b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\n")
+    await stream.write(b"{}")
+    assert transport.sent == []
+    protocol.data_received(b"HTTP/1.1 200 OK\r\n")
+    assert await stream.read(65536) == b"HTTP/1.1 200 OK\r\n"
+    assert transport.sent == [b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}"]
+    # A large body is not held back: it goes at once, with the head before it.
+    await stream.write(b"PUT / HTTP/1.1\r\n\r\n")
+    await stream.write(b"b" * network._COALESCE)
+    assert transport.sent[1] == b"PUT / HTTP/1.1\r\n\r\n" + b"b" * network._COALESCE

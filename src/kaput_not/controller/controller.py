@@ -231,7 +231,8 @@ class Controller:
 
     async def check_netmaker_changes(self) -> list[str]:
         """Enqueue Kubernetes nodes whose Netmaker host or memberships changed; return them."""
-        hosts, nodes = await asyncio.gather(self._netmaker.hosts(), self._netmaker.nodes())
+        hosts = await self._netmaker.hosts()  # one at a time, as in the cache's view()
+        nodes = await self._netmaker.nodes()
         current = _fingerprints(hosts, nodes)
         previous, self._host_fingerprints = self._host_fingerprints, current
         if previous is None:

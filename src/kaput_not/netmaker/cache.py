@@ -118,11 +118,12 @@ class CachedNetmaker:
         `stale_ok`: a list past its TTL but younger than twice the TTL is returned at once, its
         refresh running in the background (for node passes; see the module's notes).
         """
-        hosts, nodes, networks = await asyncio.gather(
-            self.hosts(stale_ok=stale_ok),
-            self.nodes(stale_ok=stale_ok),
-            self.networks(stale_ok=stale_ok),
-        )
+        # One after the other, not together: each of the two big lists is briefly held twice
+        # (its JSON and its objects), and at 10,000 hosts overlapping them raised the peak by
+        # about 10 MB. Within the TTL none of the three is read at all.
+        hosts = await self.hosts(stale_ok=stale_ok)
+        nodes = await self.nodes(stale_ok=stale_ok)
+        networks = await self.networks(stale_ok=stale_ok)
         names = self._network_names(networks, nodes)
         lists = await asyncio.gather(*(self._rules(n, stale_ok) for n in names))
         by_network = dict(zip(names, lists, strict=True))

@@ -28,6 +28,8 @@ import httpx2
 #: Stop reading from the socket while this much is buffered unread; resume below the low mark.
 _HIGH_WATER = 1 << 20
 _LOW_WATER = 1 << 18
+#: Writes smaller than this together wait for the next read (see `_Stream`).
+_COALESCE = 1 << 16
 
 
 class AsyncioTransport(httpx2.AsyncHTTPTransport):
@@ -152,13 +154,20 @@ class _Protocol(asyncio.Protocol):
 
 
 class _Stream(httpcore2.AsyncNetworkStream):
-    __slots__ = ("_protocol",)
+    """A connection. Small writes wait for the next read: httpcore2 writes a request's head and
+    body separately, and one send per request instead of two is a tenth of a write's CPU."""
+
+    __slots__ = ("_pending", "_pending_size", "_protocol")
 
     def __init__(self, protocol: _Protocol) -> None:
         self._protocol = protocol
+        self._pending: list[bytes] = []
+        self._pending_size = 0
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         p = self._protocol
+        if self._pending:  # the request is whole once its answer is awaited
+            await self._flush(timeout)
         while not p.chunks:
             if p.eof or (p.closed and p.error is None):
                 return b""
@@ -179,10 +188,19 @@ class _Stream(httpcore2.AsyncNetworkStream):
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if not buffer:
             return
+        self._pending.append(buffer)
+        self._pending_size += len(buffer)
+        if self._pending_size >= _COALESCE:
+            await self._flush(timeout)
+
+    async def _flush(self, timeout: float | None) -> None:
         p = self._protocol
+        data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+        self._pending.clear()
+        self._pending_size = 0
         if p.closed or p.transport is None or p.transport.is_closing():
             raise httpcore2.WriteError("the connection is closed")
-        p.transport.write(buffer)
+        p.transport.write(data)
         if p.writable is not None:
             await _wait(p.loop, p.writable, timeout, httpcore2.WriteTimeout)
             if p.closed:
