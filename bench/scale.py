@@ -37,7 +37,7 @@ Scenarios:
 
 Usage: .venv/bin/python bench/scale.py --nodes N [--networks K] [--dual-stack]
        [--latency-ms MS] [--scenario initial|resync|events] [--rate R] [--duration S]
-       [--timeout S] [--profile FILE] [--json]
+       [--timeout S] [--profile FILE] [--cache-ttl DURATION] [--json]
 ``--profile FILE`` runs the controller under cProfile (written when it stops; the CPU figures
 then include the profiler's overhead). Exit code 0 when converged, 1 otherwise.
 """
@@ -628,12 +628,15 @@ class Options:
     duration: float
     timeout: float
     profile: str | None
+    cache_ttl: str | None = None
 
 
 def run(options: Options) -> dict[str, Any]:
     with stack_of(options.nodes, options.networks, options.dual_stack, options.latency_ms) as s:
         resync_period = 5.0
         extra = {"RESYNC_PERIOD": f"{resync_period:g}s"} if options.scenario == "resync" else {}
+        if options.cache_ttl is not None:
+            extra["CACHE_TTL"] = options.cache_ttl
         controller = python_controller(s, extra=extra, profile=options.profile)
         origin_wall = time.time()
         controller.start()
@@ -704,6 +707,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of changes (events)")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds to converge (600)")
     parser.add_argument("--profile", help="run the controller under cProfile, into this file")
+    parser.add_argument(
+        "--cache-ttl",
+        help="the controller's CACHE_TTL (e.g. 1s: a resync then reads every list again)",
+    )
     args = parser.parse_args(argv)
     if args.peer == "netmaker":
         serve_netmaker(sys.stdin, sys.stdout, os.environ["KAPUT_NOT_SCALE_PASSWORD"])
@@ -724,6 +731,7 @@ def main(argv: list[str] | None = None) -> int:
         args.duration,
         args.timeout,
         args.profile,
+        args.cache_ttl,
     )
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
