@@ -98,7 +98,6 @@ import os
 import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -110,9 +109,10 @@ from pathlib import Path
 from typing import IO, Any, TextIO
 
 import httpx2
+from scale import free_port
 
 from kaput_not.testing.http.faultbook import When
-from kaput_not.testing.kube import LIST_NODES, KubeApiServer, KubeState
+from kaput_not.testing.kube import LIST_NODES, KubeApiServer, KubeState, kubeconfig_text
 from kaput_not.testing.netmaker import (
     FaultKind,
     FaultRule,
@@ -127,13 +127,6 @@ METRIC = 500
 DESCRIPTION = "Managed by kaput-not (DO NOT EDIT): index={index}"
 # Our own reading of the contract (not the product's parser): the whole description, no cluster.
 OURS = re.compile(r"Managed by kaput-not \(DO NOT EDIT\): index=([0-9]{1,6})")
-KUBECONFIG = """apiVersion: v1
-kind: Config
-clusters: [{{name: standin, cluster: {{server: "{server}"}}}}]
-users: [{{name: soak, user: {{token: soak-token}}}}]
-contexts: [{{name: standin, context: {{cluster: standin, user: soak}}}}]
-current-context: standin
-"""
 CONTROLLER_ENV = {
     "LEADER_ELECTION_ENABLED": "false",
     "CACHE_TTL": "1s",
@@ -812,12 +805,6 @@ class Driver:
 # -- the controller process -------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_controller(
     nm: NetmakerEmulator, kubeconfig: Path, port: int, log_level: str, log_file: IO[bytes]
 ) -> subprocess.Popen[bytes]:
@@ -984,7 +971,6 @@ def write_jsonl(path: Path, rows: Iterable[object]) -> None:
 
 def soak(
     opts: Options,
-    nm: NetmakerEmulator,
     kube: KubeApiServer,
     faults: RandomFaults,
     driver: Driver,
@@ -1092,7 +1078,7 @@ def run(opts: Options) -> dict[str, Any]:
         result["foreign_rules"] = len(foreign)
         (opts.artifacts / "foreign-seeded.json").write_text(json.dumps(foreign, indent=1))
         kubeconfig = opts.artifacts / "kubeconfig"
-        kubeconfig.write_text(KUBECONFIG.format(server=kube.base_url))
+        kubeconfig.write_text(kubeconfig_text(kube.base_url))
         controller = start_controller(nm, kubeconfig, port, opts.log_level, log_file)
         try:
             result.update(_drive(opts, nm, kube, faults, driver, rng, controller, foreign, port))
@@ -1153,7 +1139,7 @@ def _drive(
         out.update(converged=False, seconds_to_converge=None, stayed_converged=False)
         out["_foreign_changed"] = first.foreign_changed
         return out | _stop(controller, port)
-    windows = soak(opts, nm, kube, faults, driver, rng)
+    windows = soak(opts, kube, faults, driver, rng)
     (soak_start, soak_end), outage, kube_faults = windows
     out["node_events"] = sum(driver.counts.values())
     out["node_events_by_kind"] = dict(driver.counts)

@@ -72,6 +72,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from scale import EGRESS, LOGIN, WRITE_METHODS, cpu_seconds, peak_rss_mb  # noqa: E402
 from tests.contract.seeding import Seeder, enrollment_token, poll, register_body  # noqa: E402
 from tests.e2e.controlplane import (  # noqa: E402
     ControlPlane,
@@ -92,9 +93,6 @@ PEERS = {
 USERNAME = "kaput-not-bench"
 SEED_IN_FLIGHT = 8
 POLL_INTERVAL = 0.5
-LOGIN = "POST /api/users/adm/authenticate"
-EGRESS = "/api/v1/egress"
-WRITE_METHODS = frozenset({"POST", "PUT", "DELETE"})
 # Not forwarded: hop-by-hop headers, and what the proxy's own client sets.
 NOT_FORWARDED = frozenset(
     {
@@ -337,21 +335,6 @@ class Progress:
 
 class ControllerExited(Exception):
     pass
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a live process, in seconds."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat.rsplit(")", 1)[1].split()  # the command name may hold spaces
-    ticks = int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5)
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024  # kB
-    return 0.0
 
 
 def log_levels(log: Path) -> Counter[str]:

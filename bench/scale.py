@@ -69,7 +69,7 @@ from typing import IO, Any
 
 from kaput_not import config
 from kaput_not.testing.http.messages import Reply, Request
-from kaput_not.testing.kube import KubeApiServer
+from kaput_not.testing.kube import KubeApiServer, kubeconfig_text
 from kaput_not.testing.netmaker import NetmakerEmulator, normalize_cidr
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,13 +79,6 @@ EGRESS = "/api/v1/egress"
 WRITE_METHODS = frozenset({"POST", "PUT", "DELETE"})
 LOGIN = "POST /api/users/adm/authenticate"
 POLL = 0.1
-KUBECONFIG = """apiVersion: v1
-kind: Config
-clusters: [{{name: scale, cluster: {{server: "{server}"}}}}]
-users: [{{name: scale, user: {{token: scale-token}}}}]
-contexts: [{{name: scale, context: {{cluster: scale, user: scale}}}}]
-current-context: scale
-"""
 
 
 class BenchError(Exception):
@@ -385,19 +378,18 @@ class Stack:
     netmaker: Peer = field(init=False)
     kube: Peer = field(init=False)
     kubeconfig: Path = field(init=False)
-    expected: int = 0
 
     def start(self) -> None:
         self.netmaker = Peer("netmaker", self.workdir, {"KAPUT_NOT_SCALE_PASSWORD": self.password})
         self.kube = Peer("kube", self.workdir)
         self.kubeconfig = self.workdir / "kubeconfig"
-        self.kubeconfig.write_text(KUBECONFIG.format(server=self.kube.url))
+        self.kubeconfig.write_text(kubeconfig_text(self.kube.url))
         wanted = {node_name(i): pod_cidrs(i, self.dual_stack) for i in range(self.nodes)}
         self.netmaker.call(
             "setup", networks=network_names(self.networks), latency_s=self.latency_ms / 1000
         )
         self.netmaker.call("hosts", hosts=list(wanted))
-        self.expected = self.netmaker.call("expect", expect=wanted)
+        self.netmaker.call("expect", expect=wanted)
         self.kube.call("nodes", nodes=wanted)
 
     def stop(self) -> None:

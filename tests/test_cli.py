@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from kaput_not import __version__
+from kaput_not.testing.kube import kubeconfig_text
 
 
 def kaput_not(*args: str) -> subprocess.CompletedProcess[str]:
@@ -115,12 +116,7 @@ def test_run_with_a_rejected_password_is_one_line_and_exit_2(tmp_path):
 
     # Loaded but never contacted: the password is refused before anything talks to Kubernetes.
     kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        "apiVersion: v1\nkind: Config\n"
-        'clusters: [{name: c, cluster: {server: "https://127.0.0.1:9"}}]\n'
-        "users: [{name: u, user: {token: t}}]\n"
-        "contexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n"
-    )
+    kubeconfig.write_text(kubeconfig_text("https://127.0.0.1:9"))
     with NetmakerEmulator(username="kaput-not", password="right-password").run_in_thread() as nm:
         done = subprocess.run(
             [sys.executable, "-m", "kaput_not", "run"],
@@ -187,12 +183,7 @@ def test_run_on_a_port_in_use_is_one_line_and_exit_2(tmp_path):
     import socket
 
     path = tmp_path / "kubeconfig"
-    path.write_text(
-        "apiVersion: v1\nkind: Config\n"
-        'clusters: [{name: c, cluster: {server: "https://127.0.0.1:9"}}]\n'
-        "users: [{name: u, user: {token: t}}]\n"
-        "contexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n"
-    )
+    path.write_text(kubeconfig_text("https://127.0.0.1:9"))
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -233,12 +224,7 @@ def test_run_serves_probes_and_stops_on_sigterm_within_seconds(tmp_path):
         nm.state.add_network("mesh", "100.64.0.0/16")
         nm.state.add_host("w1", ["mesh"])
         kubeconfig = tmp_path / "kubeconfig"
-        kubeconfig.write_text(
-            "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
-            f"clusters: [{{name: k, cluster: {{server: '{kube.base_url}'}}}}]\n"
-            "users: [{name: u, user: {token: t}}]\n"
-            "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
-        )
+        kubeconfig.write_text(kubeconfig_text(kube.base_url))
         process = subprocess.Popen(
             [sys.executable, "-m", "kaput_not", "run"],
             stderr=subprocess.PIPE,

@@ -14,19 +14,11 @@ import pytest
 from kaput_not import config
 from kaput_not.controller import app
 from kaput_not.core.egress import owned_by, parse_description
-from kaput_not.testing.kube import KubeApiServer
+from kaput_not.testing.kube import KubeApiServer, kubeconfig_text
 from kaput_not.testing.netmaker import NetmakerEmulator
 
 USER, PASSWORD = "kaput-not", "run-test-password"
 NO_SA = Path("/nonexistent/serviceaccount/namespace")
-
-KUBECONFIG = """apiVersion: v1
-kind: Config
-clusters: [{{name: standin, cluster: {{server: "{server}"}}}}]
-users: [{{name: tester, user: {{token: test-token}}}}]
-contexts: [{{name: standin, context: {{cluster: standin, user: tester}}}}]
-current-context: standin
-"""
 
 
 @dataclass
@@ -78,7 +70,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
     ):
         nm.state.add_network("mesh", "100.64.0.0/16")
         kubeconfig = tmp_path / "kubeconfig"
-        kubeconfig.write_text(KUBECONFIG.format(server=kube.base_url))
+        kubeconfig.write_text(kubeconfig_text(kube.base_url))
         s = Stack(kube, nm, kubeconfig)
         yield s
         for stop, _task in s.running:

@@ -28,7 +28,7 @@ cache and etcd compaction are one history here); HTTP/2.
 Start here: :class:`KubeApiServer`.
 """
 
-from .apiserver import KubeApiServer
+from .apiserver import KubeApiServer, kubeconfig_text
 from .faults import FaultKind, FaultRule, Faults
 from .nodes import NodeRecord
 from .requestlog import LogEntry, RequestLog
@@ -63,4 +63,5 @@ __all__ = [
     "NodeRecord",
     "RequestLog",
     "StatusError",
+    "kubeconfig_text",
 ]

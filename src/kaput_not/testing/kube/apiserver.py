@@ -39,6 +39,18 @@ T = TypeVar("T")
 _CROSS_THREAD_TIMEOUT = 10.0
 
 
+def kubeconfig_text(server: str) -> str:
+    """A kubeconfig for the stand-in at `server` (its URL), started without `token`: it takes
+    the bearer token written here as it would take any."""
+    return (
+        "apiVersion: v1\nkind: Config\n"
+        f'clusters: [{{name: standin, cluster: {{server: "{server}"}}}}]\n'
+        "users: [{name: user, user: {token: any-token}}]\n"
+        "contexts: [{name: standin, context: {cluster: standin, user: user}}]\n"
+        "current-context: standin\n"
+    )
+
+
 class KubeApiServer(StandInServer):
     _what = "Kubernetes API stand-in"
     _thread_name = "kube-api-stand-in"
