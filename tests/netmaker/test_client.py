@@ -746,6 +746,54 @@ async def test_connection_refused_is_unreachable() -> None:
     assert isinstance(caught.value.__cause__, httpx2.ConnectError)
 
 
+async def test_a_proxy_from_the_environment_carries_the_requests(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """HTTP_PROXY is honoured: the requests reach the proxy, for the Netmaker URL."""
+    seen: list[bytes] = []
+    finished = asyncio.Event()
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, ConnectionError):
+                break
+            length = re.search(rb"(?i)content-length: *(\d+)", head)
+            await reader.readexactly(int(length.group(1)) if length else 0)
+            seen.append(head.split(b"\r\n", 1)[0])
+            login = b"/api/users/adm/authenticate" in seen[-1]
+            body = (
+                b'{"Code":200,"Message":"","Response":{"AuthToken":"t","UserName":"u"}}'
+                if login
+                else b"[]"
+            )
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+            writer.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+        finished.set()
+
+    listener = await asyncio.start_server(proxy, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    for name in ("HTTPS_PROXY", "ALL_PROXY", "https_proxy", "all_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+    settings = dataclasses.replace(SETTINGS, api_url="http://netmaker.invalid:8081")
+    try:
+        async with NetmakerClient(settings) as client:
+            assert await client.list_hosts() == []
+        await asyncio.wait_for(finished.wait(), 5)  # the proxy saw the connection close
+    finally:
+        listener.close()
+        await listener.wait_closed()
+    assert seen == [
+        b"POST http://netmaker.invalid:8081/api/users/adm/authenticate HTTP/1.1",
+        b"GET http://netmaker.invalid:8081/api/hosts HTTP/1.1",
+    ]
+
+
 class SilentServer:
     """A real HTTP server that answers logins and then never answers anything else."""
 

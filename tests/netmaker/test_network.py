@@ -18,7 +18,6 @@ import pytest
 from kaput_not.netmaker.network import AsyncioTransport
 from tests.e2e.controlplane import Pki
 
-LIMITS = httpx2.Limits(max_connections=100, max_keepalive_connections=20)
 _LENGTH = re.compile(rb"\r\ncontent-length: *(\d+)", re.IGNORECASE)
 
 #: What the server does after reading a request: answer it (the default), then maybe more.
@@ -91,9 +90,7 @@ async def serving(server: Server, tls: ssl.SSLContext | None = None) -> AsyncIte
 def client(
     url: str, *, verify: ssl.SSLContext | bool = False, timeout: float = 5.0
 ) -> httpx2.AsyncClient:
-    return httpx2.AsyncClient(
-        base_url=url, transport=AsyncioTransport(verify, LIMITS), timeout=timeout
-    )
+    return httpx2.AsyncClient(base_url=url, transport=AsyncioTransport(verify), timeout=timeout)
 
 
 async def test_requests_reuse_one_kept_alive_connection() -> None:

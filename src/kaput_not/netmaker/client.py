@@ -27,6 +27,7 @@ import re
 import ssl
 import time
 import urllib.parse
+import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -56,8 +57,6 @@ logger = logging.getLogger("kaput_not.netmaker")
 
 LOGIN_PATH = "/api/users/adm/authenticate"
 EGRESS_PATH = "/api/v1/egress"
-#: httpx2's defaults: more keep-alive connections than writes ever run at once.
-_LIMITS = httpx2.Limits(max_connections=100, max_keepalive_connections=20)
 
 
 #: Shorter secrets are hidden only where they stand alone: replacing every occurrence of a
@@ -186,8 +185,8 @@ class NetmakerClient:
         product = f"kaput-not/{__version__}"
         self._http = httpx2.AsyncClient(
             base_url=settings.api_url.rstrip("/"),
-            transport=transport or AsyncioTransport(verify, _LIMITS),
-            verify=verify,
+            transport=transport or _default_transport(verify),
+            verify=verify,  # used by httpx2's own transports, when a proxy is configured
             timeout=httpx2.Timeout(settings.timeout_seconds),
             follow_redirects=False,
             headers={
@@ -511,6 +510,15 @@ class NetmakerClient:
         if lifetime <= 0:
             return None
         return exp - min(self._settings.token_refresh_margin_seconds, lifetime / 2)
+
+
+def _default_transport(verify: ssl.SSLContext | bool) -> httpx2.AsyncBaseTransport | None:
+    """Our asyncio transport, unless HTTP(S)_PROXY or ALL_PROXY is set: httpx2 routes through
+    a proxy (and honours NO_PROXY) only when it builds the transports itself (None)."""
+    proxies = urllib.request.getproxies()
+    if any(proxies.get(scheme) for scheme in ("http", "https", "all")):
+        return None
+    return AsyncioTransport(verify)
 
 
 async def _converted(items: list[W], convert: Callable[[W], C]) -> list[C]:

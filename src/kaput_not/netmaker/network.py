@@ -26,6 +26,8 @@ from typing import Any
 import httpcore2
 import httpx2
 
+#: httpx2's own defaults: more keep-alive connections than writes ever run at once.
+DEFAULT_LIMITS = httpx2.Limits(max_connections=100, max_keepalive_connections=20)
 #: Stop reading from the socket while this much is buffered unread; resume below the low mark.
 _HIGH_WATER = 1 << 20
 _LOW_WATER = 1 << 18
@@ -40,7 +42,9 @@ class AsyncioTransport(httpx2.AsyncHTTPTransport):
     the same TLS context and limits) with ours; the rest of the class uses only that pool.
     """
 
-    def __init__(self, verify: ssl.SSLContext | bool, limits: httpx2.Limits) -> None:
+    def __init__(
+        self, verify: ssl.SSLContext | bool, limits: httpx2.Limits = DEFAULT_LIMITS
+    ) -> None:
         # No super().__init__(): it would build (and load certificates for) an anyio pool.
         self._pool = httpcore2.AsyncConnectionPool(
             ssl_context=httpx2.create_ssl_context(verify=verify),
