@@ -105,6 +105,7 @@ class FakeNetmaker:
         self.clock = clock
         self.prefix = ""  # a path prefix in front of the API, as behind a reverse proxy
         self.lifetime: float | None = 3600.0  # None: tokens whose exp cannot be read
+        self.hostile_token = False  # a JWT whose claims nest deeper than any decoder recurses
         self.password = PASSWORD
         self.login_delay = 0.0
         self.login_route: Route | None = None
@@ -148,7 +149,10 @@ class FakeNetmaker:
         if creds["password"] != self.password:
             return reply(None, status=400, code=400, message="incorrect credentials")
         serial = len(self.issued)
-        if self.lifetime is None:
+        if self.hostile_token:
+            nested = b'{"x":' + b"[" * 100_000 + b"]" * 100_000 + b"}"  # past the recursion limit
+            token = f"{b64url(b'{}')}.{b64url(nested)}.{b64url(b'sig')}"
+        elif self.lifetime is None:
             token = f"opaque-token-{serial}"
         else:
             token = make_jwt(serial, self.clock() + self.lifetime)
@@ -448,6 +452,14 @@ async def test_token_without_readable_exp_is_used_until_refused(
     server.valid.clear()
     await client.list_hosts()
     assert server.logins == 2
+
+
+async def test_a_token_with_hostile_claims_is_used_like_an_unreadable_one(
+    server: FakeNetmaker, client: NetmakerClient
+) -> None:
+    server.hostile_token = True
+    assert await client.list_hosts() == []  # no RecursionError out of the login
+    assert server.logins == 1
 
 
 async def test_401_logs_in_again_once_then_succeeds(

@@ -38,6 +38,7 @@ import msgspec
 
 from kaput_not import __version__
 from kaput_not.core.model import Egress, EgressSpec, Host, NmNode
+from kaput_not.decoding import Decoder
 from kaput_not.netmaker import errors, wire
 from kaput_not.netmaker.network import AsyncioTransport
 from kaput_not.netmaker.settings import TLS_HINT, ClientSettings, shown_url, tls_verify
@@ -95,12 +96,16 @@ def _written_forms(secret: str) -> list[str]:
     return sorted(forms, key=len, reverse=True)
 
 
+#: A token's claims; the shared decoder, so hostile nesting is a DecodeError, not a crash.
+_CLAIMS = Decoder(dict[str, object])
+
+
 def _jwt_exp(token: str) -> float | None:
     """The `exp` claim of a JWT, unverified; None when it cannot be read."""
     try:
         payload = token.split(".")[1]
         raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
-        exp = msgspec.json.decode(raw, type=dict[str, object]).get("exp")
+        exp = _CLAIMS.decode(raw).get("exp")
     except (IndexError, ValueError, msgspec.DecodeError):
         return None
     if isinstance(exp, int | float) and not isinstance(exp, bool) and math.isfinite(exp):
