@@ -333,3 +333,28 @@ async def test_a_failed_refresh_nobody_waited_for_is_not_an_unhandled_error(
     api.list_hosts = original
     assert (await cache.hosts()) == api.hosts  # the next reader reads again
     assert api.calls["hosts"] == 2
+
+
+def test_network_names_are_never_taken_from_lists_that_were_freed(api, clock):
+    cache = CachedNetmaker(api, ttl=30, clock=clock)
+    for network in ("old", "new", "newer"):
+        # Fresh lists each time, freed after the call in the order that lets CPython hand the
+        # same two addresses to the next pair.
+        nodes = [NmNode(id="n", host_id="h", network=network)]
+        networks = ["a"]
+        assert cache._network_names(networks, nodes) == sorted({"a", network})
+        del networks, nodes
+
+
+async def test_our_own_deletes_do_not_make_the_next_read_suspect(api, clock, caplog):
+    cache = CachedNetmaker(api, ttl=30, clock=clock)
+    await cache.view()
+    made = [await cache.create_egress(replace(SPEC, range=f"10.{i}.0.0/24")) for i in range(10)]
+    clock.now += 31
+    await cache.view()  # the list is read with its 10 rules
+    for egress in made:
+        await cache.delete_egress(egress)
+    clock.now += 31
+    assert (await cache.view()).egress["a"] == []
+    assert api.calls["egress a"] == 3  # read once per TTL, never twice
+    assert not [r for r in caplog.records if "shrank" in r.getMessage()]

@@ -88,7 +88,7 @@ class CachedNetmaker:
         # sync quadratic), and a node event finds its node's rules without a scan.
         self._egress: dict[str, _Slot[_Rules]] = {}
         # The network names of the last view, and the lists they were derived from.
-        self._names: tuple[int, int, list[str]] | None = None
+        self._names: tuple[list[str], list[NmNode], list[str]] | None = None
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -139,12 +139,13 @@ class CachedNetmaker:
         return NetmakerView(hosts=hosts, nodes=nodes, egress=_Lists(by_network), routed=routed)
 
     def _network_names(self, networks: list[str], nodes: list[NmNode]) -> list[str]:
-        """Declared networks and every network a node is in; computed once per pair of lists."""
+        """Declared networks and every network a node is in; computed once per pair of lists
+        (kept by identity, so a list freed and another allocated at its address is no match)."""
         memo = self._names
-        if memo is not None and memo[0] == id(networks) and memo[1] == id(nodes):
+        if memo is not None and memo[0] is networks and memo[1] is nodes:
             return memo[2]
         names = sorted(set(networks) | {n.network for n in nodes if n.routable})
-        self._names = (id(networks), id(nodes), names)
+        self._names = (networks, nodes, names)
         return names
 
     def refresh_inventory(self) -> None:
@@ -229,6 +230,8 @@ class CachedNetmaker:
             return
         if slot.entry is not None:
             slot.entry.value = patch(slot.entry.value)
+            # Our own deletes shrink the list: the next read must not find that suspect.
+            slot.last_size = len(slot.entry.value)
         if slot.inflight is not None:
             slot.journal.append(patch)
 
