@@ -31,8 +31,6 @@ DEFAULT_LIMITS = httpx2.Limits(max_connections=100, max_keepalive_connections=20
 #: Stop reading from the socket while this much is buffered unread; resume below the low mark.
 _HIGH_WATER = 1 << 20
 _LOW_WATER = 1 << 18
-#: Writes smaller than this together wait for the next read (see `_Stream`).
-_COALESCE = 1 << 16
 
 
 class AsyncioTransport(httpx2.AsyncHTTPTransport):
@@ -141,21 +139,13 @@ class _Protocol(asyncio.Protocol):
 
 
 class _Stream(httpcore2.AsyncNetworkStream):
-    """A connection. Small writes wait for the next read: httpcore2 writes a request's head and
-    body separately, and sent together they leave as one segment (one TLS record), not two.
-    Its CPU saving was too small to measure."""
-
-    __slots__ = ("_pending", "_pending_size", "_protocol")
+    __slots__ = ("_protocol",)
 
     def __init__(self, protocol: _Protocol) -> None:
         self._protocol = protocol
-        self._pending: list[bytes] = []
-        self._pending_size = 0
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         p = self._protocol
-        if self._pending:  # the request is whole once its answer is awaited
-            await self._flush(timeout)
         while not p.chunks:
             if p.eof or (p.closed and p.error is None):
                 return b""
@@ -176,28 +166,20 @@ class _Stream(httpcore2.AsyncNetworkStream):
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if not buffer:
             return
-        self._pending.append(buffer)
-        self._pending_size += len(buffer)
-        if self._pending_size >= _COALESCE:
-            await self._flush(timeout)
-
-    async def _flush(self, timeout: float | None) -> None:
         p = self._protocol
-        data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
-        self._pending.clear()
-        self._pending_size = 0
         if p.closed or p.transport is None or p.transport.is_closing():
             raise httpcore2.WriteError("the connection is closed")
-        p.transport.write(data)
+        p.transport.write(buffer)
         if p.writable is not None:
             await _wait(p.loop, p.writable, timeout, httpcore2.WriteTimeout)
             if p.closed:
                 raise httpcore2.WriteError(str(p.error or "the connection closed while writing"))
 
     async def aclose(self) -> None:
+        # abort, not close: close would wait for unsent bytes a stalled peer never takes.
         transport = self._protocol.transport
         if transport is not None:
-            transport.close()
+            transport.abort()
 
     async def start_tls(
         self,
@@ -208,17 +190,16 @@ class _Stream(httpcore2.AsyncNetworkStream):
         p = self._protocol
         assert p.transport is not None
         try:
-            secured = await p.loop.start_tls(
-                p.transport,
-                p,
-                ssl_context,
-                server_hostname=server_hostname,
-                ssl_handshake_timeout=timeout,
-            )
+            # Our own timeout: asyncio's handshake timeout ends in ConnectionAbortedError, which
+            # would read as a TLS failure (with the certificate hint), not as a timeout.
+            async with asyncio.timeout(timeout):
+                secured = await p.loop.start_tls(
+                    p.transport, p, ssl_context, server_hostname=server_hostname
+                )
         except TimeoutError as exc:
             await self.aclose()
             raise httpcore2.ConnectTimeout(f"no TLS handshake in {timeout}s") from exc
-        except (OSError, ConnectionError) as exc:  # ssl.SSLError is an OSError
+        except OSError as exc:  # ssl.SSLError is an OSError
             await self.aclose()
             raise httpcore2.ConnectError(str(exc)) from exc
         if secured is None:
