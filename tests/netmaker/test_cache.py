@@ -313,15 +313,18 @@ async def test_lists_older_than_twice_the_ttl_are_never_planned_on(api, clock):
     assert (await reader).hosts == []
 
 
-async def test_a_failed_refresh_nobody_waited_for_is_not_an_unhandled_error(
+async def test_a_failed_refresh_nobody_waited_for_is_reported_and_not_retried_per_event(
     api, clock, caplog: pytest.LogCaptureFixture
 ):
     cache = CachedNetmaker(api, ttl=30, clock=clock)
     await cache.view()
     clock.now += 31
     original = api.list_hosts
+    failures = 0
 
     async def failing() -> list[Host]:
+        nonlocal failures
+        failures += 1
         raise errors.Unreachable("GET /api/hosts", "connection refused")
 
     api.list_hosts = failing
@@ -330,8 +333,17 @@ async def test_a_failed_refresh_nobody_waited_for_is_not_an_unhandled_error(
         await asyncio.sleep(0)
     gc.collect()
     assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        "reading a Netmaker list failed: GET /api/hosts: connection refused"
+    ]
+    # Node events right after the failure plan on the stale lists without reading again.
+    for _ in range(5):
+        assert (await cache.view(stale_ok=True)).hosts == api.hosts
+    assert failures == 1
+    clock.now += 1
     api.list_hosts = original
-    assert (await cache.hosts()) == api.hosts  # the next reader reads again
+    assert (await cache.hosts()) == api.hosts  # a second later the next reader reads again
+    assert failures == 1
     assert api.calls["hosts"] == 2
 
 

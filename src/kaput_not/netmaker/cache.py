@@ -36,6 +36,10 @@ from kaput_not.netmaker import errors
 
 log = logging.getLogger("kaput_not.netmaker.cache")
 
+#: After a failed read, node passes keep planning on the stale lists this long before one of
+#: them reads again (one read a second at most, not one per node event).
+_RETRY_AFTER = 1.0
+
 T = TypeVar("T")
 
 
@@ -67,6 +71,8 @@ class _Slot(Generic[T]):
     journal: list[Callable[[T], T]] = field(default_factory=list)
     #: How long the list was when last read (kept when the entry is dropped).
     last_size: int | None = None
+    #: When the last read failed (None after a success): refreshes in the background wait.
+    failed_at: float | None = None
 
 
 class CachedNetmaker:
@@ -165,14 +171,21 @@ class CachedNetmaker:
         self, slot: _Slot[T], fetch: Callable[[], Awaitable[T]], stale_ok: bool = False
     ) -> T:
         entry = slot.entry
-        age = self._clock() - entry.fetched_at if entry is not None else None
-        if entry is not None and age is not None and age < self._ttl:
-            return entry.value
+        stale: _Entry[T] | None = None  # what a node pass may plan on while the refresh runs
+        if entry is not None:
+            age = self._clock() - entry.fetched_at
+            if age < self._ttl:
+                return entry.value
+            if stale_ok and age < 2 * self._ttl:
+                stale = entry
         if slot.inflight is None:
+            failed = slot.failed_at
+            if stale is not None and failed is not None and self._clock() - failed < _RETRY_AFTER:
+                return stale.value  # the last refresh failed a moment ago: not one per event
             slot.inflight = asyncio.ensure_future(self._fill(slot, fetch))
             slot.inflight.add_done_callback(_seen)
-        if stale_ok and entry is not None and age is not None and age < 2 * self._ttl:
-            return entry.value  # our writes keep patching it; the refresh replaces it
+        if stale is not None:
+            return stale.value  # our writes keep patching it; the refresh replaces it
         # shield: one reader being cancelled must not cancel the call the others wait on.
         return await asyncio.shield(slot.inflight)
 
@@ -192,6 +205,11 @@ class CachedNetmaker:
             for patch in slot.journal:
                 value = patch(value)
             slot.entry = _Entry(value, started)
+        except Exception:
+            slot.failed_at = self._clock()
+            raise
+        else:
+            slot.failed_at = None
             return value
         finally:
             slot.journal.clear()
@@ -237,10 +255,10 @@ class CachedNetmaker:
 
 
 def _seen(call: asyncio.Future[T]) -> None:
-    """Retrieve a refresh's failure: with no reader waiting (they took the stale lists),
-    asyncio would report it as never retrieved. The next reader starts another refresh."""
+    """Retrieve and report a refresh's failure: with no reader waiting (they took the stale
+    lists), asyncio would call it never retrieved, and nobody would say it."""
     if not call.cancelled() and call.exception() is not None:
-        log.debug("a background refresh of a Netmaker list failed: %s", call.exception())
+        log.warning("reading a Netmaker list failed: %s", call.exception())
 
 
 def _sharing(stored: Egress, spec: EgressSpec) -> Egress:
