@@ -223,3 +223,30 @@ async def test_an_unexpected_failure_of_the_leaders_work_stops_with_exit_1(
     monkeypatch.setattr(Controller, "run_leader", broken)
     _, task = stack.start(stack.settings())
     assert await asyncio.wait_for(task, 10) == 1
+
+
+ANNOTATED = {"kaput-not.io/netmaker-host": "w7.example.com"}
+
+
+async def test_a_host_named_by_the_annotation_that_joins_later_reaches_its_node(stack: Stack):
+    stack.node("w0", "10.244.0.0/24")
+    stack.kube.state.create_node("ip-10-0-0-7", ("10.244.7.0/24",), annotations=ANNOTATED)
+    stack.start(stack.settings(CACHE_TTL="1s", RESYNC_PERIOD="1h"))
+    await eventually(lambda: len(stack.rules()) == 1)
+    stack.nm.state.add_host("w7.example.com", ["mesh"])  # the host watch sees it join
+    await eventually(lambda: "ip-10-0-0-7 pods (1/1)" in ranges(stack), within=5)
+
+
+async def test_events_of_an_annotated_node_find_its_host_in_the_cached_lists(stack: Stack):
+    stack.nm.state.add_host("w7.example.com", ["mesh"])
+    stack.kube.state.create_node("ip-10-0-0-7", ("10.244.7.0/24",), annotations=ANNOTATED)
+    stack.start(stack.settings(CACHE_TTL="30s", RESYNC_PERIOD="1h"))
+    await eventually(lambda: len(stack.rules()) == 1)
+    reads = stack.nm.log.counts().get("GET /api/hosts", 0)
+    for cidr in ("10.244.8.0/24", "10.244.9.0/24"):  # two rebuilds: node events, each planned
+        stack.kube.state.delete_node("ip-10-0-0-7")
+        stack.kube.state.create_node("ip-10-0-0-7", (cidr,), annotations=ANNOTATED)
+        wanted = {"ip-10-0-0-7 pods (1/1)": cidr}
+        await eventually(lambda: ranges(stack) == wanted)  # noqa: B023 - awaited at once
+        await asyncio.sleep(1.1)  # past the refresh rate limit, so each event could refresh
+    assert stack.nm.log.counts().get("GET /api/hosts", 0) == reads

@@ -237,13 +237,17 @@ class Controller:
         previous, self._host_fingerprints = self._host_fingerprints, current
         if previous is None:
             return []
-        changed = [
-            name
-            for name in current.keys() | previous.keys()
-            if current.get(name) != previous.get(name) and self.informer.get(name) is not None
-        ]
-        for name in sorted(changed):
-            log.info("Netmaker host %s changed; reconciling the node", name)
+        hosts_changed = {
+            host
+            for host in current.keys() | previous.keys()
+            if current.get(host) != previous.get(host)
+        }
+        # The Kubernetes nodes matched to those hosts: by name, or by the host annotation.
+        changed = sorted(
+            node.name for node in self.informer.nodes() if node.netmaker_host in hosts_changed
+        )
+        for name in changed:
+            log.info("Netmaker host of node %s changed; reconciling the node", name)
             self.queue.add(name)
         removed = _lost_membership(previous, current)
         if removed:
@@ -269,8 +273,9 @@ class Controller:
         self.queue.forget(CLUSTER)
 
     async def _node_pass(self, name: str) -> None:
-        if self.informer.get(name) is not None:
-            await self._know_host(name)
+        node = self.informer.get(name)
+        if node is not None:
+            await self._know_host(name, node.netmaker_host)
         started = time.perf_counter()
         try:
             report = await self._reconciler.reconcile(
@@ -339,8 +344,9 @@ class Controller:
                 self.queue.add_after(node.name, left)
         return frozenset(expired)
 
-    async def _know_host(self, name: str) -> None:
-        """Refresh the cached host and node lists once if they do not know `name` yet.
+    async def _know_host(self, name: str, host: str) -> None:
+        """Refresh the cached host and node lists once if they do not know node `name`'s
+        Netmaker `host` yet.
 
         Netmaker hosts usually join before their Kubernetes node registers, so the node's event
         would otherwise be planned against lists cached before the host existed, and wait a
@@ -348,7 +354,7 @@ class Controller:
         """
         # The lists a node pass plans on: known there is known enough (even while they refresh).
         hosts = await self._netmaker.hosts(stale_ok=True)
-        if name in self._host_names(hosts):
+        if host in self._host_names(hosts):
             return
         now = time.monotonic()
         wait = self._inventory_refreshed_at + self._options.inventory_refresh_seconds - now

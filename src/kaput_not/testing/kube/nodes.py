@@ -73,10 +73,13 @@ class NodeRecord:
     pod_cidrs: tuple[str, ...]
     address: str  # InternalIP
     heartbeat: str  # lastHeartbeatTime of the conditions
+    #: Set by the client, beside the kubelet's own (kaput-not.io/netmaker-host, say).
+    annotations: Mapping[str, str] = field(default_factory=dict)
     body: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", MappingProxyType(dict(self.labels)))
+        object.__setattr__(self, "annotations", MappingProxyType(dict(self.annotations)))
         object.__setattr__(self, "body", msgspec.json.encode(_render(self)))
 
     def revised(self, **changes: Any) -> NodeRecord:
@@ -102,10 +105,13 @@ def new_record(
     labels: Mapping[str, str],
     pod_cidrs: tuple[str, ...],
     index: int,
+    annotations: Mapping[str, str] | None = None,
 ) -> NodeRecord:
     uid = str(uuid.uuid5(_UID_NAMESPACE, f"{name}/{rv}"))  # a re-created node gets a new uid
     address = f"10.0.{(index >> 8) & 255}.{index & 255}"
-    return NodeRecord(name, uid, str(rv), created, labels, pod_cidrs, address, created)
+    return NodeRecord(
+        name, uid, str(rv), created, labels, pod_cidrs, address, created, annotations or {}
+    )
 
 
 def bookmark(resource_version: int) -> bytes:
@@ -199,6 +205,7 @@ def _render(node: NodeRecord) -> dict[str, Any]:
                 "kubeadm.alpha.kubernetes.io/cri-socket": "unix:///run/containerd/containerd.sock",
                 "node.alpha.kubernetes.io/ttl": "0",
                 "volumes.kubernetes.io/controller-managed-attach-detach": "true",
+                **node.annotations,
             },
         },
         "spec": spec,

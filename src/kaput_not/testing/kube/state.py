@@ -84,9 +84,14 @@ class KubeState:
     # -- nodes ------------------------------------------------------------------------------
 
     def create_node(
-        self, name: str, pod_cidrs: tuple[str, ...] = (), labels: Mapping[str, str] | None = None
+        self,
+        name: str,
+        pod_cidrs: tuple[str, ...] = (),
+        labels: Mapping[str, str] | None = None,
+        annotations: Mapping[str, str] | None = None,
     ) -> NodeRecord:
-        """Register a node, as a kubelet does. ``labels`` None gives the kubelet's labels."""
+        """Register a node, as a kubelet does. ``labels`` None gives the kubelet's labels;
+        ``annotations`` are added to the kubelet's."""
         pod_cidrs = tuple(pod_cidrs)
         with self.lock:
             check_name(name)
@@ -102,6 +107,7 @@ class KubeState:
                 labels=default_labels(name) if labels is None else labels,
                 pod_cidrs=pod_cidrs,
                 index=self._nodes_created + 9,
+                annotations=annotations,
             )
             self._store(Event(int(record.resource_version), "ADDED", record, None))
             return record
