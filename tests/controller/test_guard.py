@@ -95,3 +95,47 @@ def test_allow_mass_delete_turns_the_budgets_off():
     guard.learn(everything, 10)
     plan = Plan(actions=tuple(delete(i) for i in range(10)), owned=10)
     assert guard.check(plan, everything, full=True).count(ActionKind.DELETE) == 10
+
+
+def test_deletes_that_were_not_written_are_given_back_and_never_trip_the_budget():
+    from kaput_not.controller.executor import ApplyResult, Failure
+    from kaput_not.netmaker import errors
+
+    guard = WriteGuard(SETTINGS, cluster=None, clock=FakeClock())
+    everything = view([rule(i) for i in range(10)])
+    guard.learn(everything, 10)
+    refused = errors.ApiError("DELETE /api/v1/egress", status=500, server_message="db locked")
+    for _ in range(20):  # the same 3 deletes, retried while Netmaker refuses them
+        checked = guard.check(Plan(actions=(delete(0), delete(1), delete(2)), owned=10), everything)
+        assert checked.count(ActionKind.DELETE) == 3
+        charge = guard.spent(checked, everything)
+        failures = tuple(Failure(a, refused) for a in checked.actions)
+        guard.settle(charge, ApplyResult(failures=failures))
+    assert not guard.deletes.tripped
+    assert guard.deletes.spent() == 0
+    # A delete whose outcome is unknown may have happened: it stays charged.
+    checked = guard.check(Plan(actions=(delete(3),), owned=10), everything)
+    unknown = errors.OutcomeUnknown("DELETE /api/v1/egress", "no complete answer")
+    guard.settle(
+        guard.spent(checked, everything),
+        ApplyResult(failures=(Failure(checked.actions[0], unknown),)),
+    )
+    assert guard.deletes.spent() == 1
+
+
+def test_a_re_create_that_was_refused_is_given_back():
+    from kaput_not.controller.executor import ApplyResult, Failure
+    from kaput_not.netmaker import errors
+
+    guard = WriteGuard(SETTINGS, cluster=None, clock=FakeClock())
+    rules = [rule(i) for i in range(10)]
+    guard.learn(view(rules), 10)
+    one_gone = view(rules[1:])
+    refused = errors.ApiError("POST /api/v1/egress", status=500, server_message="db locked")
+    for _ in range(10):  # the hand-deleted rule's re-create, retried while it is refused
+        checked = guard.check(Plan(actions=(create(0),), owned=9), one_gone)
+        assert checked.count(ActionKind.CREATE) == 1
+        charge = guard.spent(checked, one_gone)
+        guard.settle(charge, ApplyResult(failures=(Failure(checked.actions[0], refused),)))
+    assert guard.recreates.spent() == 0
+    assert not guard.recreates.tripped

@@ -22,10 +22,15 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from kaput_not.core.egress import owned_by, parse_description
 from kaput_not.core.model import Action, ActionKind, Egress, Plan
 from kaput_not.core.planner import NetmakerView
+from kaput_not.netmaker import errors
+
+if TYPE_CHECKING:
+    from kaput_not.controller.executor import ApplyResult
 
 log = logging.getLogger("kaput_not.guard")
 
@@ -77,10 +82,23 @@ class WindowBudget:
         now = self._clock()
         self._spent.extend([now] * count)
 
+    def refund(self, count: int) -> None:
+        """Take back `count` of the latest spends (actions charged but never written)."""
+        for _ in range(min(max(count, 0), len(self._spent))):
+            self._spent.pop()
+
     def _expire(self) -> None:
         horizon = self._clock() - self._settings.window_seconds
         while self._spent and self._spent[0] <= horizon:
             self._spent.popleft()
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """What one pass spent: its deletes, and the slots of its re-creates."""
+
+    deletes: int
+    recreates: list[Slot]
 
 
 class WriteGuard:
@@ -176,9 +194,11 @@ class WriteGuard:
             refusal=refusal,
         )
 
-    def spent(self, plan: Plan, view: NetmakerView) -> None:
-        """Count what `plan` (as checked against `view`) is about to write against the budgets."""
-        self.recreates.spend(len(self._recreates(list(plan.actions), view)))
+    def spent(self, plan: Plan, view: NetmakerView) -> Charge:
+        """Count what `plan` (as checked against `view`) is about to write against the budgets;
+        `settle` the returned charge with what the executor did."""
+        recreates = [_slot(a) for a in self._recreates(list(plan.actions), view)]
+        self.recreates.spend(len(recreates))
         for action in plan.actions:
             if action.kind is ActionKind.DELETE and action.target is not None:
                 # Ours to delete: its slot is no longer "held", so no later create is a re-create.
@@ -188,6 +208,18 @@ class WriteGuard:
         tripped = self.deletes.tripped or self.recreates.tripped
         # Held until the budget recovers, not just during the passes that were refused.
         self.holding = plan.refusal or (self.holding if tripped else None)
+        return Charge(plan.count(ActionKind.DELETE), [s for s in recreates if s is not None])
+
+    def settle(self, charge: Charge, result: ApplyResult) -> None:
+        """Give back what was charged and not written: skipped (dry run, not the leader) or
+        refused. A write whose outcome is unknown stays charged: it may have happened. Without
+        this, deletes retried while they fail would trip the budget and hold them for good."""
+        unknown = [f.action for f in result.failures if isinstance(f.error, errors.OutcomeUnknown)]
+        unknown_deletes = sum(1 for a in unknown if a.kind is ActionKind.DELETE)
+        self.deletes.refund(charge.deletes - result.deleted - unknown_deletes)
+        written = {slot for e in result.made for slot in _remember({}, e.network, e, self._cluster)}
+        written.update(s for s in map(_slot, unknown) if s is not None)
+        self.recreates.refund(sum(1 for slot in charge.recreates if slot not in written))
 
     # -- internals -----------------------------------------------------------------------------
 

@@ -93,7 +93,7 @@ class Reconciler:
             if only is None:
                 guard.learn(view, the_plan.owned)
             the_plan = guard.check(the_plan, view, full=only is None)
-            guard.spent(the_plan, view)
+            charge = guard.spent(the_plan, view)
         for warning in the_plan.warnings:
             # Each is a node's skip reason too, which the controller logs once when it starts
             # and once when it ends (node_states.py), not on every pass.
@@ -107,4 +107,5 @@ class Reconciler:
         result = await self._executor.apply(the_plan)
         if guard is not None:
             guard.created(result.made)
+            guard.settle(charge, result)
         return PassReport(plan=the_plan, result=result, view=view)
