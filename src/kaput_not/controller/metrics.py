@@ -164,11 +164,12 @@ class Metrics:
         lease: str = "kaput-not",
     ) -> None:
         """Gauges read at scrape time from the live objects."""
-        self.holding.set_function(lambda: 1.0 if holding() else 0.0)
+        leading = _as_float(leader)
+        self.holding.set_function(_as_float(holding))
         self.queue_depth.set_function(queue_depth)
         self.workqueue_depth.labels(self.queue_name).set_function(queue_depth)
-        self.leader.set_function(lambda: 1.0 if leader() else 0.0)
-        self.leader_status.labels(lease).set_function(lambda: 1.0 if leader() else 0.0)
+        self.leader.set_function(leading)
+        self.leader_status.labels(lease).set_function(leading)  # the name client-go uses
         self.nodes.set_function(nodes)
 
     # The work queue's observer (controller/queue.py `QueueObserver`).
@@ -184,3 +185,8 @@ class Metrics:
 
     def finished(self, worked_seconds: float) -> None:
         self.workqueue_work.labels(self.queue_name).observe(worked_seconds)
+
+
+def _as_float(flag: Callable[[], bool]) -> Callable[[], float]:
+    """A yes/no reading as a gauge value: 1 or 0."""
+    return lambda: 1.0 if flag() else 0.0

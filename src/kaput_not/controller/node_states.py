@@ -9,6 +9,7 @@ actions, the node is in sync, and a Normal Event says what was written.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -116,17 +117,15 @@ def _settled(
     if report.state is not NodeState.PENDING:
         return report
     if report.name in held:
-        return NodeReport(
-            report.name,
-            NodeState.SKIPPED,
-            SkipReason.HELD,
-            "writes for it are held back by the delete or re-create budget (see /readyz)",
-            report.host,
-            report.networks,
+        return dataclasses.replace(
+            report,
+            state=NodeState.SKIPPED,
+            reason=SkipReason.HELD,
+            detail="writes for it are held back by the delete or re-create budget (see /readyz)",
         )
     if report.name in failed or not all_written:
         return report
-    return NodeReport(report.name, NodeState.IN_SYNC, None, "", report.host, report.networks)
+    return dataclasses.replace(report, state=NodeState.IN_SYNC, reason=None, detail="")
 
 
 def _written_note(report: NodeReport, writes: Mapping[ActionKind, int]) -> str:

@@ -35,7 +35,7 @@ class KubeError(Exception):
         self.call = call
         self.status = status
         self.reason = reason
-        super().__init__(f"{call}: {' '.join(cause.split())[:300]}")
+        super().__init__(f"{call}: {_one_line(cause)[:300]}")
 
 
 class Gone(KubeError):
@@ -83,7 +83,7 @@ def _where(kubeconfig: str | None) -> str:
     return f"KUBECONFIG={kubeconfig!r}" if kubeconfig else "the in-cluster service account"
 
 
-def _one_line(exc: BaseException) -> str:
+def _one_line(exc: BaseException | str) -> str:
     """An exception's text on one line (YAML errors span several, with a marked excerpt)."""
     return " ".join(str(exc).split())
 

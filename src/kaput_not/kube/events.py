@@ -21,6 +21,7 @@ import msgspec
 from kaput_not import ratelimit
 from kaput_not.core.model import KubeNode
 from kaput_not.kube.api import KubeApi, KubeError
+from kaput_not.kube.lease import micro_time
 from kaput_not.kube.wire import status_decoder
 
 log = logging.getLogger("kaput_not.events")
@@ -98,7 +99,7 @@ class EventRecorder:
         event = Event(
             # The server validates the prefix as a name once a trailing dash is masked.
             metadata=EventMeta(generateName=f"{node.name}-", namespace=self._namespace),
-            eventTime=self._now().strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            eventTime=micro_time(self._now()),
             reportingController=CONTROLLER,
             reportingInstance=self._instance,
             action="Reconcile",
