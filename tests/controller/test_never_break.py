@@ -23,7 +23,7 @@ async def converged(s: Stack, count: int) -> None:
     await eventually(lambda: len(s.rules()) == count, what=f"{count} rules")
 
 
-async def test_item_1_an_empty_relist_deletes_nothing(stack: Stack):
+async def test_item_1_an_empty_relist_deletes_no_more_than_the_budget(stack: Stack):
     for i in range(12):
         stack.node(f"w{i}", f"10.244.{i}.0/24")
     stack.start(stack.settings(DELETE_GRACE="0s"))
@@ -52,7 +52,7 @@ async def test_item_1_an_empty_relist_seen_once_is_read_again_and_changes_nothin
     assert deletes(stack) == 0
 
 
-async def test_item_2_netmaker_answering_no_nodes_deletes_nothing(stack: Stack):
+async def test_item_2_netmaker_answering_no_nodes_deletes_no_more_than_the_budget(stack: Stack):
     for i in range(10):
         stack.node(f"w{i}", f"10.244.{i}.0/24")
     stack.start(stack.settings(RESYNC_PERIOD="1.5s"))

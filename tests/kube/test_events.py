@@ -25,9 +25,11 @@ class FakeApi:
     def __init__(self, status: int = 201) -> None:
         self.status = status
         self.posted: list[dict[str, Any]] = []
+        self.attempts = 0
 
     async def send(self, method: str, path: str, body: bytes, decoder: Any) -> Any:
         assert (method, path) == ("POST", "/apis/events.k8s.io/v1/namespaces/kaput-not/events")
+        self.attempts += 1
         if self.status >= 300:
             raise KubeError(f"{method} {path}", f"HTTP {self.status}", status=self.status)
         self.posted.append(msgspec.json.decode(body))
@@ -63,6 +65,7 @@ async def test_an_event_names_its_node_and_says_what_happened() -> None:
     assert (posted["type"], posted["reason"]) == ("Warning", "NoNetmakerHost")
     assert posted["metadata"] == {"generateName": "w1-", "namespace": "kaput-not"}
     assert posted["eventTime"] == "2026-11-30T12:00:00.000000Z"
+    assert posted["note"] == "no Netmaker host named w1"
 
 
 async def test_a_storm_is_cut_and_does_not_hold_later_events_back() -> None:
@@ -89,8 +92,10 @@ async def test_an_answer_every_event_would_get_turns_events_off_with_one_warning
     for i in range(5):  # all in flight together: each gets the same answer
         events.emit(KubeNode(f"n{i}"), warning=False, reason="EgressWritten", note="")
     await settle(events)
+    assert api.attempts == 5
     events.emit(KubeNode("after"), warning=False, reason="EgressWritten", note="")
     await settle(events)
+    assert api.attempts == 5  # off: the Event after is not even tried
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 1, warnings
     assert "Events are off" in warnings[0]

@@ -303,7 +303,6 @@ async def test_lists_older_than_twice_the_ttl_are_never_planned_on(api, clock):
     cache = CachedNetmaker(api, ttl=30, clock=clock)
     await cache.view()
     clock.now += 61
-    api.fail_next = None
     api.hosts = []
     api.gate = asyncio.Event()
     reader = asyncio.create_task(cache.view(stale_ok=True))
