@@ -14,7 +14,8 @@ NETMAKER_API_URL, NETMAKER_USERNAME, NETMAKER_PASSWORD, KUBECONFIG and
 LEADER_ELECTION_ENABLED=false.
 
 Usage: .venv/bin/python bench/compare.py [--nodes N] [--networks K] [--dual-stack]
-       [--latency-ms MS] [--timeout S] [--json]
+       [--latency-ms MS] [--timeout S] [--json] [--migration]
+With --migration: one JSON object; exit 0 when ours wrote nothing on the Go original's rules.
 Ratios are Go / ours (above 1: the Go original spends more). Exit code 0 when ours converged.
 """
 
@@ -35,9 +36,12 @@ from scale import (
     Stack,
     add_stack_options,
     check_stack_options,
+    full_passes,
     measure_initial,
     python_controller,
+    scrape,
     stack_of,
+    wait_quiet,
 )
 
 import peers
@@ -89,6 +93,50 @@ def one(args: argparse.Namespace, which: str, binary: str) -> dict[str, Any]:
         return result
 
 
+def migration(args: argparse.Namespace, binary: str) -> dict[str, Any]:
+    """The Go original converges, stops; ours starts on its rules. Zero churn = 0 writes."""
+    with stack_of(args.nodes, args.networks, args.dual_stack, args.latency_ms) as stack:
+        go = go_controller(stack, binary)
+        go.start()
+        try:
+            before = measure_initial(stack, go, args.timeout, time.time())
+        finally:
+            go.stop()
+        if not before["converged"]:
+            raise BenchError(f"the Go original did not converge in {args.timeout:g}s")
+        mark = stack.netmaker.call("stats")["length"]
+        ours = python_controller(stack)
+        ours.start()
+        try:
+            deadline = time.monotonic() + args.timeout
+            while not _scraped_full_pass(stack):
+                if time.monotonic() > deadline or not ours.alive():
+                    raise BenchError(f"no full pass of ours:\n{ours.tail(8)}")
+                time.sleep(0.2)
+            wait_quiet(stack, 1.0)
+        finally:
+            ours.stop()
+        stats = stack.netmaker.call("stats", since=mark)
+        return {
+            "nodes": args.nodes,
+            "networks": args.networks,
+            "dual_stack": args.dual_stack,
+            "go_converged": True,
+            "go_rules": before["rules_matching"],
+            "ours_reads": stats["reads"],
+            "ours_writes": stats["writes"],
+            "ours_requests": stats["requests"],
+            "still_converged": stack.converged(),
+        }
+
+
+def _scraped_full_pass(stack: Stack) -> bool:
+    try:
+        return full_passes(scrape(stack.metrics_port))[0] >= 1
+    except OSError:  # not listening yet
+        return False
+
+
 def ratio(a: float | None, b: float | None) -> float | None:
     if a is None or b is None or b == 0:
         return None
@@ -135,10 +183,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     add_stack_options(parser)
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per run (600)")
+    parser.add_argument(
+        "--migration",
+        action="store_true",
+        help="instead: the Go original converges and stops, then ours starts on its rules",
+    )
     args = parser.parse_args(argv)
     check_stack_options(parser, args)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
+        if args.migration:
+            moved = migration(args, go_binary())
+            print(json.dumps(moved))
+            return 0 if moved["ours_writes"] == 0 and moved["still_converged"] else 1
         result = compare(args)
     except BenchError as exc:
         print(f"compare: {exc}", file=sys.stderr)

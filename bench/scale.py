@@ -11,8 +11,8 @@ port). Everything is measured from outside:
   emulator's own request log;
 - wall time from the controller's start until every network holds exactly the rules wanted
   (one per pod CIDR and network, range = the CIDR, ``nodes`` = the host's Netmaker node there),
-  polled in the emulator process every 0.1 s; ``last_write_seconds`` is when the last write
-  arrived;
+  polled in the emulator process every 0.1 s; ``last_request_seconds`` is when the last request
+  (of any kind) arrived;
 - controller CPU seconds (utime + stime of /proc/<pid>/stat) and peak RSS (VmHWM).
 
 Seeding: K networks ``net-<k>`` with 100.<64+k>.0.0/16, N hosts ``sn-<i>`` joined to every
