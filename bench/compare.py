@@ -22,9 +22,7 @@ Ratios are Go / ours (above 1: the Go original spends more). Exit code 0 when ou
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import signal
 import sys
 import time
 from typing import Any
@@ -36,6 +34,7 @@ from scale import (
     Stack,
     add_stack_options,
     check_stack_options,
+    finish,
     full_passes,
     measure_initial,
     python_controller,
@@ -190,21 +189,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     check_stack_options(parser, args)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        if args.migration:
-            moved = migration(args, go_binary())
-            print(json.dumps(moved))
-            return 0 if moved["ours_writes"] == 0 and moved["still_converged"] else 1
-        result = compare(args)
-    except BenchError as exc:
-        print(f"compare: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("compare: interrupted", file=sys.stderr)
-        return 130
-    print(json.dumps(result) if args.json else summary(result))
-    return 0 if result["ours"]["converged"] else 1
+    if args.migration:
+        return finish(
+            "compare",
+            lambda: migration(args, go_binary()),
+            None,
+            lambda r: r["ours_writes"] == 0 and r["still_converged"],
+        )
+    return finish(
+        "compare",
+        lambda: compare(args),
+        None if args.json else summary,
+        lambda r: r["ours"]["converged"],
+    )
 
 
 if __name__ == "__main__":

@@ -50,7 +50,6 @@ import ipaddress
 import json
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -72,7 +71,15 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from scale import EGRESS, LOGIN, WRITE_METHODS, cpu_seconds, peak_rss_mb  # noqa: E402
+from scale import (  # noqa: E402
+    EGRESS,
+    LOGIN,
+    WRITE_METHODS,
+    BenchError,
+    cpu_seconds,
+    finish,
+    peak_rss_mb,
+)
 from tests.contract.seeding import Seeder, enrollment_token, poll, register_body  # noqa: E402
 from tests.e2e.controlplane import (  # noqa: E402
     ControlPlane,
@@ -107,10 +114,6 @@ NOT_FORWARDED = frozenset(
         "accept-encoding",
     }
 )
-
-
-class BenchError(Exception):
-    """The benchmark cannot run; the message is one line."""
 
 
 # ------------------------------------------------------------------ peers
@@ -571,17 +574,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.concurrency is not None and args.concurrency < 1:
         parser.error("--concurrency must be at least 1")
     settings = Settings(args.nodes, args.networks, args.concurrency, args.timeout, args.keep)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # clean up as on ^C
-    try:
-        result = run(settings)
-    except (BenchError, StartError) as exc:
-        print(f"real_netmaker: {str(exc).splitlines()[0]}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("real_netmaker: interrupted", file=sys.stderr)
-        return 130
-    print(json.dumps(result) if args.json else summary(result))
-    return 0 if result["converged"] else 1
+    return finish(
+        "real_netmaker",
+        lambda: run(settings),
+        None if args.json else summary,
+        lambda r: r["converged"],
+        errors=(BenchError, StartError),
+    )
 
 
 if __name__ == "__main__":

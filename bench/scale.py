@@ -85,6 +85,28 @@ class BenchError(Exception):
     """The benchmark cannot go on; the message is one line."""
 
 
+def finish(
+    prog: str,
+    work: Callable[[], dict[str, Any]],
+    render: Callable[[dict[str, Any]], str] | None,
+    ok: Callable[[dict[str, Any]], bool],
+    errors: tuple[type[Exception], ...] = (BenchError,),
+) -> int:
+    """A benchmark's end: run `work` (SIGTERM cleans up as ^C does), print its result as JSON
+    (`render` None) or rendered, or its error in one line; exit 0 when `ok`, 130 on ^C."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        result = work()
+    except errors as exc:
+        print(f"{prog}: {(str(exc).splitlines() or [type(exc).__name__])[0]}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    print(json.dumps(result) if render is None else render(result))
+    return 0 if ok(result) else 1
+
+
 def node_name(i: int) -> str:
     return f"{NODE_PREFIX}{i}"
 
@@ -725,17 +747,9 @@ def main(argv: list[str] | None = None) -> int:
         args.profile,
         args.cache_ttl,
     )
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        result = run(options)
-    except BenchError as exc:
-        print(f"scale: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("scale: interrupted", file=sys.stderr)
-        return 130
-    print(json.dumps(result) if args.json else summary(result))
-    return 0 if result["converged"] else 1
+    return finish(
+        "scale", lambda: run(options), None if args.json else summary, lambda r: r["converged"]
+    )
 
 
 if __name__ == "__main__":
