@@ -369,3 +369,11 @@ async def test_our_own_deletes_do_not_make_the_next_read_suspect(api, clock, cap
     assert (await cache.view()).egress["a"] == []
     assert api.calls["egress a"] == 3  # read once per TTL, never twice
     assert not [r for r in caplog.records if "shrank" in r.getMessage()]
+
+
+async def test_a_full_pass_view_is_a_snapshot_that_later_writes_do_not_change(api, clock):
+    cache = CachedNetmaker(api, ttl=30, clock=clock)
+    view = await cache.view()
+    await cache.create_egress(SPEC)
+    assert view.egress["a"] == []  # as read, not as written since
+    assert len((await cache.view()).egress["a"]) == 1

@@ -142,7 +142,10 @@ class CachedNetmaker:
                     found.update(rules.routed_through(node_id))
             return list(found.values())
 
-        return NetmakerView(hosts=hosts, nodes=nodes, egress=_Lists(by_network), routed=routed)
+        # A node pass reads its lists at once, so they are copied only if it reads them; a full
+        # pass (and `kaput-not plan`) keeps its view past its own writes: copied now, a snapshot.
+        egress = _Lists(by_network) if stale_ok else {n: r.values() for n, r in by_network.items()}
+        return NetmakerView(hosts=hosts, nodes=nodes, egress=egress, routed=routed)
 
     def _network_names(self, networks: list[str], nodes: list[NmNode]) -> list[str]:
         """Declared networks and every network a node is in; computed once per pair of lists
