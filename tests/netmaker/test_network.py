@@ -1,11 +1,13 @@
-"""The asyncio network backend under httpx2, on real sockets: a small HTTP/1.1 server in the
-test's loop that echoes bodies and misbehaves on request (closes idle connections, sends bytes
-nobody asked for, never answers, resets mid-answer), plain and over TLS."""
+"""The asyncio network backend under httpx2 and under the Netmaker client, on real sockets: a
+small HTTP/1.1 server in the test's loop that echoes bodies (or answers a fixed one) and
+misbehaves on request (closes idle connections, sends bytes nobody asked for, never answers,
+resets mid-answer), plain and over TLS."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import socket
 import ssl
@@ -17,7 +19,10 @@ from pathlib import Path
 import httpx2
 import pytest
 
+from kaput_not.netmaker.client import NetmakerClient
+from kaput_not.netmaker.errors import Unreachable
 from kaput_not.netmaker.network import AsyncioTransport
+from kaput_not.netmaker.settings import TLS_HINT, ClientSettings
 from tests.e2e.controlplane import Pki
 
 _LENGTH = re.compile(rb"\r\ncontent-length: *(\d+)", re.IGNORECASE)
@@ -42,6 +47,8 @@ class Server:
     close_after_answer: bool = False
     stray_after_answer: bytes = b""
     answer_size: int | None = None
+    #: Answer every request with this body instead of echoing it.
+    fixed: bytes | None = None
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
@@ -58,6 +65,7 @@ class Server:
                 if self.silent:
                     await asyncio.sleep(3600)
                 payload = b"x" * self.answer_size if self.answer_size is not None else body
+                payload = self.fixed if self.fixed is not None else payload
                 if self.reset_mid_answer:
                     writer.write(answer(payload)[:-1])
                     await writer.drain()
@@ -229,6 +237,33 @@ async def test_tls_to_a_server_no_trusted_ca_vouches_for_fails(pki: Pki) -> None
     async with serving(server, serving_tls(pki)) as url, client(url, verify=True) as http:
         with pytest.raises(httpx2.ConnectError, match="certificate verify failed"):
             await http.get("/")
+    assert server.requests == 0
+
+
+_LOGGED_IN = json.dumps(
+    {"Code": 200, "Message": "ok", "Response": {"UserName": "u", "AuthToken": "t-0"}}
+).encode()
+
+
+async def test_the_netmaker_client_logs_in_over_tls_to_a_server_its_ca_file_vouches_for(
+    pki: Pki,
+) -> None:
+    server = Server(fixed=_LOGGED_IN)
+    async with serving(server, serving_tls(pki)) as url:
+        settings = ClientSettings(api_url=url, username="u", password="p", ca_file=str(pki.ca_cert))
+        async with NetmakerClient(settings) as netmaker:
+            await netmaker.login()
+    assert server.requests == 1
+
+
+async def test_the_netmaker_client_refuses_a_server_no_trusted_ca_vouches_for(pki: Pki) -> None:
+    server = Server(fixed=_LOGGED_IN)
+    async with serving(server, serving_tls(pki)) as url:
+        settings = ClientSettings(api_url=url, username="u", password="p")
+        async with NetmakerClient(settings) as netmaker:
+            with pytest.raises(Unreachable, match=r"TLS with .* failed: .*certificate verify") as e:
+                await netmaker.login()
+    assert e.value.hint == TLS_HINT
     assert server.requests == 0
 
 

@@ -6,7 +6,13 @@ Every endpoint is a few lines on top of `_call()`, which owns everything that ca
   again and retry ONCE; a second 401 is an `ApiError`, never a loop;
 - the three-level check: the HTTP status, a JSON body (by its media type or, since the real
   server sends some JSON as `text/plain`, by the body itself), then the envelope's `Code`;
-- the mapping of every httpx2 exception to the tree in `errors.py`.
+- the mapping of every httpx2 and httpcore2 exception to the tree in `errors.py`.
+
+Requests go straight to httpcore2's connection pool when the transport is ours (the usual case):
+httpx2's client around it (request and response models, auth and redirect flows, cookies,
+stream wrappers) took a quarter of the client's CPU per write. With a proxy configured, or a
+transport passed in (tests), they go through `httpx2.AsyncClient` as before; both ways end in
+the same `_Answer`.
 
 The server's quirks handled here are documented in netmaker-api.md: a wrong password is 400 not
 401, an MFA account logs in with 200 and no token, GET /api/nodes can answer 200 with an empty
@@ -33,6 +39,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Self, TypeVar
 
+import httpcore2
 import httpx2
 import msgspec
 
@@ -113,13 +120,42 @@ def _jwt_exp(token: str) -> float | None:
     return None
 
 
+#: What a request that got no complete answer can raise, from either way of sending.
+_TRANSPORT_ERRORS = (
+    httpx2.HTTPError,
+    httpx2.InvalidURL,
+    httpcore2.TimeoutException,
+    httpcore2.NetworkError,
+    httpcore2.ProtocolError,
+    httpcore2.UnsupportedProtocol,
+    httpcore2.ProxyError,
+)
+
+
+_UNSENDABLE = (
+    httpx2.InvalidURL,
+    httpx2.UnsupportedProtocol,
+    httpx2.ProxyError,
+    httpcore2.UnsupportedProtocol,
+    httpcore2.ProxyError,
+)
+_NO_ANSWER_IN_TIME = (
+    httpx2.ReadTimeout,
+    httpx2.WriteTimeout,
+    httpcore2.ReadTimeout,
+    httpcore2.WriteTimeout,
+)
+
+
 @dataclass(frozen=True, slots=True)
 class _Answer:
-    """A complete answer. The body is read into one buffer as it arrives: joining the chunks at
-    the end, as httpx2 does, held a 6 MB list of 10,000 hosts twice."""
+    """A complete answer: its status, the two headers the client reads, and the body, read into
+    one buffer as it arrives (joining the chunks at the end, as httpx2 does, held a 6 MB list of
+    10,000 hosts twice)."""
 
     status: int
-    headers: httpx2.Headers
+    content_type: str
+    location: str
     body: bytes | bytearray
 
 
@@ -127,7 +163,27 @@ async def _answer(response: httpx2.Response) -> _Answer:
     body = bytearray()
     async for chunk in response.aiter_bytes():
         body += chunk
-    return _Answer(response.status_code, response.headers, body)
+    headers = response.headers
+    return _Answer(
+        response.status_code, headers.get("content-type", ""), headers.get("location", ""), body
+    )
+
+
+async def _core_answer(response: httpcore2.Response) -> _Answer:
+    body = bytearray()
+    try:
+        async for chunk in response.aiter_stream():
+            body += chunk
+    finally:
+        await response.aclose()
+    content_type = location = ""
+    for name, value in response.headers:
+        lowered = name.lower()
+        if lowered == b"content-type":
+            content_type = value.decode("latin-1")
+        elif lowered == b"location":
+            location = value.decode("latin-1")
+    return _Answer(response.status, content_type, location, body)
 
 
 def _is_json(response: _Answer) -> bool:
@@ -138,7 +194,7 @@ def _is_json(response: _Answer) -> bool:
     the client decodes is an object or an array, so a body that opens with `{` or `[` is read
     as JSON; an HTML page or a plain-text error is not, and gets the NotJson hint.
     """
-    media = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    media = response.content_type.split(";")[0].strip().lower()
     if media == "application/json" or media.endswith("+json"):
         return True
     return _first_byte(response.body) in (b"{", b"[")
@@ -187,18 +243,27 @@ class NetmakerClient:
         self._refresh_at: float | None = None
         self._login_task: asyncio.Task[str] | None = None
         self._urls: dict[str, httpx2.URL] = {}  # by path: a handful of constant paths
+        self._targets: dict[tuple[str, str], httpcore2.URL] = {}  # by path and query, the same
         product = f"kaput-not/{__version__}"
+        agent = f"{product} ({settings.identity})" if settings.identity else product
+        chosen = transport or _default_transport(verify)
         self._http = httpx2.AsyncClient(
             base_url=settings.api_url.rstrip("/"),
-            transport=transport or _default_transport(verify),
+            transport=chosen,
             verify=verify,  # used by httpx2's own transports, when a proxy is configured
             timeout=httpx2.Timeout(settings.timeout_seconds),
             follow_redirects=False,
-            headers={
-                "User-Agent": f"{product} ({settings.identity})" if settings.identity else product,
-                "Accept": "application/json",
-            },
+            headers={"User-Agent": agent, "Accept": "application/json"},
         )
+        # The direct way (see the module's docstring): the pool, and what every request sends.
+        self._pool = chosen.pool if isinstance(chosen, AsyncioTransport) else None
+        self._head = [
+            (b"Host", self._http.base_url.netloc),
+            (b"User-Agent", agent.encode("ascii", "replace")),
+            (b"Accept", b"application/json"),
+        ]
+        limit = settings.timeout_seconds
+        self._timeouts = {"connect": limit, "read": limit, "write": limit, "pool": limit}
 
     async def __aenter__(self) -> Self:
         return self
@@ -314,15 +379,18 @@ class NetmakerClient:
         started = time.perf_counter()
         status: int | None = None
         try:
-            request = self._http.build_request(
-                method, self._url(path), params=params, content=content, headers=headers
-            )
-            response = await self._http.send(request, stream=True)
-            try:
-                answer = await _answer(response)
-            finally:
-                await response.aclose()
-        except (httpx2.HTTPError, httpx2.InvalidURL) as exc:
+            if self._pool is not None:
+                answer = await self._send_direct(self._pool, method, path, params, content, headers)
+            else:
+                request = self._http.build_request(
+                    method, self._url(path), params=params, content=content, headers=headers
+                )
+                response = await self._http.send(request, stream=True)
+                try:
+                    answer = await _answer(response)
+                finally:
+                    await response.aclose()
+        except _TRANSPORT_ERRORS as exc:
             raise self._transport_error(call, method, exc) from exc
         else:
             status = answer.status
@@ -333,6 +401,43 @@ class NetmakerClient:
             logger.debug("%s %s -> %s in %.0f ms", method, path, shown, seconds * 1000)
             if self._on_request is not None:
                 self._on_request(method, path, status, seconds)
+
+    async def _send_direct(
+        self,
+        pool: httpcore2.AsyncConnectionPool,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        content: bytes | None,
+        headers: Mapping[str, str],
+    ) -> _Answer:
+        """One request on httpcore2's pool, with the headers httpx2 would send us (no
+        Accept-Encoding: the client decodes no compressed answer)."""
+        query = urllib.parse.urlencode(params, quote_via=urllib.parse.quote) if params else ""
+        sent = self._head + [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        if content is not None:
+            sent.append((b"Content-Length", str(len(content)).encode("ascii")))
+        request = httpcore2.Request(
+            method.encode("ascii"),
+            self._target(path, query),
+            headers=sent,
+            content=content or b"",
+            extensions={"timeout": self._timeouts},
+        )
+        return await _core_answer(await pool.handle_async_request(request))
+
+    def _target(self, path: str, query: str) -> httpcore2.URL:
+        """The pool's URL for `path` and `query`, kept for the paths without a query."""
+        target = self._targets.get((path, query))
+        if target is None:
+            url = self._url(path)
+            raw = url.raw_path + (b"?" + query.encode("ascii") if query else b"")
+            target = httpcore2.URL(
+                scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=raw
+            )
+            if not query:
+                self._targets[(path, query)] = target
+        return target
 
     def _url(self, path: str) -> httpx2.URL:
         """`path` under the API URL, parsed once: httpx2 parses a string URL twice a request,
@@ -380,7 +485,7 @@ class NetmakerClient:
     def _error_answer(self, call: str, response: _Answer) -> errors.ApiError:
         status = response.status
         if 300 <= status < 400:
-            location = errors.one_line(response.headers.get("location", "?"), 100)
+            location = errors.one_line(response.location or "?", 100)
             return self._not_json(call, response, f"it redirects to {location}; use that URL")
         if not _is_json(response):
             if status >= 500:
@@ -400,30 +505,28 @@ class NetmakerClient:
         return errors.NotJson(
             call,
             status=response.status,
-            content_type=response.headers.get("content-type", ""),
+            content_type=response.content_type,
             body=self._body_snippet(response),
             hint=hint,
         )
 
-    def _transport_error(
-        self, call: str, method: str, exc: httpx2.HTTPError | httpx2.InvalidURL
-    ) -> errors.NetmakerError:
+    def _transport_error(self, call: str, method: str, exc: Exception) -> errors.NetmakerError:
         """The error class for a request that got no complete answer."""
         detail = self._redact(str(exc)) or type(exc).__name__
         where = shown_url(self._settings.api_url)
         limit = f"{self._settings.timeout_seconds:g} s"
-        if isinstance(exc, httpx2.PoolTimeout):
+        if isinstance(exc, httpx2.PoolTimeout | httpcore2.PoolTimeout):
             return errors.Unreachable(call, f"no free connection within {limit} (pool timeout)")
-        if isinstance(exc, httpx2.ConnectTimeout):
+        if isinstance(exc, httpx2.ConnectTimeout | httpcore2.ConnectTimeout):
             return errors.Unreachable(call, f"connecting to {where} timed out after {limit}")
-        if isinstance(exc, httpx2.ConnectError):
+        if isinstance(exc, httpx2.ConnectError | httpcore2.ConnectError):
             if _is_tls_failure(exc):
                 return errors.Unreachable(call, f"TLS with {where} failed: {detail}", TLS_HINT)
             hint = "check NETMAKER_API_URL and that Netmaker is up"
             return errors.Unreachable(call, f"cannot connect to {where}: {detail}", hint)
-        if isinstance(exc, httpx2.InvalidURL | httpx2.UnsupportedProtocol | httpx2.ProxyError):
+        if isinstance(exc, _UNSENDABLE):
             return errors.Unreachable(call, f"cannot send to {where}: {detail}")
-        if isinstance(exc, httpx2.ReadTimeout | httpx2.WriteTimeout):
+        if isinstance(exc, _NO_ANSWER_IN_TIME):
             cause = f"no complete answer within {limit} ({type(exc).__name__})"
         else:
             cause = f"no complete answer ({type(exc).__name__}: {detail})"

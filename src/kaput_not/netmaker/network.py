@@ -52,6 +52,11 @@ class AsyncioTransport(httpx2.AsyncHTTPTransport):
             network_backend=AsyncioBackend(),
         )
 
+    @property
+    def pool(self) -> httpcore2.AsyncConnectionPool:
+        """The pool itself, for callers that send httpcore2 requests without httpx2's client."""
+        return self._pool
+
 
 class AsyncioBackend(httpcore2.AsyncNetworkBackend):
     """TCP connections as `_Stream`s on the running asyncio loop (the pool is built without a
