@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import httpx2
 import pytest
 
-from kaput_not.testing.netmaker import NetmakerEmulator
+from kaput_not.testing.http.messages import StreamingResponse
+from kaput_not.testing.netmaker import NetmakerEmulator, envelope
+from kaput_not.testing.netmaker.model import HostRecord, NodeRecord
 
 from .helpers import MASTER_KEY, PASSWORD, USERNAME, bearer, login
 
@@ -155,3 +158,72 @@ async def test_the_request_log_counts_by_route_template(emulator, http, clock):
     emulator.log.reset()
     assert emulator.log.entries == []
     assert emulator.log.counts() == {}
+
+
+def _by_id(nodes: list[NodeRecord]) -> list[NodeRecord]:
+    return sorted(nodes, key=lambda node: node.id)
+
+
+def _seed_big(emulator: NetmakerEmulator) -> None:
+    """More hosts, nodes and rules than one slice of a listing (`envelope.LIST_SLICE`)."""
+    state = emulator.state
+    state.add_network("big", "10.200.0.0/16")
+    for i in range(envelope.LIST_SLICE + 7):
+        host = state.add_host(f"h-{i}", ["big"])
+        (node_id,) = host.nodes_by_network.values()
+        state.add_egress(network="big", cidr=f"10.{i // 256}.{i % 256}.0/24", nodes={node_id: 5})
+
+
+@pytest.mark.parametrize(
+    ("path", "whole"),
+    [
+        ("/api/hosts", lambda s: envelope.bare([h.to_api() for h in s.hosts()])),
+        ("/api/nodes", lambda s: envelope.bare([n.to_api() for n in _by_id(s.nodes())])),
+        (
+            "/api/v1/egress?network=big",
+            lambda s: envelope.success("fetched egress resource list", s.egresses("big")),
+        ),
+    ],
+)
+async def test_a_long_list_is_sent_chunked_with_the_bytes_of_the_one_piece_answer(
+    emulator, http, auth, path, whole
+):
+    _seed_big(emulator)
+    async with http.stream("GET", path, headers=auth) as answer:
+        body = b"".join([chunk async for chunk in answer.aiter_raw()])
+    assert answer.status_code == 200
+    assert answer.headers["transfer-encoding"] == "chunked"
+    assert "content-length" not in answer.headers
+    assert body == whole(emulator.state).body
+
+
+async def test_a_long_list_lets_other_requests_run_between_its_slices(emulator):
+    _seed_big(emulator)
+    state = emulator.state
+    ticks = 0
+
+    async def other_requests() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    ticker = asyncio.create_task(other_requests())
+    try:
+        listing = envelope.listing(state.hosts(), HostRecord.to_api, state.lock)
+        assert isinstance(listing, StreamingResponse)
+        pieces, seen = [], []
+        async for piece in listing.chunks:
+            pieces.append(piece)
+            seen.append(ticks)
+            if len(pieces) == 2:  # a host of the second slice changes after the first is sent
+                last = state.hosts()[-1]
+                last.name = "renamed-meanwhile"
+    finally:
+        ticker.cancel()
+    assert len(pieces) == 4  # "[", two slices, "]\n"
+    assert seen[1] > seen[0]
+    assert seen[2] > seen[1]
+    hosts = json.loads(b"".join(pieces))
+    assert len(hosts) == envelope.LIST_SLICE + 7
+    assert hosts[-1]["name"] == "renamed-meanwhile"  # rows are read as a cursor reads them

@@ -6,10 +6,10 @@ the success envelope with status 200, and the rules themselves live in :mod:`.eg
 
 from __future__ import annotations
 
-from ..http.messages import Request, Response
+from ..http.messages import Request, Response, StreamingResponse
 from . import envelope
 from .auth import Authenticator
-from .egress import EgressRequest
+from .egress import EgressRecord, EgressRequest
 from .errors import bad_request
 from .godecode import DecodeError, Kind, Struct, decode_struct
 from .routes import Handler
@@ -47,13 +47,14 @@ class EgressApi:
             ("DELETE", "/api/v1/egress", self.delete_egress),
         ]
 
-    def list_egresses(self, request: Request) -> Response:
+    def list_egresses(self, request: Request) -> Response | StreamingResponse:
         self._auth.caller(request)
         network = request.query_value("network")
         if not network:
             raise bad_request("network is required")
         records = self._state.egress.records(network)
-        return envelope.success("fetched egress resource list", [r.to_api() for r in records])
+        message = "fetched egress resource list"
+        return envelope.listing(records, EgressRecord.to_api, self._state.lock, message=message)
 
     def create_egress(self, request: Request) -> Response:
         caller = self._auth.caller(request)

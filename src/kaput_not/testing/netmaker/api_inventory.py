@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import uuid
 
-from ..http.messages import Request, Response
+from ..http.messages import Request, Response, StreamingResponse
 from . import envelope
 from .auth import Authenticator
 from .errors import NO_RESULT_FOUND, RECORD_NOT_FOUND, bad_request, internal
 from .godecode import DecodeError, Kind, Struct, decode_struct
-from .model import GO_ZERO_TIME, SERVER_VERSION
+from .model import GO_ZERO_TIME, SERVER_VERSION, HostRecord, NodeRecord
 from .routes import Handler
 from .state import NetmakerState
 
@@ -57,15 +57,18 @@ class InventoryApi:
             ("GET", "/api/server/status", self.status),
         ]
 
-    def list_hosts(self, request: Request) -> Response:
+    def list_hosts(self, request: Request) -> Response | StreamingResponse:
         self._auth.caller(request)
-        return envelope.bare([host.to_api() for host in self._state.hosts()])
+        return envelope.listing(self._state.hosts(), HostRecord.to_api, self._state.lock)
 
-    def list_nodes(self, request: Request) -> Response:
+    def list_nodes(self, request: Request) -> Response | StreamingResponse:
         self._auth.caller(request)
-        shaped = self._nodes_json(None)
-        shaped.sort(key=lambda node: str(node["id"]))
-        return envelope.bare(shaped)
+        nodes = sorted(self._state.nodes(), key=lambda node: node.id)
+        if self._state.static_clients(None):  # their pseudo-nodes sort among the real ones
+            shaped = self._nodes_json(None)
+            shaped.sort(key=lambda node: str(node["id"]))
+            return envelope.bare(shaped)
+        return envelope.listing(nodes, NodeRecord.to_api, self._state.lock)
 
     def list_network_nodes(self, request: Request) -> Response:
         self._auth.caller(request)

@@ -8,7 +8,7 @@ Netmaker's error envelope. Sockets, faults and the request log live in the layer
 
 from __future__ import annotations
 
-from ..http.messages import Request, Response
+from ..http.messages import Request, Response, StreamingResponse
 from . import envelope
 from .api_egress import EgressApi
 from .api_enroll import EnrollmentApi
@@ -37,7 +37,7 @@ class NetmakerApi:
     def resolve(self, request: Request) -> Resolved:
         return self.router.resolve(request)
 
-    def respond(self, resolved: Resolved) -> Response:
+    def respond(self, resolved: Resolved) -> Response | StreamingResponse:
         with self._state.lock:
             try:
                 return resolved.respond()

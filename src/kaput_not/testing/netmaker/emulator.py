@@ -26,6 +26,7 @@ from collections.abc import Callable
 from ..http.messages import Reply, Request
 from ..http.requestlog import answered
 from ..http.standin import StandInServer
+from . import envelope
 from .app import NetmakerApi
 from .faults import Faults, strike
 from .requestlog import RequestLog
@@ -76,5 +77,7 @@ class NetmakerEmulator(StandInServer):
             return answered(entry, early)
         response = self._api.respond(resolved)
         after = self.faults.take(resolved.key, "after")
-        replaced = await strike(after, response) if after is not None else None
+        if after is None:
+            return answered(entry, response)
+        replaced = await strike(after, await envelope.collected(response))
         return answered(entry, response if replaced is None else replaced)

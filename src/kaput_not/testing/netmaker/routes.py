@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..http import paths
-from ..http.messages import Request, Response
+from ..http.messages import Request, Response, StreamingResponse
 from . import envelope
 
-Handler = Callable[[Request], Response]
+Handler = Callable[[Request], Response | StreamingResponse]
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class Resolved:
     handler: Handler | None = None
     fallback: Response | None = None
 
-    def respond(self) -> Response:
+    def respond(self) -> Response | StreamingResponse:
         if self.handler is None:
             assert self.fallback is not None
             return self.fallback
