@@ -5,6 +5,7 @@ variables only."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +77,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
         for stop, _task in s.running:
             stop.set()
         await asyncio.gather(*(t for _, t in s.running), return_exceptions=True)
+    gc.unfreeze()  # `run` freezes the heap after its first sync; the test process keeps its own
 
 
 def ranges(stack: Stack) -> dict[object, object]:

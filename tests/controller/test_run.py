@@ -4,6 +4,7 @@ stand-in and the Netmaker emulator, both over real HTTP on loopback."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 
 import pytest
@@ -20,6 +21,19 @@ async def test_added_nodes_get_their_rules(stack: Stack):
     stack.node("w2", "10.244.2.0/24", "fd00:2::/64")
     await eventually(lambda: len(stack.rules()) == 3, what="w2's dual-stack rules")
     assert ranges(stack)["w2 pods (2/2)"] == "fd00:2::/64"
+
+
+async def test_run_leaves_what_its_first_sync_holds_out_of_later_collections(stack: Stack):
+    assert gc.get_freeze_count() == 0
+    stack.node("w1", "10.244.1.0/24")
+    stack.start(stack.settings())
+    await eventually(lambda: len(stack.rules()) == 1)
+    await eventually(lambda: gc.get_freeze_count() > 0, what="the heap frozen after the first sync")
+    frozen = gc.get_freeze_count()
+    stack.node("w2", "10.244.2.0/24")
+    await eventually(lambda: len(stack.rules()) == 2)
+    # Once per process, not at every pass (frozen objects still go when freed: it may shrink).
+    assert gc.get_freeze_count() <= frozen
 
 
 async def test_rebuilt_node_with_a_new_cidr_updates_its_egress_in_place(stack: Stack):

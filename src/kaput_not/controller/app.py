@@ -93,6 +93,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> int:
                 delete_grace_seconds=settings.delete_grace_seconds,
                 netmaker_poll_seconds=max(settings.cache_ttl_seconds, 1.0),
                 dry_run=settings.dry_run,
+                freeze_after_first_sync=True,
             ),
             emit=recorder.emit if recorder is not None else None,
         )
