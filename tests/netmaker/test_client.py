@@ -642,6 +642,20 @@ async def test_wrong_shape_is_a_bad_response(server: FakeNetmaker, client: Netma
     assert_reported(caught.value, "GET /api/nodes", "unexpected JSON", "hostid")
 
 
+async def test_a_wrong_item_deep_in_a_long_list_is_named_by_its_place(
+    server: FakeNetmaker, client: NetmakerClient
+) -> None:
+    good = {"id": "n", "hostid": "h", "network": "mesh", "pendingdelete": False, "is_static": False}
+    nodes = [{**good, "id": f"n{i}"} for i in range(2500)]
+    nodes[2345]["hostid"] = 7
+    server.routes["GET /api/nodes"] = lambda _: httpx2.Response(200, json=nodes)
+    with pytest.raises(BadResponse) as caught:
+        await client.list_nodes()
+    assert_reported(caught.value, "GET /api/nodes", "unexpected JSON in item 2345", "hostid")
+    nodes[2345]["hostid"] = "h"
+    assert [n.id for n in await client.list_nodes()] == [f"n{i}" for i in range(2500)]
+
+
 async def test_code_other_than_200_inside_a_200_is_an_api_error(
     server: FakeNetmaker, client: NetmakerClient
 ) -> None:

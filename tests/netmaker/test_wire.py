@@ -66,18 +66,18 @@ def encode(value: object) -> bytes:
 
 
 def test_host_decodes_ignoring_fields_we_do_not_use() -> None:
-    [host] = wire.HOSTS.decoder.decode(encode([HOST]))
+    host = wire.HOSTS.item.decode(encode(HOST))
     assert wire.host_from_wire(host) == Host(id=HOST_ID, name="k8s-worker-1", node_ids=(NODE_ID,))
 
 
 @pytest.mark.parametrize("nodes", [None, []], ids=["null", "empty"])
 def test_host_without_networks_has_no_node_ids(nodes: list[str] | None) -> None:
-    [host] = wire.HOSTS.decoder.decode(encode([{**HOST, "nodes": nodes}]))
+    host = wire.HOSTS.item.decode(encode({**HOST, "nodes": nodes}))
     assert wire.host_from_wire(host).node_ids == ()
 
 
 def test_node_decodes_to_core_node() -> None:
-    [node] = wire.NODES.decoder.decode(encode([{**NODE, "pendingdelete": True}]))
+    node = wire.NODES.item.decode(encode({**NODE, "pendingdelete": True}))
     assert wire.node_from_wire(node) == NmNode(
         id=NODE_ID, host_id=HOST_ID, network="kaput", pending_delete=True
     )
@@ -87,7 +87,7 @@ def test_static_pseudo_node_keeps_its_flag() -> None:
     zero = "00000000-0000-0000-0000-000000000000"
     static = {"id": zero, "hostid": zero, "network": "kaput", "pendingdelete": False}
     static["is_static"] = True
-    [node] = wire.NODES.decoder.decode(encode([static]))
+    node = wire.NODES.item.decode(encode(static))
     assert wire.node_from_wire(node).is_static
     assert not wire.node_from_wire(node).routable
 
@@ -108,13 +108,13 @@ def test_an_egress_missing_a_field_we_use_is_refused_not_filled(field: str) -> N
     }
     del egress[field]
     with pytest.raises(msgspec.ValidationError, match=field):
-        wire.EGRESS_LIST.decoder.decode(encode([egress]))
+        wire.EGRESS_LIST.item.decode(encode(egress))
 
 
 def test_node_without_host_id_is_the_wrong_shape() -> None:
     broken = {k: v for k, v in NODE.items() if k != "hostid"}
     with pytest.raises(msgspec.ValidationError, match="hostid"):
-        wire.NODES.decoder.decode(encode([broken]))
+        wire.NODES.item.decode(encode(broken))
 
 
 def test_network_list_reads_netid() -> None:
@@ -126,7 +126,8 @@ def test_egress_decodes_from_the_enveloped_answer() -> None:
     body = encode({"Code": 200, "Message": "fetched egress resource list", "Response": [EGRESS]})
     envelope = wire.ENVELOPE.decode(body)
     assert (envelope.code, envelope.message) == (200, "fetched egress resource list")
-    [egress] = wire.EGRESS_LIST.decoder.decode(envelope.response)
+    [raw] = wire.EGRESS_LIST.items.decoder.decode(envelope.response)
+    egress = wire.EGRESS_LIST.item.decode(raw)
     assert wire.egress_from_wire(egress) == Egress(
         id=EGRESS_ID,
         network="kaput",
@@ -142,10 +143,11 @@ def test_egress_decodes_from_the_enveloped_answer() -> None:
 def test_ids_and_names_read_from_different_lists_are_one_object() -> None:
     """A node id appears in its host, its node and each of its rules: decoded separately, the
     three are kept as one string (memory at 10,000 hosts), and equal values stay equal."""
-    [host] = wire.HOSTS.decoder.decode(encode([HOST]))
-    [node] = wire.NODES.decoder.decode(encode([NODE]))
+    host = wire.HOSTS.item.decode(encode(HOST))
+    node = wire.NODES.item.decode(encode(NODE))
     envelope = wire.ENVELOPE.decode(encode({"Code": 200, "Message": "", "Response": [EGRESS]}))
-    [egress] = wire.EGRESS_LIST.decoder.decode(envelope.response)
+    [raw] = wire.EGRESS_LIST.items.decoder.decode(envelope.response)
+    egress = wire.EGRESS_LIST.item.decode(raw)
     core_host, core_node = wire.host_from_wire(host), wire.node_from_wire(node)
     core_egress = wire.egress_from_wire(egress)
     [rule_node] = core_egress.nodes

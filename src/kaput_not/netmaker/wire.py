@@ -127,10 +127,23 @@ class Shape(Generic[T]):
 ENVELOPE = Decoder(Envelope[msgspec.Raw])
 STATUS = Decoder(Status)
 
-HOSTS = Shape(Decoder(list[ApiHost]), enveloped=False)
-NODES = Shape(Decoder(list[ApiNode]), enveloped=False)
+
+@dataclass(frozen=True, slots=True)
+class ListShape(Generic[T]):
+    """A list answer, read in two steps: the array as raw items (views into the body), then each
+    item on its own as it is converted. Decoding every item first held all of them next to their
+    converted copies: 20,000 rules took 19 MB of decoded items at a refresh's peak."""
+
+    items: Shape[list[msgspec.Raw]]
+    item: Decoder[T]
+
+
+_RAW_ITEMS = Decoder(list[msgspec.Raw])
+
+HOSTS = ListShape(Shape(_RAW_ITEMS, enveloped=False), Decoder(ApiHost))
+NODES = ListShape(Shape(_RAW_ITEMS, enveloped=False), Decoder(ApiNode))
 NETWORKS = Shape(Decoder(list[ApiNetwork]), enveloped=False)
-EGRESS_LIST = Shape(Decoder(list[EgressWire]), enveloped=True)
+EGRESS_LIST = ListShape(Shape(_RAW_ITEMS, enveloped=True), Decoder(EgressWire))
 EGRESS = Shape(Decoder(EgressWire), enveloped=True)
 LOGIN = Shape(Decoder(LoginResponse), enveloped=True)
 #: An envelope whose `Response` we do not read (DELETE answers `null`).
