@@ -78,6 +78,16 @@ def test_one_rule_deleted_by_hand_is_re_created_but_a_vanished_list_is_not():
     assert guard.recreates.tripped
 
 
+def test_a_slot_we_deleted_ourselves_is_free_and_its_next_create_is_not_a_re_create():
+    guard = WriteGuard(SETTINGS, cluster=None, clock=FakeClock())
+    rules = [rule(i) for i in range(10)]
+    guard.learn(view(rules), 10)
+    held = view(rules[3:])  # rules 0-2 gone: ours (deleted below) or by hand
+    guard.spent(guard.check(Plan(actions=(delete(0), delete(1)), owned=10), view(rules)), held)
+    checked = guard.check(Plan(actions=(create(0), create(1), create(2)), owned=7), held)
+    assert guard._recreates(list(checked.actions), held) == [checked.actions[2]]  # only rule 2
+
+
 def test_creates_for_slots_never_held_are_not_re_creates():
     guard = WriteGuard(SETTINGS, cluster=None, clock=FakeClock())
     guard.learn(view([]), 0)

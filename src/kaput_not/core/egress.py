@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
+import sys
 from dataclasses import dataclass
 
 MARKER = "Managed by kaput-not (DO NOT EDIT)"
@@ -52,7 +53,9 @@ def check_cluster_name(name: str) -> str:
     return name
 
 
+@functools.lru_cache(maxsize=256)
 def build_description(index: int, cluster: str | None = None) -> str:
+    """The marker for pod CIDR `index`; cached, so 20,000 rules share a handful of strings."""
     if cluster:
         return f"{_PREFIX}cluster={cluster} index={index}"
     return f"{_PREFIX}index={index}"
@@ -76,7 +79,9 @@ def owned_by(marker: Marker | None, cluster: str | None) -> bool:
 
 
 def rule_name(node_name: str, index: int, count: int) -> str:
-    return f"{node_name} pods ({index + 1}/{count})"
+    # Interned, as the client interns the names it reads: a rule created from a plan and the
+    # same rule read back later then share one string.
+    return sys.intern(f"{node_name} pods ({index + 1}/{count})")
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -97,7 +102,9 @@ def normalize_cidr(cidr: str) -> str:
         raise InvalidCidr(f"{cidr!r} is not a valid CIDR: {exc}") from exc
     if isinstance(network, ipaddress.IPv6Network) and network.network_address.ipv4_mapped:
         raise InvalidCidr(f"{cidr!r} is an IPv4-mapped IPv6 network; use the IPv4 form")
-    return network.compressed
+    # The cache keeps the result for as long as the key: when they are equal, one string.
+    canonical = network.compressed
+    return sys.intern(text if canonical == text else canonical)
 
 
 def same_range(stored: str, wanted: str) -> bool:

@@ -6,9 +6,10 @@ and back, so the core never sees JSON, HTTP or Kubernetes objects.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 #: Netmaker gives external (remote-access) clients this id and host id in GET /api/nodes.
 ZERO_UUID = "00000000-0000-0000-0000-000000000000"
@@ -58,6 +59,49 @@ class NmNode:
     def routable(self) -> bool:
         """Whether rules may route through it: not a pseudo-node, not on its way out."""
         return not (self.is_static or self.pending_delete or self.id == ZERO_UUID)
+
+
+class RoutedBy(Mapping[str, int]):
+    """A rule's `nodes` map when it names one Netmaker node, as nearly every rule does: 48
+    bytes where a one-entry dict takes 184 (20,000 rules live in the cache and in a first
+    sync's plan). Equal to the dict with the same entry, either way round."""
+
+    __slots__ = ("_metric", "_node_id")
+
+    def __init__(self, node_id: str, metric: int) -> None:
+        self._node_id = node_id
+        self._metric = metric
+
+    def __getitem__(self, key: str) -> int:
+        if key == self._node_id:
+            return self._metric
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter((self._node_id,))
+
+    def __len__(self) -> int:
+        return 1
+
+    def __contains__(self, key: object) -> bool:
+        return key == self._node_id
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, RoutedBy):
+            return self._node_id == other._node_id and self._metric == other._metric
+        if isinstance(other, Mapping):
+            if len(other) != 1 or self._node_id not in other:
+                return False
+            return bool(other[self._node_id] == self._metric)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # equal to a dict, so unhashable like one
+
+    def __repr__(self) -> str:
+        return repr({self._node_id: self._metric})
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (RoutedBy, (self._node_id, self._metric))
 
 
 @dataclass(frozen=True, slots=True)

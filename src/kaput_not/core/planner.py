@@ -57,6 +57,7 @@ from kaput_not.core.model import (
     NodeReport,
     NodeState,
     Plan,
+    RoutedBy,
     SkipReason,
 )
 
@@ -375,7 +376,7 @@ def _desired_rules(
                     range=normalize_cidr(cidr),
                     nat=False,
                     status=True,
-                    nodes={node.id: settings.metric},
+                    nodes=RoutedBy(node.id, settings.metric),
                 )
                 desired[(node.network, i, node.id)] = _Desired(spec=spec, kube_node=name)
     return desired

@@ -17,12 +17,13 @@ Shapes, from netmaker-api.md:
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import msgspec
 
-from kaput_not.core.model import Egress, EgressSpec, Host, NmNode
+from kaput_not.core.model import Egress, EgressSpec, Host, NmNode, RoutedBy
 from kaput_not.decoding import Decoder
 
 T = TypeVar("T")
@@ -174,16 +175,25 @@ def node_from_wire(node: ApiNode) -> NmNode:
 
 
 def egress_from_wire(egress: EgressWire) -> Egress:
+    # Every string interned too: a re-read list then shares them with the list it replaces
+    # (and with the plan's), instead of holding 20,000 rules' strings twice during a refresh.
     return Egress(
-        id=egress.id,
+        id=_intern(egress.id),
         network=_intern(egress.network),
-        name=egress.name,
-        description=egress.description,
-        range=egress.range,
+        name=_intern(egress.name),
+        description=_intern(egress.description),
+        range=_intern(egress.range),
         nat=egress.nat,
         status=egress.status,
-        nodes={_intern(node_id): metric for node_id, metric in (egress.nodes or {}).items()},
+        nodes=_routing(egress.nodes or {}),
     )
+
+
+def _routing(nodes: dict[str, int]) -> Mapping[str, int]:
+    if len(nodes) == 1:
+        [(node_id, metric)] = nodes.items()
+        return RoutedBy(_intern(node_id), metric)
+    return {_intern(node_id): metric for node_id, metric in nodes.items()}
 
 
 def egress_request(spec: EgressSpec, egress_id: str = "") -> EgressReq:
