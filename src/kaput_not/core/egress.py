@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-import sys
 from dataclasses import dataclass
 
 MARKER = "Managed by kaput-not (DO NOT EDIT)"
@@ -79,9 +78,7 @@ def owned_by(marker: Marker | None, cluster: str | None) -> bool:
 
 
 def rule_name(node_name: str, index: int, count: int) -> str:
-    # Interned, as the client interns the names it reads: a rule created from a plan and the
-    # same rule read back later then share one string.
-    return sys.intern(f"{node_name} pods ({index + 1}/{count})")
+    return f"{node_name} pods ({index + 1}/{count})"
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -104,7 +101,7 @@ def normalize_cidr(cidr: str) -> str:
         raise InvalidCidr(f"{cidr!r} is an IPv4-mapped IPv6 network; use the IPv4 form")
     # The cache keeps the result for as long as the key: when they are equal, one string.
     canonical = network.compressed
-    return sys.intern(text if canonical == text else canonical)
+    return text if canonical == text else canonical
 
 
 def same_range(stored: str, wanted: str) -> bool:
