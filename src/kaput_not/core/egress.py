@@ -83,14 +83,13 @@ def rule_name(node_name: str, index: int, count: int) -> str:
     return f"{node_name} pods ({index + 1}/{count})"
 
 
-@functools.lru_cache(maxsize=1 << 16)
 def normalize_cidr(cidr: str) -> str:
     """The CIDR as Netmaker stores it: host bits cleared, IPv6 compressed and lower case.
 
     Netmaker runs Go's net.ParseCIDR and prints IPNet.String(); Python's compressed form is the
     same for plain IPv4 and IPv6 networks. IPv4-mapped IPv6 prints differently in Go, and no
-    pod CIDR allocator produces it, so it is refused rather than guessed. Cached: every pass
-    normalises the same pod CIDRs again, and parsing is most of a full pass's time.
+    pod CIDR allocator produces it, so it is refused rather than guessed. Not cached: a pass
+    reads each pod CIDR once (the planner's index), and a cache would hold every CIDR ever seen.
     """
     text = cidr.strip()
     if "/" not in text:
@@ -101,7 +100,7 @@ def normalize_cidr(cidr: str) -> str:
         raise InvalidCidr(f"{cidr!r} is not a valid CIDR: {exc}") from exc
     if isinstance(network, ipaddress.IPv6Network) and network.network_address.ipv4_mapped:
         raise InvalidCidr(f"{cidr!r} is an IPv4-mapped IPv6 network; use the IPv4 form")
-    # The cache keeps the result for as long as the key: when they are equal, one string.
+    # The usual input is canonical already: return it, not an equal copy the rules would keep.
     canonical = network.compressed
     return text if canonical == text else canonical
 

@@ -135,6 +135,17 @@ class _Index:
     hosts_by_name: dict[str, list[Host]]
     #: Kubernetes nodes by the Netmaker host name they match (their own, or the annotation's).
     kube_by_host: dict[str, KubeNode]
+    #: Per Kubernetes node, its pod CIDRs as Netmaker stores them, or why one is unusable:
+    #: parsed once per pass for the three readers, and dropped with the pass (a cache kept
+    #: between passes held 20,000 entries, 3 MB, for the life of the process).
+    ranges: dict[str, tuple[str, ...] | str] = field(default_factory=dict)
+
+    def pod_ranges(self, kube: KubeNode) -> tuple[str, ...] | str:
+        """`kube`'s pod CIDRs normalised, or the problem with the first that is not usable."""
+        found = self.ranges.get(kube.name)
+        if found is None:
+            found = self.ranges[kube.name] = _normalized(kube.pod_cidrs)
+        return found
 
 
 def plan(
@@ -283,9 +294,9 @@ def _report(
 
     if not kube.pod_cidrs:
         return skipped(SkipReason.NO_POD_CIDRS, "no pod CIDRs yet (spec.podCIDRs is empty)")
-    bad = _invalid_cidr(kube.pod_cidrs)
-    if bad is not None:
-        return skipped(SkipReason.BAD_POD_CIDR, bad)
+    ranges = index.pod_ranges(kube)
+    if isinstance(ranges, str):
+        return skipped(SkipReason.BAD_POD_CIDR, ranges)
     if not networks:
         return skipped(
             SkipReason.NO_NETWORK,
@@ -347,7 +358,8 @@ def _unusable_node_ids(
             for host in hosts:
                 protected |= index.node_ids_by_host.get(host.id, set())
             continue
-        problem = _invalid_cidr(kube.pod_cidrs)
+        ranges = index.pod_ranges(kube)
+        problem = ranges if isinstance(ranges, str) else None
         if len(hosts) > 1:
             ids = ", ".join(sorted(h.id for h in hosts))
             problem = (
@@ -362,13 +374,11 @@ def _unusable_node_ids(
     return protected
 
 
-def _invalid_cidr(cidrs: Sequence[str]) -> str | None:
-    for cidr in cidrs:
-        try:
-            normalize_cidr(cidr)
-        except InvalidCidr as exc:
-            return f"pod CIDR {exc}; its rules are left alone"
-    return None
+def _normalized(cidrs: Sequence[str]) -> tuple[str, ...] | str:
+    try:
+        return tuple(normalize_cidr(cidr) for cidr in cidrs)
+    except InvalidCidr as exc:
+        return f"pod CIDR {exc}; its rules are left alone"
 
 
 def _desired_rules(
@@ -388,14 +398,17 @@ def _desired_rules(
                 continue
             if node.host_id != hosts[0].id:
                 continue
-            count = len(kube.pod_cidrs)
-            for i, cidr in enumerate(kube.pod_cidrs):
+            ranges = index.pod_ranges(kube)
+            if isinstance(ranges, str):
+                continue  # protected above: its node ids are not reached
+            count = len(ranges)
+            for i, cidr in enumerate(ranges):
                 desired[(node.network, i, node.id)] = _Desired(
                     kube_node=name,
                     network=node.network,
                     index=i,
                     count=count,
-                    range=normalize_cidr(cidr),
+                    range=cidr,
                     node_id=node.id,
                     description=build_description(i, settings.cluster),
                     metric=settings.metric,
