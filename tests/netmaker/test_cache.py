@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import replace
 
 import pytest
@@ -28,27 +29,34 @@ class FakeApi:
         self.gate: asyncio.Event | None = None
         self.fail_next: Exception | None = None
         self._ids = 0
+        #: What each list call was given as `held`, by list.
+        self.held: dict[str, Mapping[str, object] | None] = {}
 
     async def _list(self, what: str) -> None:
         self.calls[what] += 1
         if self.gate is not None:
             await self.gate.wait()
 
-    async def list_hosts(self) -> list[Host]:
+    async def list_hosts(self, *, held: Mapping[str, Host] | None = None) -> list[Host]:
         await self._list("hosts")
+        self.held["hosts"] = held
         return list(self.hosts)
 
-    async def list_nodes(self) -> list[NmNode]:
+    async def list_nodes(self, *, held: Mapping[str, NmNode] | None = None) -> list[NmNode]:
         await self._list("nodes")
+        self.held["nodes"] = held
         return list(self.nodes)
 
     async def list_networks(self) -> list[str]:
         await self._list("networks")
         return list(self.networks)
 
-    async def list_egress(self, network: str) -> list[Egress]:
+    async def list_egress(
+        self, network: str, *, held: Mapping[str, Egress] | None = None
+    ) -> list[Egress]:
         answer = list(self.egress.get(network, []))  # the server reads, then the reply travels
         await self._list(f"egress {network}")
+        self.held[f"egress {network}"] = held
         return answer
 
     def _maybe_fail(self) -> None:
@@ -112,6 +120,17 @@ async def test_view_lists_each_list_once_within_the_ttl(api, clock):
     await cache.view()
     assert api.calls["hosts"] == 2
     assert api.calls["egress a"] == 2
+
+
+async def test_a_list_read_again_is_given_the_items_of_the_list_it_replaces(api, clock):
+    cache = CachedNetmaker(api, ttl=30, clock=clock)
+    first = await cache.view()
+    assert api.held == {"hosts": None, "nodes": None, "egress a": None, "egress empty": None}
+    clock.now += 31
+    await cache.view()
+    assert api.held["hosts"] == {h.id: h for h in first.hosts}
+    assert api.held["nodes"] == {n.id: n for n in first.nodes}
+    assert api.held["egress a"] == {e.id: e for e in first.egress["a"]}
 
 
 async def test_concurrent_readers_share_one_in_flight_call(api, clock):
@@ -201,7 +220,7 @@ async def test_an_undelivered_write_keeps_the_snapshot(api, clock):
 async def test_a_failed_list_is_not_cached(api, clock):
     cache = CachedNetmaker(api, ttl=30, clock=clock)
 
-    async def broken() -> list[Host]:
+    async def broken(held: object = None) -> list[Host]:
         api.calls["hosts"] += 1
         raise errors.Unreachable("GET /api/hosts", "connection refused")
 
@@ -321,7 +340,7 @@ async def test_a_failed_refresh_nobody_waited_for_is_reported_and_not_retried_pe
     original = api.list_hosts
     failures = 0
 
-    async def failing() -> list[Host]:
+    async def failing(held: object = None) -> list[Host]:
         nonlocal failures
         failures += 1
         raise errors.Unreachable("GET /api/hosts", "connection refused")

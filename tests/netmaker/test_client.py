@@ -642,6 +642,27 @@ async def test_wrong_shape_is_a_bad_response(server: FakeNetmaker, client: Netma
     assert_reported(caught.value, "GET /api/nodes", "unexpected JSON", "hostid")
 
 
+async def test_an_item_read_equal_to_one_held_is_returned_as_that_one(
+    server: FakeNetmaker, client: NetmakerClient
+) -> None:
+    good = {"id": "n", "hostid": "h", "network": "mesh", "pendingdelete": False, "is_static": False}
+    server.routes["GET /api/nodes"] = lambda _: httpx2.Response(
+        200, json=[{**good, "id": "n1"}, {**good, "id": "n2", "pendingdelete": True}]
+    )
+    first = await client.list_nodes()
+    again = await client.list_nodes(held={n.id: n for n in first})
+    assert again == first
+    assert again[0] is first[0]  # unchanged: the one held
+    # Changed since: the new one.
+    server.routes["GET /api/nodes"] = lambda _: httpx2.Response(
+        200, json=[{**good, "id": "n1"}, {**good, "id": "n2"}]
+    )
+    changed = await client.list_nodes(held={n.id: n for n in first})
+    assert changed[0] is first[0]
+    assert changed[1] is not first[1]
+    assert not changed[1].pending_delete
+
+
 async def test_a_wrong_item_deep_in_a_long_list_is_named_by_its_place(
     server: FakeNetmaker, client: NetmakerClient
 ) -> None:
