@@ -11,6 +11,7 @@ from dataclasses import replace
 import pytest
 
 from kaput_not.core.model import Egress, EgressSpec, Host, NmNode
+from kaput_not.core.planner import members
 from kaput_not.netmaker import errors
 from kaput_not.netmaker.cache import CachedNetmaker
 from tests.clock import FakeClock
@@ -131,6 +132,31 @@ async def test_a_list_read_again_is_given_the_items_of_the_list_it_replaces(api,
     assert api.held["hosts"] == {h.id: h for h in first.hosts}
     assert api.held["nodes"] == {n.id: n for n in first.nodes}
     assert api.held["egress a"] == {e.id: e for e in first.egress["a"]}
+
+
+async def test_a_views_member_index_finds_what_the_planners_scan_finds(api, clock):
+    api.hosts = [
+        Host(id="h1", name="w1", node_ids=("n1",)),
+        Host(id="h2", name="w2", node_ids=("n2", "n3")),
+        Host(id="h3", name="w2", node_ids=()),  # a second host of the same name
+        Host(id="h4", name="w4", node_ids=("n9",)),  # lists a node filed under another host
+    ]
+    api.nodes = [
+        NmNode(id="n1", host_id="h1", network="a"),
+        NmNode(id="n2", host_id="h2", network="a"),
+        NmNode(id="n3", host_id="h2", network="empty"),
+        NmNode(id="n4", host_id="h3", network="a"),  # not in its host's list
+        NmNode(id="n9", host_id="h1", network="empty"),
+    ]
+    cache = CachedNetmaker(api, ttl=30, clock=clock)
+    view = await cache.view(stale_ok=True)
+    assert view.members is not None
+    for name in ("w1", "w2", "w4", "nobody"):
+        hosts, nodes = view.members(name)
+        want_hosts, want_nodes = members(view.hosts, view.nodes, name)
+        assert list(hosts) == list(want_hosts)
+        assert sorted(n.id for n in nodes) == sorted(n.id for n in want_nodes)
+    assert (await cache.view(stale_ok=True)).members is view.members  # built once per lists
 
 
 async def test_concurrent_readers_share_one_in_flight_call(api, clock):

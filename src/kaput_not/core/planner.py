@@ -91,6 +91,9 @@ class NetmakerView:
     #: Optional index: every rule in `egress` routed through one of the given node ids. A
     #: single-node pass uses it instead of scanning every rule (the cache keeps one).
     routed: Callable[[Iterable[str]], Sequence[Egress]] | None = None
+    #: Optional index: the hosts named so, and their nodes, as `_narrowed` would find them. A
+    #: single-node pass uses it instead of scanning every host and node (2 ms at 10,000).
+    members: Callable[[str], tuple[Sequence[Host], Sequence[NmNode]]] | None = None
 
     def networks(self) -> set[str]:
         """Networks whose egress lists a full pass needs: every network a node is in."""
@@ -308,15 +311,22 @@ def _report(
 
 
 def _narrowed(netmaker: NetmakerView, name: str) -> NetmakerView:
-    """The hosts named `name` and their nodes only: all a single-node pass can touch.
-
-    A node event then costs two scans of plain lists instead of indexing the whole mesh.
-    """
-    hosts = tuple(h for h in netmaker.hosts if h.name == name)
-    host_ids = {h.id for h in hosts}
-    listed = {node_id for h in hosts for node_id in h.node_ids}
-    nodes = tuple(n for n in netmaker.nodes if n.host_id in host_ids or n.id in listed)
+    """The hosts named `name` and their nodes only: all a single-node pass can touch."""
+    if netmaker.members is not None:
+        hosts, nodes = netmaker.members(name)
+    else:
+        hosts, nodes = members(netmaker.hosts, netmaker.nodes, name)
     return NetmakerView(hosts=hosts, nodes=nodes, egress=netmaker.egress, routed=netmaker.routed)
+
+
+def members(
+    hosts: Sequence[Host], nodes: Sequence[NmNode], name: str
+) -> tuple[tuple[Host, ...], tuple[NmNode, ...]]:
+    """The hosts named `name`, and the nodes that are theirs by host id or by a host's list."""
+    named = tuple(h for h in hosts if h.name == name)
+    host_ids = {h.id for h in named}
+    listed = {node_id for h in named for node_id in h.node_ids}
+    return named, tuple(n for n in nodes if n.host_id in host_ids or n.id in listed)
 
 
 def _index(kube_nodes: Iterable[KubeNode], netmaker: NetmakerView) -> _Index:

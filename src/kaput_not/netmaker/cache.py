@@ -31,6 +31,7 @@ from typing import Generic, Protocol, TypeVar
 
 from kaput_not.core.model import Egress, EgressSpec, Host, NmNode
 from kaput_not.core.planner import NetmakerView
+from kaput_not.core.planner import members as planner_members
 from kaput_not.core.suspect import suspect_shrink
 from kaput_not.netmaker import errors
 
@@ -98,6 +99,8 @@ class CachedNetmaker:
         self._egress: dict[str, _Slot[_Rules]] = {}
         # The network names of the last view, and the lists they were derived from.
         self._names: tuple[list[str], list[NmNode], list[str]] | None = None
+        # The host and node index of the last view (`_members`), and its lists.
+        self._members_memo: tuple[list[Host], list[NmNode], _Members] | None = None
         # One list read at a time, background refreshes included: each big list is held twice
         # while it is read (its JSON and its objects), so reads side by side add up (a 6 MB
         # host list and an 8 MB rule list at 10,000 nodes).
@@ -164,7 +167,28 @@ class CachedNetmaker:
         # A node pass reads its lists at once, so they are copied only if it reads them; a full
         # pass (and `kaput-not plan`) keeps its view past its own writes: copied now, a snapshot.
         egress = _Lists(by_network) if stale_ok else {n: r.values() for n, r in by_network.items()}
-        return NetmakerView(hosts=hosts, nodes=nodes, egress=egress, routed=routed)
+        members = self._members(hosts, nodes)
+        return NetmakerView(hosts=hosts, nodes=nodes, egress=egress, routed=routed, members=members)
+
+    def _members(self, hosts: list[Host], nodes: list[NmNode]) -> _Members:
+        """`planner.members` for these lists, from an index built once per pair of lists (kept
+        by identity): each node event otherwise scanned 10,000 hosts and 10,000 nodes."""
+        memo = self._members_memo
+        if memo is not None and memo[0] is hosts and memo[1] is nodes:
+            return memo[2]
+        by_name = _grouped(hosts, lambda host: host.name)
+        by_host = _grouped(nodes, lambda node: node.host_id)
+
+        def lookup(name: str) -> tuple[Sequence[Host], Sequence[NmNode]]:
+            named = by_name.get(name, ())
+            found = {node.id: node for host in named for node in by_host.get(host.id, ())}
+            if any(node_id not in found for host in named for node_id in host.node_ids):
+                # A node a host lists under another host id: rare, so found by a scan.
+                return planner_members(hosts, nodes, name)
+            return named, tuple(found.values())
+
+        self._members_memo = (hosts, nodes, lookup)
+        return lookup
 
     def _network_names(self, networks: list[str], nodes: list[NmNode]) -> list[str]:
         """Declared networks and every network a node is in; computed once per pair of lists
@@ -312,6 +336,18 @@ def _sharing(stored: Egress, spec: EgressSpec) -> Egress:
         status=spec.status,
         nodes=spec.nodes,
     )
+
+
+_Members = Callable[[str], tuple[Sequence[Host], Sequence[NmNode]]]
+K = TypeVar("K", Host, NmNode)
+
+
+def _grouped(items: list[K], key: Callable[[K], str]) -> dict[str, tuple[K, ...]]:
+    """`items` by `key`, as tuples (a one-item list takes 88 bytes, a tuple 56)."""
+    lists: dict[str, list[K]] = {}
+    for item in items:
+        lists.setdefault(key(item), []).append(item)
+    return {k: tuple(v) for k, v in lists.items()}
 
 
 def _by_id(slot: _Slot[list[H]]) -> dict[str, H] | None:
