@@ -44,7 +44,9 @@ class NodeStates:
     def __init__(self, *, emit: Emit | None, on_counts: Callable[[Mapping[str, int]], None]):
         self._emit = emit
         self._on_counts = on_counts
-        self._states: dict[str, NodeReport] = {}
+        # Skipped nodes only, by name: the reason is all a change is told against, and holding
+        # every node's last report kept 10,000 of them, replaced on every full pass.
+        self._skips: dict[str, SkipReason] = {}
         self._skipped: Counter[str] = Counter()
 
     def record(
@@ -68,16 +70,18 @@ class NodeStates:
             }
             if now.state is NodeState.IN_SYNC and any(writes.values()):
                 self._tell(nodes.get(node_report.name), False, WRITTEN, _written_note(now, writes))
-        gone: Iterable[str] = self._states if only is None else [only]
+        gone: Iterable[str] = self._skips if only is None else [only]
         for name in [n for n in gone if n not in seen]:
             self._forget(name)
         self._on_counts(dict(self._skipped))
 
     def _change(self, now: NodeReport, node: KubeNode | None) -> None:
-        before = self._states.get(now.name)
-        self._states[now.name] = now
-        was = before.reason if before is not None and before.state is NodeState.SKIPPED else None
+        was = self._skips.get(now.name)
         reason = now.reason if now.state is NodeState.SKIPPED else None
+        if reason is None:
+            self._skips.pop(now.name, None)
+        else:
+            self._skips[now.name] = reason
         if was is not None:
             self._skipped[was.value] -= 1
         if reason is not None:
@@ -101,9 +105,9 @@ class NodeStates:
             self._tell(node, True, EVENT_REASONS[reason], now.detail)
 
     def _forget(self, name: str) -> None:
-        before = self._states.pop(name, None)
-        if before is not None and before.state is NodeState.SKIPPED and before.reason is not None:
-            self._skipped[before.reason.value] -= 1
+        before = self._skips.pop(name, None)
+        if before is not None:
+            self._skipped[before.value] -= 1
 
     def _tell(self, node: KubeNode | None, warning: bool, reason: str, note: str) -> None:
         if self._emit is not None and node is not None:

@@ -31,7 +31,7 @@ Foreign rules (no marker, or another cluster's) never appear in any action.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from kaput_not.core.egress import (
@@ -125,6 +125,50 @@ class _Desired:
             status=True,
             nodes=RoutedBy(self.node_id, self.metric),
         )
+
+
+class _DesiredRules(Mapping[RuleKey, _Desired]):
+    """The desired rules by `RuleKey`, stored by Netmaker node id: a node has one rule per pod
+    CIDR, so one small tuple per node replaces a key tuple and a dict entry per rule (2 MB for
+    a full pass at 10,000 dual-stack nodes). Iteration builds the keys as it goes."""
+
+    __slots__ = ("_by_node", "_count")
+
+    def __init__(self) -> None:
+        self._by_node: dict[str, tuple[_Desired, ...]] = {}
+        self._count = 0
+
+    def add(self, want: _Desired) -> None:
+        """Add `want`, replacing a rule of the same key."""
+        kept = tuple(
+            d
+            for d in self._by_node.get(want.node_id, ())
+            if (d.network, d.index) != (want.network, want.index)
+        )
+        self._count += 1 - (len(self._by_node.get(want.node_id, ())) - len(kept))
+        self._by_node[want.node_id] = (*kept, want)
+
+    def __getitem__(self, key: RuleKey) -> _Desired:
+        network, index, node_id = key
+        for want in self._by_node.get(node_id, ()):
+            if want.index == index and want.network == network:
+                return want
+        raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:
+        try:
+            self[key]  # type: ignore[index]
+        except (KeyError, TypeError, ValueError):
+            return False
+        return True
+
+    def __iter__(self) -> Iterator[RuleKey]:
+        for wants in self._by_node.values():
+            for want in wants:
+                yield (want.network, want.index, want.node_id)
+
+    def __len__(self) -> int:
+        return self._count
 
 
 @dataclass(slots=True)
@@ -398,9 +442,9 @@ def _normalized(cidrs: Sequence[str]) -> tuple[str, ...] | str:
 
 def _desired_rules(
     index: _Index, settings: PlanSettings, only: str | None, protected: set[str]
-) -> dict[RuleKey, _Desired]:
+) -> _DesiredRules:
     """E(N, M, i) for every Kubernetes node N, routable Netmaker node M of N's host, and index i."""
-    desired: dict[RuleKey, _Desired] = {}
+    desired = _DesiredRules()
     for name, kube in index.kube.items():
         if (only is not None and name != only) or not kube.pod_cidrs:
             continue
@@ -418,15 +462,17 @@ def _desired_rules(
                 continue  # protected above: its node ids are not reached
             count = len(ranges)
             for i, cidr in enumerate(ranges):
-                desired[(node.network, i, node.id)] = _Desired(
-                    kube_node=name,
-                    network=node.network,
-                    index=i,
-                    count=count,
-                    range=cidr,
-                    node_id=node.id,
-                    description=build_description(i, settings.cluster),
-                    metric=settings.metric,
+                desired.add(
+                    _Desired(
+                        kube_node=name,
+                        network=node.network,
+                        index=i,
+                        count=count,
+                        range=cidr,
+                        node_id=node.id,
+                        description=build_description(i, settings.cluster),
+                        metric=settings.metric,
+                    )
                 )
     return desired
 
