@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from kaput_not.controller.guard import BudgetSettings, WriteGuard
 from kaput_not.core.egress import build_description
 from kaput_not.core.model import Action, ActionKind, Egress, EgressSpec, NmNode, Plan
@@ -86,6 +88,19 @@ def test_a_slot_we_deleted_ourselves_is_free_and_its_next_create_is_not_a_re_cre
     guard.spent(guard.check(Plan(actions=(delete(0), delete(1)), owned=10), view(rules)), held)
     checked = guard.check(Plan(actions=(create(0), create(1), create(2)), owned=7), held)
     assert guard._recreates(list(checked.actions), held) == [checked.actions[2]]  # only rule 2
+
+
+def test_a_rule_whose_nodes_were_edited_leaves_its_old_slot_at_the_next_learn():
+    guard = WriteGuard(SETTINGS, cluster=None, clock=FakeClock())
+    rules = [rule(i) for i in range(10)]
+    guard.learn(view(rules), 10)
+    moved = [*rules[1:], dataclasses.replace(rules[0], nodes={"n9": 500})]  # edited by hand
+    guard.learn(view(moved), 10)
+    ours = Action(ActionKind.DELETE, "gone", "mesh", target=moved[-1])
+    guard.spent(guard.check(Plan(actions=(ours,), owned=10), view(moved)), view(moved))
+    after = view(moved[:-1])
+    checked = guard.check(Plan(actions=(create(0),), owned=9), after)
+    assert guard._recreates(list(checked.actions), after) == []  # slot n0 is free, not held
 
 
 def test_creates_for_slots_never_held_are_not_re_creates():

@@ -422,3 +422,13 @@ async def test_a_full_pass_view_is_a_snapshot_that_later_writes_do_not_change(ap
     await cache.create_egress(SPEC)
     assert view.egress["a"] == []  # as read, not as written since
     assert len((await cache.view()).egress["a"]) == 1
+
+
+def test_a_rule_put_in_place_of_another_under_an_id_already_held_is_routed_once():
+    from kaput_not.netmaker.cache import _Rules
+
+    first, second = stored("e1", "a", SPEC), stored("e2", "a", SPEC)
+    rules = _Rules([first, second])
+    rules.put(stored("e2", "a", SPEC, status=False), replacing="e1")
+    assert [e.id for e in rules.values()] == ["e2"]
+    assert [e.status for e in rules._by_node["n1"]] == [False]  # the old e2 is not kept beside

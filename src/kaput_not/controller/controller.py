@@ -478,9 +478,11 @@ def _fingerprints(hosts: Sequence[Host], nodes: Sequence[NmNode]) -> dict[str, _
 
 
 def _lost_membership(previous: dict[str, _Fingerprint], current: dict[str, _Fingerprint]) -> bool:
-    """Whether a membership of `previous` is missing from `current`."""
+    """Whether a membership of `previous` is missing from `current`. A host's placeholder for
+    "no nodes yet" is no membership: its going (the host joined a network) loses nothing."""
     return any(
-        not set(members) <= set(current.get(name, ()))
+        member[2] and member not in set(current.get(name, ()))
         for name, members in previous.items()
         if current.get(name) != members
+        for member in members
     )

@@ -143,15 +143,20 @@ class WriteGuard:
         # kept, and the old ones freed, on every resync at 10,000 dual-stack nodes).
         known = self._known
         seen: set[Slot] = set()
+        listed: set[str] = set()
         for network, egresses in view.egress.items():
             for egress in egresses:
+                listed.add(egress.id)
                 for slot in _slots(network, egress, self._cluster):
                     known[slot] = egress.id
                     seen.add(slot)
         routers = {n.id for n in view.nodes}
         # Vanished without our delete: remembered while its routing node exists, so a create
-        # for the slot counts as a re-create however long the list stays wrong.
-        for slot in [s for s in known if s not in seen and s[2] not in routers]:
+        # for the slot counts as a re-create however long the list stays wrong. A rule still
+        # listed that no longer holds the slot (its nodes edited) has left it: forgotten.
+        for slot in [
+            s for s in known if s not in seen and (s[2] not in routers or known[s] in listed)
+        ]:
             del known[slot]
 
     def created(self, made: Sequence[Egress]) -> None:

@@ -249,9 +249,9 @@ class CachedNetmaker:
                 )
                 async with self._one_read:
                     value = await fetch()
-            slot.last_size = _size(value)
             for patch in slot.journal:
                 value = patch(value)
+            slot.last_size = _size(value)  # after our own writes, as `_patch` counts them
             slot.entry = _Entry(value, started)
         except Exception:
             slot.failed_at = self._clock()
@@ -415,7 +415,9 @@ class _Rules:
         return {egress.id: egress for egress in self._by_node.get(node_id, ())}
 
     def put(self, egress: Egress, *, replacing: str | None = None) -> _Rules:
-        self.drop(replacing if replacing is not None else egress.id)
+        if replacing is not None:
+            self.drop(replacing)
+        self.drop(egress.id)  # never twice in a node's tuple
         self._by_id[egress.id] = egress
         for node_id in egress.nodes:
             self._by_node[node_id] = (*self._by_node.get(node_id, ()), egress)

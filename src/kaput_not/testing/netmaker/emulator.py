@@ -79,5 +79,6 @@ class NetmakerEmulator(StandInServer):
         after = self.faults.take(resolved.key, "after")
         if after is None:
             return answered(entry, response)
-        replaced = await strike(after, await envelope.collected(response))
-        return answered(entry, response if replaced is None else replaced)
+        whole = await envelope.collected(response)  # a fault may rewrite or cut the body
+        replaced = await strike(after, whole)
+        return answered(entry, whole if replaced is None else replaced)
