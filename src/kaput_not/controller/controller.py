@@ -106,7 +106,9 @@ class Controller:
         self._host_fingerprints: dict[str, _Fingerprint] | None = None
         # The lists the fingerprints were taken from: the same lists again (within the TTL,
         # and on every resync) give the same fingerprints, not another 2.5 MB and 30 ms.
-        self._fingerprinted: tuple[Sequence[Host], Sequence[NmNode]] | None = None
+        self._fingerprinted: (
+            tuple[Sequence[Host], Sequence[NmNode], dict[str, _Fingerprint]] | None
+        ) = None
         self._host_names_memo: tuple[list[Host], frozenset[str]] | None = None
         # Until the first full pass starts, events are covered by it: queueing them would
         # plan every node a second time, one by one, right after the full pass did.
@@ -267,11 +269,12 @@ class Controller:
     def _fingerprints(
         self, hosts: Sequence[Host], nodes: Sequence[NmNode]
     ) -> dict[str, _Fingerprint]:
-        taken, memo = self._host_fingerprints, self._fingerprinted
-        if taken is not None and memo is not None and memo[0] is hosts and memo[1] is nodes:
-            return taken
-        self._fingerprinted = (hosts, nodes)
-        return _fingerprints(hosts, nodes)
+        memo = self._fingerprinted
+        if memo is not None and memo[0] is hosts and memo[1] is nodes:
+            return memo[2]
+        prints = _fingerprints(hosts, nodes)
+        self._fingerprinted = (hosts, nodes, prints)
+        return prints
 
     async def _reconcile_key(self, key: str) -> None:
         """The one handler of the queue: a whole-cluster pass, or one node's."""

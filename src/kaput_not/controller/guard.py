@@ -162,7 +162,8 @@ class WriteGuard:
     def created(self, made: Sequence[Egress]) -> None:
         """Rules we just created hold their slots from now on."""
         for egress in made:
-            _remember(self._known, egress.network, egress, self._cluster)
+            for slot in _slots(egress.network, egress, self._cluster):
+                self._known[slot] = egress.id
 
     def check(self, plan: Plan, view: NetmakerView, *, full: bool = False) -> Plan:
         """`plan` with the deletes and re-creates over budget moved to `withheld`.
@@ -257,12 +258,6 @@ class WriteGuard:
             if known not in present[network]:
                 found.append(action)
         return found
-
-
-def _remember(known: dict[Slot, str], network: str, egress: Egress, cluster: str | None) -> None:
-    """Record the slots `egress` holds, if it is ours."""
-    for slot in _slots(network, egress, cluster):
-        known[slot] = egress.id
 
 
 def _slots(network: str, egress: Egress, cluster: str | None) -> list[Slot]:

@@ -47,7 +47,6 @@ class NodeStates:
         # Skipped nodes only, by name: the reason is all a change is told against, and holding
         # every node's last report kept 10,000 of them, replaced on every full pass.
         self._skips: dict[str, SkipReason] = {}
-        self._skipped: Counter[str] = Counter()
 
     def record(
         self, report: PassReport, nodes: Mapping[str, KubeNode], *, only: str | None = None
@@ -73,7 +72,7 @@ class NodeStates:
         gone: Iterable[str] = self._skips if only is None else [only]
         for name in [n for n in gone if n not in seen]:
             self._forget(name)
-        self._on_counts(dict(self._skipped))
+        self._on_counts(Counter(reason.value for reason in self._skips.values()))
 
     def _change(self, now: NodeReport, node: KubeNode | None) -> None:
         was = self._skips.get(now.name)
@@ -82,10 +81,6 @@ class NodeStates:
             self._skips.pop(now.name, None)
         else:
             self._skips[now.name] = reason
-        if was is not None:
-            self._skipped[was.value] -= 1
-        if reason is not None:
-            self._skipped[reason.value] += 1
         if reason == was:
             return
         if was is not None:
@@ -105,9 +100,7 @@ class NodeStates:
             self._tell(node, True, EVENT_REASONS[reason], now.detail)
 
     def _forget(self, name: str) -> None:
-        before = self._skips.pop(name, None)
-        if before is not None:
-            self._skipped[before.value] -= 1
+        self._skips.pop(name, None)
 
     def _tell(self, node: KubeNode | None, warning: bool, reason: str, note: str) -> None:
         if self._emit is not None and node is not None:

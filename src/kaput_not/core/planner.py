@@ -148,19 +148,20 @@ class _DesiredRules(Mapping[RuleKey, _Desired]):
         self._count += 1 - (len(self._by_node.get(want.node_id, ())) - len(kept))
         self._by_node[want.node_id] = (*kept, want)
 
-    def __getitem__(self, key: RuleKey) -> _Desired:
-        network, index, node_id = key
-        for want in self._by_node.get(node_id, ()):
+    def _find(self, network: object, index: object, node_id: object) -> _Desired | None:
+        for want in self._by_node.get(node_id, ()) if isinstance(node_id, str) else ():
             if want.index == index and want.network == network:
                 return want
-        raise KeyError(key)
+        return None
+
+    def __getitem__(self, key: RuleKey) -> _Desired:
+        found = self._find(*key)
+        if found is None:
+            raise KeyError(key)
+        return found
 
     def __contains__(self, key: object) -> bool:
-        try:
-            self[key]  # type: ignore[index]
-        except (KeyError, TypeError, ValueError):
-            return False
-        return True
+        return isinstance(key, tuple) and len(key) == 3 and self._find(*key) is not None
 
     def __iter__(self) -> Iterator[RuleKey]:
         for wants in self._by_node.values():
@@ -451,16 +452,16 @@ def _desired_rules(
         hosts = index.hosts_by_name.get(kube.netmaker_host, [])
         if len(hosts) != 1:
             continue
-        for node_id in sorted(index.node_ids_by_host.get(hosts[0].id, ())):
+        ranges = index.pod_ranges(kube)
+        if isinstance(ranges, str):
+            continue  # unusable CIDRs: its node ids are protected
+        count = len(ranges)
+        for node_id in index.node_ids_by_host.get(hosts[0].id, ()):  # sorted by `_index`
             node = index.nodes.get(node_id)
             if node is None or node_id in protected or not node.routable:
                 continue
             if node.host_id != hosts[0].id:
                 continue
-            ranges = index.pod_ranges(kube)
-            if isinstance(ranges, str):
-                continue  # protected above: its node ids are not reached
-            count = len(ranges)
             for i, cidr in enumerate(ranges):
                 desired.add(
                     _Desired(
@@ -587,8 +588,8 @@ def _adopt_by_name(
     for key in sorted(desired):
         if key in matched:
             continue
-        spec = desired[key].spec
-        found = spare.get((spec.network, key[1], spec.name))
+        want = desired[key]
+        found = spare.get((want.network, key[1], rule_name(want.kube_node, want.index, want.count)))
         if found:
             found.sort(key=lambda e: e.id)
             matched[key] = found.pop(0)

@@ -161,7 +161,8 @@ class CachedNetmaker:
             found: dict[str, Egress] = {}
             for rules in by_network.values():
                 for node_id in node_ids:
-                    found.update(rules.routed_through(node_id))
+                    for egress in rules.routed_through(node_id):
+                        found[egress.id] = egress
             return list(found.values())
 
         # A node pass reads its lists at once, so they are copied only if it reads them; a full
@@ -316,17 +317,7 @@ def _sharing(stored: Egress, spec: EgressSpec) -> Egress:
     two (about 600 bytes a rule, 12 MB at the end of a first sync of 10,000 dual-stack nodes).
     Anything the server changed is kept as the server answered it.
     """
-    if (
-        stored.network != spec.network
-        or stored.name != spec.name
-        or stored.description != spec.description
-        or stored.range != spec.range
-        or stored.nat != spec.nat
-        or stored.status != spec.status
-        or stored.nodes != spec.nodes
-    ):
-        return stored
-    return Egress(
+    shared = Egress(
         id=stored.id,
         network=spec.network,
         name=spec.name,
@@ -336,15 +327,15 @@ def _sharing(stored: Egress, spec: EgressSpec) -> Egress:
         status=spec.status,
         nodes=spec.nodes,
     )
+    return shared if shared == stored else stored
 
 
 _Members = Callable[[str], tuple[Sequence[Host], Sequence[NmNode]]]
-K = TypeVar("K", Host, NmNode)
 
 
-def _grouped(items: list[K], key: Callable[[K], str]) -> dict[str, tuple[K, ...]]:
+def _grouped(items: list[H], key: Callable[[H], str]) -> dict[str, tuple[H, ...]]:
     """`items` by `key`, as tuples (a one-item list takes 88 bytes, a tuple 56)."""
-    lists: dict[str, list[K]] = {}
+    lists: dict[str, list[H]] = {}
     for item in items:
         lists.setdefault(key(item), []).append(item)
     return {k: tuple(v) for k, v in lists.items()}
@@ -411,8 +402,8 @@ class _Rules:
     def values(self) -> list[Egress]:
         return list(self._by_id.values())
 
-    def routed_through(self, node_id: str) -> dict[str, Egress]:
-        return {egress.id: egress for egress in self._by_node.get(node_id, ())}
+    def routed_through(self, node_id: str) -> tuple[Egress, ...]:
+        return self._by_node.get(node_id, ())
 
     def put(self, egress: Egress, *, replacing: str | None = None) -> _Rules:
         if replacing is not None:

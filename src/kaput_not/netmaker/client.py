@@ -252,7 +252,7 @@ class NetmakerClient:
         self._refresh_at: float | None = None
         self._login_task: asyncio.Task[str] | None = None
         self._urls: dict[str, httpx2.URL] = {}  # by path: a handful of constant paths
-        self._targets: dict[tuple[str, str], httpcore2.URL] = {}  # by path and query, the same
+        self._targets: dict[str, httpcore2.URL] = {}  # the same, for the paths without a query
         product = f"kaput-not/{__version__}"
         agent = f"{product} ({settings.identity})" if settings.identity else product
         chosen = transport or _default_transport(verify)
@@ -423,7 +423,7 @@ class NetmakerClient:
         status: int | None = None
         try:
             if self._pool is not None:
-                answer = await self._send_direct(self._pool, method, path, params, content, headers)
+                answer = await self._send_direct(method, path, params, content, headers)
             else:
                 request = self._http.build_request(
                     method, self._url(path), params=params, content=content, headers=headers
@@ -447,7 +447,6 @@ class NetmakerClient:
 
     async def _send_direct(
         self,
-        pool: httpcore2.AsyncConnectionPool,
         method: str,
         path: str,
         params: Mapping[str, str] | None,
@@ -456,7 +455,8 @@ class NetmakerClient:
     ) -> _Answer:
         """One request on httpcore2's pool, with the headers httpx2 would send us (no
         Accept-Encoding: the client decodes no compressed answer)."""
-        query = urllib.parse.urlencode(params, quote_via=urllib.parse.quote) if params else ""
+        assert self._pool is not None  # `_send` comes here only with our own transport
+        query = urllib.parse.urlencode(params) if params else ""  # as httpx2 encodes a query
         sent = self._head + [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
         if content is not None:
             sent.append((b"Content-Length", str(len(content)).encode("ascii")))
@@ -467,11 +467,11 @@ class NetmakerClient:
             content=content or b"",
             extensions={"timeout": self._timeouts},
         )
-        return await _core_answer(await pool.handle_async_request(request))
+        return await _core_answer(await self._pool.handle_async_request(request))
 
     def _target(self, path: str, query: str) -> httpcore2.URL:
         """The pool's URL for `path` and `query`, kept for the paths without a query."""
-        target = self._targets.get((path, query))
+        target = None if query else self._targets.get(path)
         if target is None:
             url = self._url(path)
             raw = url.raw_path + (b"?" + query.encode("ascii") if query else b"")
@@ -479,7 +479,7 @@ class NetmakerClient:
                 scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=raw
             )
             if not query:
-                self._targets[(path, query)] = target
+                self._targets[path] = target
         return target
 
     def _url(self, path: str) -> httpx2.URL:

@@ -27,7 +27,7 @@ from . import envelope
 from .auth import Authenticator
 from .errors import NO_RESULT_FOUND, RECORD_NOT_FOUND, bad_request, internal
 from .godecode import DecodeError, Kind, Struct, decode_struct
-from .model import GO_ZERO_TIME, SERVER_VERSION, HostRecord, NodeRecord
+from .model import GO_ZERO_TIME, SERVER_VERSION, HostRecord, NodeRecord, StaticClient
 from .routes import Handler
 from .state import NetmakerState
 
@@ -63,12 +63,13 @@ class InventoryApi:
 
     def list_nodes(self, request: Request) -> Response | StreamingResponse:
         self._auth.caller(request)
-        nodes = sorted(self._state.nodes(), key=lambda node: node.id)
-        if self._state.static_clients(None):  # their pseudo-nodes sort among the real ones
-            shaped = self._nodes_json(None)
-            shaped.sort(key=lambda node: str(node["id"]))
-            return envelope.bare(shaped)
-        return envelope.listing(nodes, NodeRecord.to_api, self._state.lock)
+        # Sorted by id, as the real server lists them: the static clients' pseudo-nodes (all
+        # zeros) first, in the order AddStaticNodestoList appends them.
+        rows: list[NodeRecord | StaticClient] = [
+            *self._state.static_clients(None),
+            *sorted(self._state.nodes(), key=_by_id),
+        ]
+        return envelope.listing(rows, _node_json, self._state.lock)
 
     def list_network_nodes(self, request: Request) -> Response:
         self._auth.caller(request)
@@ -157,6 +158,14 @@ class InventoryApi:
         # AddStaticNodestoList appends external clients of networks with an ingress gateway.
         shaped += [client.to_api_node() for client in self._state.static_clients(network)]
         return shaped
+
+
+def _by_id(node: NodeRecord) -> str:
+    return node.id
+
+
+def _node_json(row: NodeRecord | StaticClient) -> dict[str, object]:
+    return row.to_api() if isinstance(row, NodeRecord) else row.to_api_node()
 
 
 def _host_id(request: Request) -> str:
