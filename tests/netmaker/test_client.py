@@ -767,19 +767,6 @@ async def test_redirect_is_reported_with_its_target(
 # -- transport failures --------------------------------------------------------------------------
 
 
-@pytest.fixture
-def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-    ):
-        monkeypatch.delenv(name, raising=False)
-
-
 @pytest.mark.usefixtures("no_proxy")
 async def test_connection_refused_is_unreachable() -> None:
     with socket.socket() as sock:

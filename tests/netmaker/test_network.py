@@ -245,6 +245,7 @@ _LOGGED_IN = json.dumps(
 ).encode()
 
 
+@pytest.mark.usefixtures("no_proxy")
 async def test_the_netmaker_client_logs_in_over_tls_to_a_server_its_ca_file_vouches_for(
     pki: Pki,
 ) -> None:
@@ -256,6 +257,7 @@ async def test_the_netmaker_client_logs_in_over_tls_to_a_server_its_ca_file_vouc
     assert server.requests == 1
 
 
+@pytest.mark.usefixtures("no_proxy")
 async def test_the_netmaker_client_refuses_a_server_no_trusted_ca_vouches_for(pki: Pki) -> None:
     server = Server(fixed=_LOGGED_IN)
     async with serving(server, serving_tls(pki)) as url:

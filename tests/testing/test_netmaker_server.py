@@ -197,7 +197,7 @@ async def test_a_long_list_is_sent_chunked_with_the_bytes_of_the_one_piece_answe
     assert body == whole(emulator.state).body
 
 
-async def test_a_long_list_lets_other_requests_run_between_its_slices(emulator):
+async def test_a_long_list_lets_other_tasks_run_between_its_slices(emulator):
     _seed_big(emulator)
     state = emulator.state
     ticks = 0
