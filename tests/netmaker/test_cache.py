@@ -432,3 +432,22 @@ def test_a_rule_put_in_place_of_another_under_an_id_already_held_is_routed_once(
     rules.put(stored("e2", "a", SPEC, status=False), replacing="e1")
     assert [e.id for e in rules.values()] == ["e2"]
     assert [e.status for e in rules._by_node["n1"]] == [False]  # the old e2 is not kept beside
+
+
+async def test_our_deletes_during_a_refresh_do_not_make_the_next_read_look_shrunk(api, clock):
+    api.egress["a"] = [stored(f"e{i}", "a", SPEC) for i in range(40)]
+    cache = CachedNetmaker(api, ttl=30, clock=clock)
+    rules = await cache.egress("a")
+    clock.now += 31
+    api.gate = asyncio.Event()
+    refresh = asyncio.create_task(cache.egress("a"))
+    while api.calls["egress a"] < 2:
+        await asyncio.sleep(0)
+    for egress in rules[:30]:  # the server listed the 40 before our 30 deletes landed
+        await cache.delete_egress(egress)
+    api.gate.set()
+    assert len(await refresh) == 10
+    api.gate = None
+    clock.now += 31
+    assert len(await cache.egress("a")) == 10
+    assert api.calls["egress a"] == 3  # read once: 40 -> 10 was our doing, not a suspect shrink
