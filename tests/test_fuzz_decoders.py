@@ -829,3 +829,56 @@ async def test_deeply_nested_node_list_is_a_kube_error() -> None:
             await api.get(NODES, kube_wire.node_list_decoder, {"limit": "500"})
     finally:
         await api.aclose()
+
+
+# == Known gaps: invalid UTF-8 inside a string ======================================================
+
+#: A byte that cannot start a UTF-8 character, inside a JSON string. msgspec raised
+#: UnicodeDecodeError (not a msgspec.DecodeError) for it wherever a field is a `str`.
+BAD_UTF8 = b"\x80"
+_HOST = b'{"id":"h' + BAD_UTF8 + b'","name":"w","nodes":null}'
+
+
+@pytest.mark.parametrize(
+    ("call", "body"),
+    [
+        pytest.param("list_hosts", b"[" + _HOST + b"]", id="first-item"),
+        pytest.param(
+            "list_hosts",
+            b"[" + b",".join([_HOST.replace(BAD_UTF8, b"")] * 400 + [_HOST]) + b"]",
+            id="item-cut-late",
+        ),
+        pytest.param(
+            "list_egress",
+            b'{"Code":200,"Message":"m' + BAD_UTF8 + b'","Response":[]}',
+            id="envelope",
+        ),
+    ],
+)
+async def test_invalid_utf8_in_a_netmaker_answer_is_a_typed_error(call: str, body: bytes) -> None:
+    answer = Answer(200, body, "application/json")
+    transport = httpx2.MockTransport(HostileNetmaker(answer).handle)
+    run = {name: run for name, run, _ in CALLS}[call]
+    async with NetmakerClient(SETTINGS, transport=transport) as client:
+        with pytest.raises(NetmakerError):
+            await run(client)
+
+
+def test_invalid_utf8_in_a_watch_event_is_a_decode_error() -> None:
+    """The informer decodes an event, then its object: both must fail as a DecodeError."""
+    line = b'{"type":"ADDED' + BAD_UTF8 + b'","object":{}}'
+    with pytest.raises(msgspec.DecodeError):
+        kube_wire.event_decoder.decode(line)
+    node = b'{"metadata":{"name":"n' + BAD_UTF8 + b'"}}'
+    with pytest.raises(msgspec.DecodeError):
+        kube_wire.node_decoder.decode(node)
+
+
+async def test_invalid_utf8_in_a_node_list_is_a_kube_error() -> None:
+    body = b'{"metadata":{},"items":[{"metadata":{"name":"n' + BAD_UTF8 + b'"}}]}'
+    api = _kube_api(200, body, "application/json")
+    try:
+        with pytest.raises(KubeError):
+            await api.get(NODES, kube_wire.node_list_decoder, {"limit": "500"})
+    finally:
+        await api.aclose()

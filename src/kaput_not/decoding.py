@@ -1,9 +1,10 @@
 """The one JSON decoder both adapters use: msgspec's, with every failure a `DecodeError`.
 
 msgspec raises `RecursionError`, not `msgspec.DecodeError`, on JSON nested deeper than Python's
-recursion limit (in a field we skip, or a `Raw` payload). Every caller handles `DecodeError` as
-"an answer we cannot read"; a `RecursionError` slipped past them, so one hostile body from a
-proxy or a broken server could end the node informer or crash a start-up login.
+recursion limit (in a field we skip, or a `Raw` payload), and `UnicodeDecodeError` on a string
+that is not UTF-8 where it builds a `str`. Every caller handles `DecodeError` as "an answer we
+cannot read"; the other two slipped past them, so one hostile body from a proxy or a broken
+server could end the node informer or crash a start-up login.
 """
 
 from __future__ import annotations
@@ -28,3 +29,5 @@ class Decoder(Generic[T]):
             return self._decoder.decode(data)
         except RecursionError:
             raise msgspec.DecodeError("JSON nested too deeply to read") from None
+        except UnicodeDecodeError as exc:
+            raise msgspec.DecodeError(f"a string is not UTF-8 (byte {exc.start})") from None
