@@ -831,7 +831,7 @@ async def test_deeply_nested_node_list_is_a_kube_error() -> None:
         await api.aclose()
 
 
-# == Known gaps: invalid UTF-8 inside a string ======================================================
+# == Known gaps: invalid UTF-8 inside a string ====================================================
 
 #: A byte that cannot start a UTF-8 character, inside a JSON string. msgspec raised
 #: UnicodeDecodeError (not a msgspec.DecodeError) for it wherever a field is a `str`.
