@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import msgspec
 import pytest
 
 from kaput_not.core.model import Egress, EgressSpec
 from kaput_not.netmaker import ClientSettings, NetmakerClient, errors
+from kaput_not.netmaker.item_splitter import ItemSplitter
 
 from .conftest import Target
 from .seeding import Seeder, poll
@@ -198,3 +200,41 @@ EGRESS_FIELDS = {
     "nat": bool,
     "status": bool,
 }
+
+
+async def test_the_lists_come_in_the_layout_the_client_cuts_as_they_arrive(
+    http, auth, seeder: Seeder, network: str
+):
+    """The client frees a list's body as it reads (`netmaker/item_splitter.py`), cutting at
+    `},` plus the items' first key, after an envelope written Code, Message, Response. A body in
+    any other layout is still read, but whole: this pins that the target's three big lists are
+    cut, fed in small pieces, and that the items cut out and those left add up to the list."""
+    hosts = [await seeder.host([network], name=f"cut-w{i}") for i in range(2)]
+    for i, host in enumerate(hosts):
+        await seeder.egress(
+            network=network,
+            name=f"cut pods ({i + 1}/2)",
+            description="cut",
+            range=f"10.244.{40 + i}.0/24",
+            nat=False,
+            status=True,
+            nodes={host.nodes[network]: 500},
+        )
+    for path, enveloped in (
+        ("/api/hosts", False),
+        ("/api/nodes", False),
+        (f"/api/v1/egress?network={network}", True),
+    ):
+        body = (await http.get(path, headers=auth)).content
+        whole = msgspec.json.decode(body)
+        splitter = ItemSplitter(enveloped=enveloped)
+        cut: list[object] = []
+        for start in range(0, len(body), 7):
+            cut += [msgspec.json.decode(raw) for raw in splitter.feed(body[start : start + 7])]
+        assert splitter.cut, f"{path}: never cut"
+        rest = msgspec.json.decode(splitter.skeleton())
+        if enveloped:
+            assert {**rest, "Response": None} == {**whole, "Response": None}
+            rest, whole = rest["Response"], whole["Response"]
+        assert cut + rest == whole, path
+        assert len(cut) >= 1

@@ -4,12 +4,14 @@ each is a typed error whose message is one line naming the call and the cause, a
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
 from kaput_not.core.model import EgressSpec
 from kaput_not.netmaker import errors
 from kaput_not.netmaker.client import NetmakerClient
+from kaput_not.netmaker.list_reader import ListReader
 from kaput_not.netmaker.settings import ClientSettings
 from kaput_not.testing.netmaker import NetmakerEmulator
 
@@ -111,3 +113,38 @@ async def test_a_stopped_server_is_unreachable():
             await client.list_hosts()
     assert_one_clear_line(caught.value, "POST /api/users/adm/authenticate")
     assert caught.value.retryable
+
+
+async def test_long_lists_are_read_as_they_arrive_and_never_held_whole(
+    emulator: NetmakerEmulator, monkeypatch: pytest.MonkeyPatch
+):
+    """Over `LIST_SLICE` records the emulator answers chunked, as Go does for a big body: the
+    client cuts the items out as they come, so what is left of each body at its end (the
+    skeleton) is a few items, not the list. A client that joined the body first holds it all."""
+    for i in range(600):
+        emulator.state.add_host(f"w{i}", ["mesh"])
+        emulator.state.add_egress(
+            network="mesh",
+            cidr=f"10.{i // 256}.{i % 256}.0/24",
+            nodes={emulator.state.nodes("mesh")[-1].id: 500},
+            name=f"pods w{i}",
+            description="Managed by kaput-not (DO NOT EDIT): cluster=c index=0",
+        )
+    left: list[int] = []
+    skeleton = ListReader.skeleton
+
+    def measured(self: ListReader[object, Any]) -> bytes | bytearray:
+        body = skeleton(self)
+        left.append(len(body))
+        return body
+
+    monkeypatch.setattr(ListReader, "skeleton", measured)
+    async with NetmakerClient(settings(emulator)) as client:
+        hosts = await client.list_hosts()
+        nodes = await client.list_nodes()
+        rules = await client.list_egress("mesh")
+    assert [h.id for h in hosts] == [h.id for h in emulator.state.hosts()]
+    assert [n.id for n in nodes] == sorted(n.id for n in emulator.state.nodes())  # as listed
+    assert [r.id for r in rules] == [e["id"] for e in emulator.state.egresses("mesh")]
+    assert len(left) == 3
+    assert max(left) < 64 * 1024, left  # each body is over 100 KB

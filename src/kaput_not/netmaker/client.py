@@ -34,10 +34,10 @@ import ssl
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Protocol, Self, TypeVar
+from typing import Any, Self, TypeVar
 
 import httpcore2
 import httpx2
@@ -47,6 +47,7 @@ from kaput_not import __version__
 from kaput_not.core.model import Egress, EgressSpec, Host, NmNode
 from kaput_not.decoding import Decoder
 from kaput_not.netmaker import errors, wire
+from kaput_not.netmaker.list_reader import Item, ListReader
 from kaput_not.netmaker.network import AsyncioTransport
 from kaput_not.netmaker.settings import TLS_HINT, ClientSettings, shown_url, tls_verify
 
@@ -54,16 +55,8 @@ T = TypeVar("T")
 W = TypeVar("W")
 
 
-class _Identified(Protocol):
-    @property
-    def id(self) -> str: ...
-
-
-Item = TypeVar("Item", bound=_Identified)
-#: Items converted between two looks at other tasks (1-2 ms of work). From 1,000 to 250, with
-#: the emulator's slices from 500 to 100 records, the events p99 at 10,000 nodes went from 75
-#: to 9 ms: node events had waited behind a list being converted.
-_SLICE = 250
+#: A list answer's reader, whatever it converts to.
+_Reader = ListReader[Any, Any]
 _NOT_SPACE = re.compile(rb"[^ \t\r\n]")
 
 #: `on_request(method, endpoint, status or None, seconds)`: called once per HTTP request, with
@@ -160,7 +153,8 @@ _NO_ANSWER_IN_TIME = (
 class _Answer:
     """A complete answer: its status, the two headers the client reads, and the body, read into
     one buffer as it arrives (joining the chunks at the end, as httpx2 does, held a 6 MB list of
-    10,000 hosts twice)."""
+    10,000 hosts twice). For a list read through a `ListReader`, the body is what the reader
+    did not cut out: the envelope and the last items."""
 
     status: int
     content_type: str
@@ -168,21 +162,16 @@ class _Answer:
     body: bytes | bytearray
 
 
-async def _answer(response: httpx2.Response) -> _Answer:
-    body = bytearray()
-    async for chunk in response.aiter_bytes():
-        body += chunk
+async def _answer(response: httpx2.Response, reader: _Reader | None) -> _Answer:
+    status = response.status_code
+    body = await _body(response.aiter_bytes(), _reading(status, reader))
     headers = response.headers
-    return _Answer(
-        response.status_code, headers.get("content-type", ""), headers.get("location", ""), body
-    )
+    return _Answer(status, headers.get("content-type", ""), headers.get("location", ""), body)
 
 
-async def _core_answer(response: httpcore2.Response) -> _Answer:
-    body = bytearray()
+async def _core_answer(response: httpcore2.Response, reader: _Reader | None) -> _Answer:
     try:
-        async for chunk in response.aiter_stream():
-            body += chunk
+        body = await _body(response.aiter_stream(), _reading(response.status, reader))
     finally:
         await response.aclose()
     content_type = location = ""
@@ -193,6 +182,25 @@ async def _core_answer(response: httpcore2.Response) -> _Answer:
         elif lowered == b"location":
             location = value.decode("latin-1")
     return _Answer(response.status, content_type, location, body)
+
+
+def _reading(status: int, reader: _Reader | None) -> _Reader | None:
+    """The list reader, for a successful answer only: an error's body is read whole."""
+    return reader if 200 <= status < 300 else None
+
+
+async def _body(chunks: AsyncIterator[bytes], reader: _Reader | None) -> bytes | bytearray:
+    """The body, into one buffer as it arrives; or, for a list, through its reader, which
+    keeps only what it has not cut out yet."""
+    if reader is None:
+        body = bytearray()
+        async for chunk in chunks:
+            body += chunk
+        return body
+    async for chunk in chunks:
+        reader.feed(chunk)
+        await reader.convert()
+    return reader.skeleton()
 
 
 def _is_json(response: _Answer) -> bool:
@@ -358,27 +366,18 @@ class NetmakerClient:
         convert: Callable[[W], Item],
         held: Mapping[str, Item] | None,
     ) -> list[Item]:
-        """A list answer's items, each decoded and converted on its own, in slices with other
-        tasks run between them: 20,000 rules take about 100 ms, which in one piece would hold
-        every node event back."""
-        raws = await self._call("GET", path, params=params, expect=shape.items)
-        call = _call_name("GET", path, params)
-        done: list[Item] = []
-        for start in range(0, len(raws), _SLICE):
-            if start:
-                await asyncio.sleep(0)
-            for index in range(start, min(start + _SLICE, len(raws))):
-                try:
-                    item = shape.item.decode(raws[index])
-                except msgspec.DecodeError as exc:  # a ValidationError is a DecodeError
-                    detail = f"unexpected JSON in item {index}: {self._redact(str(exc))}"
-                    # Only a 2xx answer gets here, and Netmaker answers its lists with 200.
-                    raise errors.BadResponse(call, detail, status=200) from exc
-                read = convert(item)
-                if held is not None and (same := held.get(read.id)) is not None and same == read:
-                    read = same
-                done.append(read)
-        return done
+        """A list answer's items, each decoded and converted on its own as the body arrives,
+        with other tasks run between slices: 20,000 rules take about 100 ms, which in one piece
+        would hold every node event back, and their 8 MB body is never held whole."""
+        reader = ListReader(shape, convert, held)
+        reader.take(await self._call("GET", path, params=params, expect=shape.items, reader=reader))
+        await reader.convert()
+        if reader.failure is not None:
+            index, exc = reader.failure
+            detail = f"unexpected JSON in item {index}: {self._redact(str(exc))}"
+            # Only a 2xx answer gets here, and Netmaker answers its lists with 200.
+            raise errors.BadResponse(_call_name("GET", path, params), detail, status=200) from exc
+        return reader.items
 
     # -- the one place that talks HTTP ---------------------------------------------------------
 
@@ -392,22 +391,31 @@ class NetmakerClient:
         expect: wire.Shape[T],
         auth: bool = True,
         headers: Mapping[str, str] | None = None,
+        reader: _Reader | None = None,
     ) -> T:
-        """Send one request and return its checked, decoded payload, or raise a NetmakerError."""
+        """Send one request and return its checked, decoded payload, or raise a NetmakerError.
+
+        With a `reader`, a successful answer's list items go to it as they arrive; the payload
+        returned is then the items it did not take."""
         call = _call_name(method, path, params)
         content = msgspec.json.encode(json) if json is not None else None
         sent = dict(headers or {})
         if content is not None:
             sent["Content-Type"] = "application/json"
         if not auth:
-            response = await self._send(call, method, path, params, content, sent)
+            response = await self._send(call, method, path, params, content, sent, reader)
             return self._read(call, response, expect)
         token = await self._current_token()
-        response = await self._send(call, method, path, params, content, _bearer(sent, token))
+        response = await self._send(
+            call, method, path, params, content, _bearer(sent, token), reader
+        )
         if response.status == 401:
             # Expired early, revoked, or the server's database was reset: log in again, once.
+            # (A 401's body is read whole: the reader has not been fed.)
             token = await self._shared_login(stale=token)
-            response = await self._send(call, method, path, params, content, _bearer(sent, token))
+            response = await self._send(
+                call, method, path, params, content, _bearer(sent, token), reader
+            )
         return self._read(call, response, expect)
 
     async def _send(
@@ -418,19 +426,20 @@ class NetmakerClient:
         params: Mapping[str, str] | None,
         content: bytes | None,
         headers: Mapping[str, str],
+        reader: _Reader | None,
     ) -> _Answer:
         started = time.perf_counter()
         status: int | None = None
         try:
             if self._pool is not None:
-                answer = await self._send_direct(method, path, params, content, headers)
+                answer = await self._send_direct(method, path, params, content, headers, reader)
             else:
                 request = self._http.build_request(
                     method, self._url(path), params=params, content=content, headers=headers
                 )
                 response = await self._http.send(request, stream=True)
                 try:
-                    answer = await _answer(response)
+                    answer = await _answer(response, reader)
                 finally:
                     await response.aclose()
         except _TRANSPORT_ERRORS as exc:
@@ -452,6 +461,7 @@ class NetmakerClient:
         params: Mapping[str, str] | None,
         content: bytes | None,
         headers: Mapping[str, str],
+        reader: _Reader | None,
     ) -> _Answer:
         """One request on httpcore2's pool, with the headers httpx2 would send us (no
         Accept-Encoding: the client decodes no compressed answer)."""
@@ -467,7 +477,7 @@ class NetmakerClient:
             content=content or b"",
             extensions={"timeout": self._timeouts},
         )
-        return await _core_answer(await self._pool.handle_async_request(request))
+        return await _core_answer(await self._pool.handle_async_request(request), reader)
 
     def _target(self, path: str, query: str) -> httpcore2.URL:
         """The pool's URL for `path` and `query`, kept for the paths without a query."""

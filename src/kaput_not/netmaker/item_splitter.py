@@ -1,0 +1,138 @@
+"""The items of a JSON list answer, cut out of the body as it arrives.
+
+A list's whole body used to wait in memory until its last item was converted: 8 MB for 20,000
+rules, beside the lists still in use, at every re-read. The splitter hands items out chunk by
+chunk and keeps only the bytes not yet cut.
+
+Netmaker (Go's encoding/json) writes a list of structs compactly, every item opening with the
+same first key: `[{"id":...},{"id":...}]`. The splitter learns that opening from the first
+item, and in what it holds looks for the last `}` followed by `,` and that opening: inside a
+JSON string the quote would be escaped, so there the pattern is always a boundary or, rarely, a
+nested object with the same first key. Everything before the cut is then decoded as one array
+with msgspec, which proves the cut: JSON is read left to right, so a prefix that closes as an
+array just there ends at an item boundary of the whole body too. A cut that fails to decode
+waits for more bytes (an earlier one is tried first).
+
+Whatever is not cut stays whole: `skeleton()` is the body with the items handed out taken away,
+and the caller reads it with the checks every answer gets (JSON, the envelope's `Code`, the
+items left), so an error answer, a truncated body or a stray comma fails as it would in one
+piece. A body in another layout (white space between items, the envelope's fields in another
+order) is never cut, and costs what it did before.
+"""
+
+from __future__ import annotations
+
+import re
+
+import msgspec
+
+from kaput_not.decoding import Decoder
+
+_RAW_ITEMS = Decoder(list[msgspec.Raw])
+_SPACE = rb"[ \t\r\n]*"
+_STRING = rb'"(?:[^"\\]|\\.)*"'
+#: Netmaker's envelope up to its list, field by field as Go writes them: Code, Message, Response.
+_ENVELOPE_HEAD = re.compile(
+    rb"%s\{%s\"Code\"%s:%s-?[0-9]+%s,%s\"Message\"%s:%s%s%s,%s\"Response\"%s:%s\["
+    % ((_SPACE,) * 8 + (_STRING,) + (_SPACE,) * 4),
+    re.DOTALL,
+)
+_BARE_HEAD = re.compile(_SPACE + rb"\[")
+#: An item's opening: `{` and its first key, as every item of a Go list of structs opens.
+_OPENING = re.compile(rb"\{" + _STRING + rb":", re.DOTALL)
+#: How far to look for the head before giving up cutting (the envelope's head is ~60 bytes).
+_HEAD_LIMIT = 1 << 16
+#: Cuts tried per look, from the last one back, before waiting for more bytes.
+_TRIES = 2
+
+
+class ItemSplitter:
+    """Feed it a list answer's body chunk by chunk; it returns the items each chunk completes."""
+
+    def __init__(self, *, enveloped: bool) -> None:
+        self._head_pattern = _ENVELOPE_HEAD if enveloped else _BARE_HEAD
+        self._held = bytearray()  # the body from its start until the first cut, then the rest
+        self._head = b""  # up to and including the list's `[`, once found and cut from `_held`
+        self._start = -1  # where the first item starts in `_held`, until the first cut
+        self._separator = b""  # `},` and the items' opening, once learned
+        self._stopped = False  # a body in another layout: no more cuts, kept whole
+        self._look_at = 0  # no look before `_held` is this long (after a look that cut nothing)
+
+    @property
+    def cut(self) -> bool:
+        """Whether any item was handed out (the skeleton then lacks them)."""
+        return bool(self._head)
+
+    def feed(self, chunk: bytes | bytearray) -> list[msgspec.Raw]:
+        """`chunk` appended; the items it completed, in order (often none)."""
+        held = self._held
+        held += chunk
+        if self._stopped or len(held) < self._look_at:
+            return []
+        if not self._separator and not self._learn():
+            return []
+        return self._cut()
+
+    def skeleton(self) -> bytes | bytearray:
+        """The body as read, less every item handed out: what the caller still has to read."""
+        if not self._head:
+            return self._held
+        # `_held` starts with the `,` after the last item cut: the list goes on after `[`.
+        return self._head + self._held[1:]
+
+    def _learn(self) -> bool:
+        """Find where the list starts and how its items open; False while unknown."""
+        held = self._held
+        head = self._head_pattern.match(held)
+        if head is None:
+            self._stopped = len(held) > _HEAD_LIMIT or _ruled_out(self._head_pattern, held)
+            return False
+        opening = _OPENING.match(held, head.end())
+        if opening is None:
+            # Not an object first (or its key still coming): no cut unless the opening is
+            # unfinished; an empty list or a list of another kind stays whole.
+            self._stopped = len(held) - head.end() > _HEAD_LIMIT or not _may_open(held, head.end())
+            return False
+        self._start = head.end()
+        self._separator = b"}," + opening.group()
+        return True
+
+    def _cut(self) -> list[msgspec.Raw]:
+        held = self._held
+        # Before the first cut the items start after the head; after it, after the `,`.
+        start = self._start if not self._head else 1
+        end = len(held)
+        for _ in range(_TRIES):
+            boundary = held.rfind(self._separator, start, end)
+            if boundary < 0:
+                break
+            try:
+                items = _RAW_ITEMS.decode(b"[" + held[start : boundary + 1] + b"]")
+            except msgspec.DecodeError:
+                # Inside an item (a nested object opening alike): try an earlier one.
+                end = boundary + len(self._separator) - 1
+                continue
+            if not self._head:
+                self._head = bytes(held[:start])
+            del held[: boundary + 1]
+            self._look_at = 0
+            return items
+        # Nothing cut: look again once the bytes held have doubled, so that a body that
+        # keeps failing (an item bigger than many chunks) costs linear time, not quadratic.
+        self._look_at = 2 * len(held)
+        return []
+
+
+def _ruled_out(pattern: re.Pattern[bytes], held: bytearray) -> bool:
+    """Whether no continuation of `held` can match `pattern`: its first byte already differs."""
+    first = re.match(_SPACE + rb"(.)", held, re.DOTALL)
+    if first is None:
+        return False
+    wanted = b"{" if pattern is _ENVELOPE_HEAD else b"["
+    return first.group(1) != wanted
+
+
+def _may_open(held: bytearray, at: int) -> bool:
+    """Whether the bytes from `at` could still grow into an item's opening."""
+    rest = bytes(held[at : at + 2])
+    return rest in (b"", b"{") or rest == b'{"'
