@@ -33,6 +33,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 from kaput_not.core.egress import (
     InvalidCidr,
@@ -100,10 +101,14 @@ class NetmakerView:
         return {n.network for n in self.nodes if n.id != ZERO_UUID} | set(self.egress)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class _Desired:
     """E(N, M, i) before it is spelled out: its spec is built where it is compared or written,
-    so a full pass over 20,000 rules in sync never holds 20,000 specs at once (3 MB)."""
+    so a full pass over 20,000 rules in sync never holds 20,000 specs at once (3 MB).
+
+    Compared and hashed by identity: the pass's one `_Desired` per slot is the slot's key in
+    the matching, where a `RuleKey` tuple per slot cost 1.2 MB at 20,000 rules.
+    """
 
     kube_node: str
     network: str
@@ -148,20 +153,26 @@ class _DesiredRules(Mapping[RuleKey, _Desired]):
         self._count += 1 - (len(self._by_node.get(want.node_id, ())) - len(kept))
         self._by_node[want.node_id] = (*kept, want)
 
-    def _find(self, network: object, index: object, node_id: object) -> _Desired | None:
+    def find(self, network: object, index: object, node_id: object) -> _Desired | None:
+        """The rule of this slot, if desired (no key tuple built)."""
         for want in self._by_node.get(node_id, ()) if isinstance(node_id, str) else ():
             if want.index == index and want.network == network:
                 return want
         return None
 
+    def wants(self) -> Iterator[_Desired]:
+        """Every desired rule, without building its key."""
+        for wants in self._by_node.values():
+            yield from wants
+
     def __getitem__(self, key: RuleKey) -> _Desired:
-        found = self._find(*key)
+        found = self.find(*key)
         if found is None:
             raise KeyError(key)
         return found
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, tuple) and len(key) == 3 and self._find(*key) is not None
+        return isinstance(key, tuple) and len(key) == 3 and self.find(*key) is not None
 
     def __iter__(self) -> Iterator[RuleKey]:
         for wants in self._by_node.values():
@@ -232,13 +243,16 @@ def plan(
 
     actions: list[Action] = []
     matched, duplicates = _match(owned, desired)
-    _adopt_by_name(owned, desired, matched, duplicates)
-    for key, egress in matched.items():
-        update = _update_if_drifted(egress, desired[key])
+    # Rules matched another way than through a slot they route for: few, so a set is cheap
+    # (a set of every matched id took 2 MB at 20,000 rules, three times a pass).
+    claimed = {a.target.id for a in duplicates if a.target}
+    claimed |= _adopt_by_name(owned, desired, matched, claimed)
+    for want, egress in matched.items():
+        update = _update_if_drifted(egress, want)
         if update is not None:
             actions.append(update)
-    for key, want in desired.items():
-        if key not in matched:
+    for want in desired.wants():
+        if want not in matched:
             actions.append(
                 Action(
                     kind=ActionKind.CREATE,
@@ -249,9 +263,10 @@ def plan(
                 )
             )
     actions.extend(duplicates)
-    kept = {e.id for e in matched.values()} | {a.target.id for a in duplicates if a.target}
     unwanted = [
-        _delete_unwanted(egress, marker, index) for egress, marker in owned if egress.id not in kept
+        _delete_unwanted(egress, _marker(egress), index)
+        for egress in owned
+        if egress.id not in claimed and not _routes_its_slot(egress, desired, matched)
     ]
     allowed, withheld, refusal = _guard_deletes(unwanted, len(owned), settings, kube_complete)
     actions.extend(allowed)
@@ -484,15 +499,18 @@ def _owned_rules(
     index: _Index,
     only: str | None,
     protected: set[str],
-) -> list[tuple[Egress, Marker]]:
-    """Our rules in scope, with their markers. Foreign and other-cluster rules never get here."""
+) -> list[Egress]:
+    """Our rules in scope. Foreign and other-cluster rules never get here.
+
+    The rules alone, not with their markers: a tuple per rule cost 1.2 MB at 20,000 rules, and
+    `_marker` reads one again from the description cache."""
     in_scope: set[str] | None = None
     if only is not None:
         in_scope = set()
         kube = index.kube.get(only)
         for host in index.hosts_by_name.get(kube.netmaker_host if kube else only, []):
             in_scope.update(index.node_ids_by_host.get(host.id, ()))
-    owned: list[tuple[Egress, Marker]] = []
+    owned: list[Egress] = []
     candidates: Iterable[Iterable[Egress]] = netmaker.egress.values()
     if in_scope is not None and netmaker.routed is not None:
         candidates = [netmaker.routed(in_scope)]
@@ -506,49 +524,75 @@ def _owned_rules(
                 continue
             if not egress.id or not protected.isdisjoint(egress.nodes):
                 continue
-            owned.append((egress, marker))
+            owned.append(egress)
     return owned
 
 
+def _marker(egress: Egress) -> Marker:
+    """The marker of one of our rules (`_owned_rules` kept only rules that have one)."""
+    marker = parse_description(egress.description)
+    assert marker is not None
+    return marker
+
+
+def _routes_its_slot(
+    egress: Egress, desired: _DesiredRules, matched: Mapping[_Desired, Egress]
+) -> bool:
+    """Whether `egress` is the rule matched to a slot it routes for."""
+    index = _marker(egress).index
+    for node_id in egress.nodes:
+        want = desired.find(egress.network, index, node_id)
+        if want is not None and matched.get(want) is egress:
+            return True
+    return False
+
+
 def _match(
-    owned: list[tuple[Egress, Marker]], desired: Mapping[RuleKey, _Desired]
-) -> tuple[dict[RuleKey, Egress], list[Action]]:
-    """Rules 1 and 3: pick one existing rule per desired key; the other candidates are duplicates.
+    owned: list[Egress], desired: _DesiredRules
+) -> tuple[dict[_Desired, Egress], list[Action]]:
+    """Rules 1 and 3: pick one existing rule per desired slot; the other candidates are
+    duplicates.
 
     The keeper is the rule that needs no write, else the one routed through this node alone,
-    else the lowest id, so the choice is stable from one pass to the next.
+    else the lowest id, so the choice is stable from one pass to the next. A slot whose one
+    candidate routes through that node alone is settled at once (no other slot can want that
+    rule); the contested ones are settled in slot order, as every slot once was.
     """
     # A slot's one candidate is kept as is, a list only for the rare slot with several: a
-    # list per slot cost 2.5 MB on a full pass over 20,000 rules.
-    candidates: dict[RuleKey, Egress | list[Egress]] = {}
-    for egress, marker in owned:
+    # list per slot cost 2.5 MB on a full pass over 20,000 rules. The dict then becomes the
+    # matching itself, each slot's candidates replaced by its keeper (a second dict: 0.6 MB).
+    candidates: dict[_Desired, Egress | list[Egress]] = {}
+    for egress in owned:
+        index = _marker(egress).index
         for node_id in egress.nodes:
-            key = (egress.network, marker.index, node_id)
-            if key in desired:
-                found = candidates.get(key)
+            want = desired.find(egress.network, index, node_id)
+            if want is not None:
+                found = candidates.get(want)
                 if found is None:
-                    candidates[key] = egress
+                    candidates[want] = egress
                 elif isinstance(found, list):
                     found.append(egress)
                 else:
-                    candidates[key] = [found, egress]
-    matched: dict[RuleKey, Egress] = {}
+                    candidates[want] = [found, egress]
+    contested = [w for w, c in candidates.items() if isinstance(c, list) or len(c.nodes) != 1]
     taken: set[str] = set()
     losers: dict[str, tuple[Egress, Egress]] = {}
-    for key in sorted(candidates):
-        group = candidates[key]
+    for want in sorted(contested, key=_slot):
+        group = candidates[want]
         if not isinstance(group, list):
-            if group.id not in taken:
-                matched[key] = group
+            if group.id in taken:
+                del candidates[want]
+            else:
                 taken.add(group.id)
             continue
-        spec = desired[key].spec
+        spec = want.spec
         free = [e for e in group if e.id not in taken]
         if not free:
+            del candidates[want]
             continue
         free.sort(key=lambda e: (bool(_drift(e, spec)), len(e.nodes) != 1, e.id))
         keeper = free[0]
-        matched[key] = keeper
+        candidates[want] = keeper
         taken.add(keeper.id)
         for other in free[1:]:
             losers.setdefault(other.id, (other, keeper))
@@ -562,37 +606,42 @@ def _match(
         for egress_id, (egress, keeper) in sorted(losers.items())
         if egress_id not in taken
     ]
-    return matched, duplicates
+    return cast(dict[_Desired, Egress], candidates), duplicates  # every list is settled
+
+
+def _slot(want: _Desired) -> RuleKey:
+    return (want.network, want.index, want.node_id)
 
 
 def _adopt_by_name(
-    owned: list[tuple[Egress, Marker]],
-    desired: Mapping[RuleKey, _Desired],
-    matched: dict[RuleKey, Egress],
-    duplicates: list[Action],
-) -> None:
+    owned: list[Egress],
+    desired: _DesiredRules,
+    matched: dict[_Desired, Egress],
+    claimed: set[str],
+) -> set[str]:
     """Rule 1's fallback: a desired slot that no rule routes for takes a spare rule of ours with
-    the same network, index and name, instead of a delete and a create.
+    the same network, index and name, instead of a delete and a create. Returns the ids taken.
 
     A rule whose `nodes` was edited by hand, or emptied by Netmaker before its host joined
     again, then keeps its id (ACL policies in Netmaker refer to egress ids). Spare means matched
-    to no slot and no duplicate; the lowest id wins, so the choice is stable.
+    to no slot and not `claimed` (a duplicate); the lowest id wins, so the choice is stable.
     """
-    busy = {e.id for e in matched.values()} | {a.target.id for a in duplicates if a.target}
     spare: dict[tuple[str, int, str], list[Egress]] = defaultdict(list)
-    for egress, marker in owned:
-        if egress.id not in busy:
-            spare[(egress.network, marker.index, egress.name)].append(egress)
+    for egress in owned:
+        if egress.id not in claimed and not _routes_its_slot(egress, desired, matched):
+            spare[(egress.network, _marker(egress).index, egress.name)].append(egress)
+    adopted: set[str] = set()
     if not spare:
-        return
-    for key in sorted(desired):
-        if key in matched:
-            continue
-        want = desired[key]
-        found = spare.get((want.network, key[1], rule_name(want.kube_node, want.index, want.count)))
+        return adopted
+    for want in sorted((w for w in desired.wants() if w not in matched), key=_slot):
+        found = spare.get(
+            (want.network, want.index, rule_name(want.kube_node, want.index, want.count))
+        )
         if found:
             found.sort(key=lambda e: e.id)
-            matched[key] = found.pop(0)
+            matched[want] = found.pop(0)
+            adopted.add(matched[want].id)
+    return adopted
 
 
 def _drift(egress: Egress, spec: EgressSpec) -> list[str]:
