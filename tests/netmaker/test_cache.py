@@ -9,11 +9,13 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kaput_not.core.model import Egress, EgressSpec, Host, NmNode
 from kaput_not.core.planner import members
 from kaput_not.netmaker import errors
-from kaput_not.netmaker.cache import CachedNetmaker
+from kaput_not.netmaker.cache import CachedNetmaker, _grouped, _Rules
 from tests.clock import FakeClock
 from tests.core.world import stored
 
@@ -451,3 +453,36 @@ async def test_our_deletes_during_a_refresh_do_not_make_the_next_read_look_shrun
     clock.now += 31
     assert len(await cache.egress("a")) == 10
     assert api.calls["egress a"] == 3  # read once: 40 -> 10 was our doing, not a suspect shrink
+
+
+@given(st.lists(st.tuples(st.sampled_from("abcde"), st.integers()), max_size=60))
+def test_grouping_keeps_every_item_in_order_whatever_the_group_sizes(
+    pairs: list[tuple[str, int]],
+) -> None:
+    """`_grouped` grows small groups as tuples and big ones as lists: either way, each key's
+    items in the order they came."""
+    expected: dict[str, list[int]] = {}
+    for key, item in pairs:
+        expected.setdefault(key, []).append(item)
+    grouped = _grouped(pairs)
+    assert {k: list(v) for k, v in grouped.items()} == expected
+    assert all(type(v) is tuple for v in grouped.values())
+
+
+def test_a_gateway_node_routing_thousands_of_rules_is_indexed_with_all_of_them() -> None:
+    rules = [
+        Egress(
+            id=f"e{i:05d}",
+            network="mesh",
+            name=f"r{i}",
+            description="foreign",
+            range=f"10.{i // 256}.{i % 256}.0/24",
+            nat=False,
+            status=True,
+            nodes={"gateway": 1, f"n{i}": 1} if i % 2 else {"gateway": 1},
+        )
+        for i in range(5000)
+    ]
+    indexed = _Rules(rules)
+    assert indexed.routed_through("gateway") == tuple(rules)
+    assert indexed.routed_through("n7") == (rules[7],)

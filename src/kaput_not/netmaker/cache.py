@@ -27,7 +27,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar, cast
 
 from kaput_not.core.model import Egress, EgressSpec, Host, NmNode
 from kaput_not.core.planner import NetmakerView
@@ -43,6 +43,7 @@ _RETRY_AFTER = 1.0
 
 T = TypeVar("T")
 H = TypeVar("H", Host, NmNode)
+G = TypeVar("G")
 
 
 class NetmakerApi(Protocol):
@@ -177,8 +178,8 @@ class CachedNetmaker:
         memo = self._members_memo
         if memo is not None and memo[0] is hosts and memo[1] is nodes:
             return memo[2]
-        by_name = _grouped(hosts, lambda host: host.name)
-        by_host = _grouped(nodes, lambda node: node.host_id)
+        by_name = _grouped((host.name, host) for host in hosts)
+        by_host = _grouped((node.host_id, node) for node in nodes)
 
         def lookup(name: str) -> tuple[Sequence[Host], Sequence[NmNode]]:
             named = by_name.get(name, ())
@@ -333,12 +334,30 @@ def _sharing(stored: Egress, spec: EgressSpec) -> Egress:
 _Members = Callable[[str], tuple[Sequence[Host], Sequence[NmNode]]]
 
 
-def _grouped(items: list[H], key: Callable[[H], str]) -> dict[str, tuple[H, ...]]:
-    """`items` by `key`, as tuples (a one-item list takes 88 bytes, a tuple 56)."""
-    lists: dict[str, list[H]] = {}
-    for item in items:
-        lists.setdefault(key(item), []).append(item)
-    return {k: tuple(v) for k, v in lists.items()}
+def _grouped(pairs: Iterable[tuple[str, G]]) -> dict[str, tuple[G, ...]]:
+    """The items of `(key, item)` pairs by key, as tuples (a one-item list takes 88 bytes, a
+    tuple 56). Nearly every group holds one or two items: those grow as tuples, where a list
+    per group cost 0.9 MB more at 10,000 while a list was read again; a group past a few
+    items (a gateway node routing many rules) grows as a list, so it stays linear."""
+    groups: dict[str, tuple[G, ...] | list[G]] = {}
+    grown: list[str] = []
+    for key, item in pairs:
+        found = groups.get(key)
+        if found is None:
+            groups[key] = (item,)
+        elif isinstance(found, list):
+            found.append(item)
+        elif len(found) < _SMALL_GROUP:
+            groups[key] = (*found, item)
+        else:
+            groups[key] = [*found, item]
+            grown.append(key)
+    for key in grown:
+        groups[key] = tuple(groups[key])
+    return cast(dict[str, tuple[G, ...]], groups)  # every list made a tuple
+
+
+_SMALL_GROUP = 4
 
 
 def _by_id(slot: _Slot[list[H]]) -> dict[str, H] | None:
@@ -384,13 +403,9 @@ class _Rules:
         for egress in egresses:
             self._by_id.pop(egress.id, None)  # an id listed twice: the last, as `put` keeps it
             self._by_id[egress.id] = egress
-        grouped: dict[str, list[Egress]] = {}
-        for egress in self._by_id.values():
-            for node_id in egress.nodes:
-                grouped.setdefault(node_id, []).append(egress)
-        self._by_node: dict[str, tuple[Egress, ...]] = {
-            node_id: tuple(rules) for node_id, rules in grouped.items()
-        }
+        self._by_node: dict[str, tuple[Egress, ...]] = _grouped(
+            (node_id, egress) for egress in self._by_id.values() for node_id in egress.nodes
+        )
 
     def __len__(self) -> int:
         return len(self._by_id)
