@@ -30,10 +30,13 @@ and N dual-stack Kubernetes Nodes with pod CIDRs ``10.<i//256>.<i%256>.0/24`` an
 ``fd00:<i:x>::/64``.
 
 Usage: .venv/bin/python bench/real_netmaker.py --nodes N [--networks K] [--concurrency C]
-       [--timeout SECONDS] [--keep] [--json]
-``--concurrency`` sets NETMAKER_CONCURRENCY (unset: the controller's default). ``--json``
-prints one JSON object; exit code 0 when converged, 1 otherwise or when something could not
-start.
+       [--controller ours|go|both] [--timeout SECONDS] [--keep] [--json]
+``--concurrency`` sets NETMAKER_CONCURRENCY (unset: the controller's default). ``--controller
+go`` runs the Go original instead (``scripts/build-peers kaput-not-go``, or KAPUT_NOT_GO),
+configured with its own variables only, as ``bench/compare.py`` runs it; ``both`` runs the Go
+original, then ours, each on a freshly started and seeded stack, and adds the ratios Go / ours.
+``--json`` prints one JSON object; exit code 0 when (ours) converged, 1 otherwise or when
+something could not start.
 
 Needs the real peers: the binaries named by KAPUT_NOT_KUBE_APISERVER, KAPUT_NOT_ETCD and
 KAPUT_NOT_NETMAKER, or, for any that is unset, what ``scripts/build-peers`` provides (it reuses
@@ -57,7 +60,7 @@ import urllib.parse
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +74,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from compare import GO_VARIABLES, go_binary, ratio  # noqa: E402
 from scale import (  # noqa: E402
     EGRESS,
     LOGIN,
@@ -361,6 +365,7 @@ class Settings:
     concurrency: int | None
     timeout: float
     keep: bool
+    controller: str = "ours"  # or "go": the Go original
 
 
 async def bench(
@@ -388,22 +393,25 @@ async def bench(
             seed_seconds = time.monotonic() - seeded
             await proxy.start()
 
-            env = {k: v for k, v in os.environ.items() if k not in _controller_variables()}
+            go = settings.controller == "go"
+            left_out = GO_VARIABLES if go else _controller_variables()
+            env = {k: v for k, v in os.environ.items() if k not in left_out}
             env.update(
                 NETMAKER_API_URL=proxy.url,
                 NETMAKER_USERNAME=USERNAME,
                 NETMAKER_PASSWORD=password,
                 KUBECONFIG=str(plane.admin_kubeconfig),
                 LEADER_ELECTION_ENABLED="false",
-                METRICS_ADDRESS=f"127.0.0.1:{free_port()}",
-                LOG_FORMAT="json",
-                LOG_LEVEL="info",
             )
-            if settings.concurrency is not None:
-                env["NETMAKER_CONCURRENCY"] = str(settings.concurrency)
+            if not go:
+                env.update(
+                    METRICS_ADDRESS=f"127.0.0.1:{free_port()}", LOG_FORMAT="json", LOG_LEVEL="info"
+                )
+                if settings.concurrency is not None:
+                    env["NETMAKER_CONCURRENCY"] = str(settings.concurrency)
             controller = Process(
-                "kaput-not",
-                [sys.executable, "-m", "kaput_not", "run"],
+                "kaput-not-go" if go else "kaput-not",
+                [go_binary()] if go else [sys.executable, "-m", "kaput_not", "run"],
                 directory=workdir,
                 env=env,
                 cwd=ROOT,
@@ -464,10 +472,11 @@ async def bench(
 
     writes = counts["writes"]
     result: dict[str, Any] = {
+        "controller": settings.controller,
         "nodes": settings.nodes,
         "networks": settings.networks,
         "dual_stack": True,
-        "concurrency": settings.concurrency,
+        "concurrency": None if settings.controller == "go" else settings.concurrency,
         "seed_seconds": round(seed_seconds, 1),
         "converged": converged,
         "converge_seconds": round(took, 1) if converged else None,
@@ -530,6 +539,26 @@ def run(settings: Settings) -> dict[str, Any]:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
+#: What `both` compares, Go / ours.
+COMPARED = ("converge_seconds", "reads", "writes", "controller_cpu_seconds", "peak_rss_mb")
+
+
+def both(settings: Settings) -> dict[str, Any]:
+    """The Go original, then ours, each on a stack of its own, seeded alike."""
+    go = run(replace(settings, controller="go"))
+    ours = run(replace(settings, controller="ours"))
+    ratios = {key: ratio(go.get(key), ours.get(key)) for key in COMPARED}
+    ratios["requests"] = ratio(sum(go["requests"].values()), sum(ours["requests"].values()))
+    return {"go": go, "ours": ours, "ratio_go_over_ours": ratios}
+
+
+def summary_both(result: dict[str, Any]) -> str:
+    ratios = ", ".join(f"{k} {v}" for k, v in result["ratio_go_over_ours"].items())
+    return "\n\n".join(
+        [f"Go original:\n{summary(result['go'])}", f"ours:\n{summary(result['ours'])}", ratios]
+    )
+
+
 def summary(result: dict[str, Any]) -> str:
     state = (
         f"converged in {result['converge_seconds']} s"
@@ -537,7 +566,8 @@ def summary(result: dict[str, Any]) -> str:
         else f"did NOT converge ({result.get('why_not', '')})"
     )
     lines = [
-        f"{result['nodes']} dual-stack nodes x {result['networks']} network(s), "
+        f"{result['controller']}: {result['nodes']} dual-stack nodes x {result['networks']} "
+        "network(s), "
         f"concurrency {result['concurrency'] or 'default'}: {state}; "
         f"seeding took {result['seed_seconds']} s",
         f"rules {result['rules']}, writes {result['writes']}, reads {result['reads']}, "
@@ -565,6 +595,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, help="NETMAKER_CONCURRENCY (controller's)")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds to converge (900)")
     parser.add_argument("--keep", action="store_true", help="keep the temp directory and logs")
+    parser.add_argument(
+        "--controller",
+        choices=("ours", "go", "both"),
+        default="ours",
+        help="which controller to run (ours); both: the Go original, then ours",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     if not 1 <= args.nodes <= 65536:
@@ -573,7 +609,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--networks must be 1..150")
     if args.concurrency is not None and args.concurrency < 1:
         parser.error("--concurrency must be at least 1")
-    settings = Settings(args.nodes, args.networks, args.concurrency, args.timeout, args.keep)
+    chosen = "ours" if args.controller == "both" else args.controller
+    settings = Settings(
+        args.nodes, args.networks, args.concurrency, args.timeout, args.keep, controller=chosen
+    )
+    if args.controller == "both":
+        return finish(
+            "real_netmaker",
+            lambda: both(settings),
+            None if args.json else summary_both,
+            lambda r: r["ours"]["converged"],
+            errors=(BenchError, StartError),
+        )
     return finish(
         "real_netmaker",
         lambda: run(settings),
