@@ -30,6 +30,7 @@ Foreign rules (no marker, or another cluster's) never appear in any action.
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -242,10 +243,14 @@ def plan(
     owned = _owned_rules(netmaker, settings, index, only, protected)
 
     actions: list[Action] = []
-    matched, duplicates = _match(owned, desired)
-    # Rules matched another way than through a slot they route for: few, so a set is cheap
-    # (a set of every matched id took 2 MB at 20,000 rules, three times a pass).
+    repeated = _repeated_ids(owned)
+    matched, duplicates = _match(owned, desired, repeated)
+    # Rules kept other than as the rule matched to a slot they route for: duplicates' targets,
+    # adopted rules, and every copy of a matched id listed more than once. Few, so a set is
+    # cheap (a set of every matched id took 2 MB at 20,000 rules, three times a pass).
     claimed = {a.target.id for a in duplicates if a.target}
+    if repeated:
+        claimed |= {e.id for e in matched.values() if e.id in repeated}
     claimed |= _adopt_by_name(owned, desired, matched, claimed)
     for want, egress in matched.items():
         update = _update_if_drifted(egress, want)
@@ -535,6 +540,18 @@ def _marker(egress: Egress) -> Marker:
     return marker
 
 
+def _repeated_ids(owned: list[Egress]) -> set[str]:
+    """Ids listed more than once (none from a sound server: an id is one row of one network).
+
+    A server that ignores `?network=`, say, lists every rule in every network. Such copies are
+    matched and kept by id, never as separate rules: a copy left unmatched must not read as
+    unwanted and be deleted (by id, taking the live rule with it), nor take a second slot.
+    Found by sorting, not with a set of every id (2 MB at 20,000 rules).
+    """
+    ids = sorted(e.id for e in owned)
+    return {a for a, b in itertools.pairwise(ids) if a == b}
+
+
 def _routes_its_slot(
     egress: Egress, desired: _DesiredRules, matched: Mapping[_Desired, Egress]
 ) -> bool:
@@ -548,15 +565,16 @@ def _routes_its_slot(
 
 
 def _match(
-    owned: list[Egress], desired: _DesiredRules
+    owned: list[Egress], desired: _DesiredRules, repeated: set[str]
 ) -> tuple[dict[_Desired, Egress], list[Action]]:
     """Rules 1 and 3: pick one existing rule per desired slot; the other candidates are
     duplicates.
 
     The keeper is the rule that needs no write, else the one routed through this node alone,
     else the lowest id, so the choice is stable from one pass to the next. A slot whose one
-    candidate routes through that node alone is settled at once (no other slot can want that
-    rule); the contested ones are settled in slot order, as every slot once was.
+    candidate routes through that node alone, under an id listed once, is settled at once (no
+    other slot can want that rule); the contested ones are settled in slot order, each id
+    taken once, as every slot once was.
     """
     # A slot's one candidate is kept as is, a list only for the rare slot with several: a
     # list per slot cost 2.5 MB on a full pass over 20,000 rules. The dict then becomes the
@@ -574,7 +592,11 @@ def _match(
                     found.append(egress)
                 else:
                     candidates[want] = [found, egress]
-    contested = [w for w, c in candidates.items() if isinstance(c, list) or len(c.nodes) != 1]
+    contested = [
+        w
+        for w, c in candidates.items()
+        if isinstance(c, list) or len(c.nodes) != 1 or c.id in repeated
+    ]
     taken: set[str] = set()
     losers: dict[str, tuple[Egress, Egress]] = {}
     for want in sorted(contested, key=_slot):
