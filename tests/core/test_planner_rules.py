@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from kaput_not.core.egress import build_description
@@ -404,3 +406,22 @@ def test_the_host_annotation_matches_a_node_to_a_host_of_another_name():
     after = apply(view([host], nodes, []), p)
     assert plan([node], after, S).empty  # and its rule is recognised as its own afterwards
     assert plan([node], after, S, only="w1").empty
+
+
+def test_a_rule_listed_again_in_another_networks_list_is_kept_and_matched_once():
+    """A server that ignores `?network=` lists each rule in every network's list. The copies
+    are one rule (one id): neither is deleted as unwanted (a delete by id removes the live
+    rule), and a copy never takes a second slot in place of a create."""
+    host, nodes = one_host()
+    w1 = good()  # in sync: network net, node h1-net
+    for copy in (replace(w1), replace(w1, nodes={}), replace(w1, network="b")):
+        listed = replace(view([host], nodes, []), egress={"net": [w1], "b": [copy]})
+        assert plan([kube("w1", "10.1.0.0/24")], listed, S).empty, copy
+    # In two networks, each slot needs a rule: a copy of net's rule routed through the node in
+    # b is the same rule, so it serves one slot (the first in slot order), the other slot gets
+    # a rule of its own, and nothing is updated or deleted.
+    host, nodes = one_host(networks=("net", "b"))
+    routed_in_b = replace(w1, network="b", nodes={"h1-b": 500})
+    listed = replace(view([host], nodes, []), egress={"net": [w1], "b": [routed_in_b]})
+    p = plan([kube("w1", "10.1.0.0/24")], listed, S)
+    assert [(a.kind, a.target) for a in p.actions] == [(ActionKind.CREATE, None)]
