@@ -29,5 +29,5 @@ class Decoder(Generic[T]):
             return self._decoder.decode(data)
         except RecursionError:
             raise msgspec.DecodeError("JSON nested too deeply to read") from None
-        except UnicodeDecodeError as exc:
-            raise msgspec.DecodeError(f"a string is not UTF-8 (byte {exc.start})") from None
+        except UnicodeDecodeError:
+            raise msgspec.DecodeError("a string holds bytes that are not UTF-8") from None

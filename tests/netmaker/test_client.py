@@ -1155,3 +1155,89 @@ async def test_debug_log_has_each_call_but_no_secret(
 async def test_client_repr_has_no_secret(client: NetmakerClient) -> None:
     await client.login()
     assert repr(client) == f"NetmakerClient('{API}')"
+
+
+# -- lists cut into items as they arrive (netmaker/item_splitter.py) -----------------------------
+
+_RULE = {
+    "network": "kaput",
+    "name": "w pods (1/1)",
+    "description": "managed by kaput-not",
+    "nodes": {"node-1": 500},
+    "range": "10.42.0.0/24",
+    "nat": False,
+    "status": True,
+}
+
+
+class _Chunks(httpx2.AsyncByteStream):
+    """A body sent in pieces, as a chunked answer arrives."""
+
+    def __init__(self, body: bytes, size: int) -> None:
+        self._pieces = [body[i : i + size] for i in range(0, len(body), size)]
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for piece in self._pieces:
+            yield piece
+
+
+def _rules_body(count: int, *, code: int = 200, bad: int | None = None) -> bytes:
+    rules: list[dict[str, object]] = [{"id": f"e{i:04d}", **_RULE} for i in range(count)]
+    if bad is not None:
+        rules[bad]["nat"] = "no"
+    envelope = {"Code": code, "Message": "fetched", "Response": rules}
+    return json.dumps(envelope, separators=(",", ":")).encode()
+
+
+async def test_a_bad_item_cut_from_an_early_piece_is_named_once_the_answer_is_read(
+    server: FakeNetmaker, client: NetmakerClient
+) -> None:
+    body = _rules_body(600, bad=3)
+    server.routes["GET /api/v1/egress"] = lambda _: httpx2.Response(
+        200, stream=_Chunks(body, 1000), headers={"Content-Type": "application/json"}
+    )
+    with pytest.raises(BadResponse) as caught:
+        await client.list_egress("kaput")
+    assert_reported(caught.value, "GET /api/v1/egress?network=kaput", "in item 3", "nat")
+
+
+async def test_an_error_code_is_reported_before_a_bad_item_already_cut(
+    server: FakeNetmaker, client: NetmakerClient
+) -> None:
+    """As for any answer read whole: the envelope's Code first, then the items."""
+    body = _rules_body(600, code=500, bad=0)
+    server.routes["GET /api/v1/egress"] = lambda _: httpx2.Response(
+        200, stream=_Chunks(body, 1000), headers={"Content-Type": "application/json"}
+    )
+    with pytest.raises(ApiError) as caught:
+        await client.list_egress("kaput")
+    assert (caught.value.status, caught.value.code) == (200, 500)
+
+
+async def test_a_long_list_after_a_401_is_read_once_with_the_new_token(
+    server: FakeNetmaker, client: NetmakerClient
+) -> None:
+    body = _rules_body(600)
+    server.routes["GET /api/v1/egress"] = lambda _: httpx2.Response(
+        200, stream=_Chunks(body, 1000), headers={"Content-Type": "application/json"}
+    )
+    await client.list_hosts()
+    server.valid.clear()  # the next call gets a 401, then logs in again
+    rules = await client.list_egress("kaput")
+    assert [r.id for r in rules] == [f"e{i:04d}" for i in range(600)]
+    assert server.logins == 2
+
+
+async def test_an_envelope_with_two_responses_is_refused_not_read_two_ways(
+    server: FakeNetmaker, client: NetmakerClient
+) -> None:
+    """Read whole, the last `Response` counts; cut, the first one's items were handed out.
+    Go never writes it, so the answer is refused."""
+    first = _rules_body(600)[:-1]  # without the closing brace
+    body = first + b',"Response":[' + json.dumps({"id": "other", **_RULE}).encode() + b"]}"
+    server.routes["GET /api/v1/egress"] = lambda _: httpx2.Response(
+        200, stream=_Chunks(body, 1000), headers={"Content-Type": "application/json"}
+    )
+    with pytest.raises(BadResponse) as caught:
+        await client.list_egress("kaput")
+    assert_reported(caught.value, "GET /api/v1/egress?network=kaput", "Response", "more than once")

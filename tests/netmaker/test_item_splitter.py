@@ -187,3 +187,24 @@ def test_items_whose_nested_objects_open_alike_are_cut_between_items_only() -> N
     result, most = _streamed(_chunks(body, list(range(0, len(body), 50))), enveloped=False)
     assert result == (hosts, None)
     assert most < len(body) // 2
+
+
+def test_a_body_sent_a_byte_at_a_time_is_cut_as_well() -> None:
+    rules = [_rule(i) for i in range(40)]
+    body = _body(rules, enveloped=True, message="m" * 300)
+    result, most = _streamed([body[i : i + 1] for i in range(len(body))], enveloped=True)
+    assert result == (rules, {"Code": 200, "Message": "m" * 300, "Response": None})
+    assert most < len(body) // 4
+
+
+def test_an_envelope_with_response_twice_is_told_apart_once_items_are_cut() -> None:
+    """Read whole, the last `Response` counts; cut, the first one's items were handed out."""
+    head = _body([_rule(1), _rule(2), _rule(3)], enveloped=True).rstrip()[:-1]
+    body = head + b',"Response":[]}'
+    splitter = ItemSplitter(enveloped=True)
+    assert len(splitter.feed(body)) == 2
+    assert splitter.repeats_response()
+    single = ItemSplitter(enveloped=True)
+    single.feed(_body([_rule(1), _rule(2), _rule(3)], enveloped=True))
+    assert single.cut
+    assert not single.repeats_response()

@@ -368,13 +368,14 @@ class NetmakerClient:
     ) -> list[Item]:
         """A list answer's items, each decoded and converted on its own as the body arrives,
         with other tasks run between slices: 20,000 rules take about 100 ms, which in one piece
-        would hold every node event back, and their 8 MB body is never held whole."""
+        would hold every node event back. In the layout Netmaker sends, their 8 MB body is
+        never held whole (`ItemSplitter`)."""
         reader = ListReader(shape, convert, held)
         reader.take(await self._call("GET", path, params=params, expect=shape.items, reader=reader))
         await reader.convert()
         if reader.failure is not None:
-            index, exc = reader.failure
-            detail = f"unexpected JSON in item {index}: {self._redact(str(exc))}"
+            where, exc = reader.failure
+            detail = f"unexpected JSON in {where}: {self._redact(str(exc))}"
             # Only a 2xx answer gets here, and Netmaker answers its lists with 200.
             raise errors.BadResponse(_call_name("GET", path, params), detail, status=200) from exc
         return reader.items

@@ -6,22 +6,26 @@ chunk and keeps only the bytes not yet cut.
 
 Netmaker (Go's encoding/json) writes a list of structs compactly, every item opening with the
 same first key: `[{"id":...},{"id":...}]`. The splitter learns that opening from the first
-item, and in what it holds looks for the last `}` followed by `,` and that opening: inside a
-JSON string the quote would be escaped, so there the pattern is always a boundary or, rarely, a
-nested object with the same first key. Everything before the cut is then decoded as one array
-with msgspec, which proves the cut: JSON is read left to right, so a prefix that closes as an
-array just there ends at an item boundary of the whole body too. A cut that fails to decode
-waits for more bytes (an earlier one is tried first).
+item, and in what it holds looks for the last `}` followed by `,` and that opening. With a
+first key that starts with a letter, as Netmaker's `id`, the pattern cannot sit inside a JSON
+string (the quote before the key would end the string, and a letter cannot follow a string's
+end), so it is a boundary or, rarely, a nested object opening alike. Everything before the
+cut is then decoded as one array with msgspec, which proves the cut: JSON is read left to
+right, so a prefix that closes as an array just there ends at an item boundary of the whole
+body too. A cut that fails to decode waits for more bytes (an earlier one is tried first).
 
 Whatever is not cut stays whole: `skeleton()` is the body with the items handed out taken away,
 and the caller reads it with the checks every answer gets (JSON, the envelope's `Code`, the
 items left), so an error answer, a truncated body or a stray comma fails as it would in one
 piece. A body in another layout (white space between items, the envelope's fields in another
-order) is never cut, and costs what it did before.
+order) is never cut, and costs what it did before. One thing the skeleton cannot show is an
+envelope that holds `Response` twice (read whole, the last one counts): `repeats_response`
+says so, for the caller to refuse the answer.
 """
 
 from __future__ import annotations
 
+import json
 import re
 
 import msgspec
@@ -70,6 +74,8 @@ class ItemSplitter:
         if self._stopped or len(held) < self._look_at:
             return []
         if not self._separator and not self._learn():
+            # Look again once the bytes held have doubled (a head sent a byte at a time).
+            self._look_at = 2 * len(held)
             return []
         return self._cut()
 
@@ -79,6 +85,29 @@ class ItemSplitter:
             return self._held
         # `_held` starts with the `,` after the last item cut: the list goes on after `[`.
         return self._head + self._held[1:]
+
+    def repeats_response(self) -> bool:
+        """Whether, items having been cut, the envelope holds `Response` more than once.
+
+        Read whole, such a body is its last `Response`; cut, the items handed out came from
+        the first. Go never writes it; a body that does is refused, not read two ways. Only
+        the skeleton is read here (small once items are cut), with Python's json, which shows
+        an object's keys in order.
+        """
+        if not self._head or self._head_pattern is not _ENVELOPE_HEAD:
+            return False
+        top: list[list[tuple[str, object]]] = []
+
+        def pairs(found: list[tuple[str, object]]) -> object:
+            top.append(found)
+            return None
+
+        try:
+            json.loads(self.skeleton(), object_pairs_hook=pairs)
+        except (ValueError, RecursionError):
+            return False  # not JSON we can read: the caller's read of the skeleton says so
+        keys = [key for key, _ in top[-1]] if top else []
+        return keys.count("Response") > 1
 
     def _learn(self) -> bool:
         """Find where the list starts and how its items open; False while unknown."""
@@ -134,5 +163,4 @@ def _ruled_out(pattern: re.Pattern[bytes], held: bytearray) -> bool:
 
 def _may_open(held: bytearray, at: int) -> bool:
     """Whether the bytes from `at` could still grow into an item's opening."""
-    rest = bytes(held[at : at + 2])
-    return rest in (b"", b"{") or rest == b'{"'
+    return bytes(held[at : at + 2]) in (b"", b"{", b'{"')

@@ -3,9 +3,9 @@
 The client hands each chunk of a 2xx list answer to `feed`, and `convert` after it; what the
 splitter could not cut (the end of the list, or all of it in a layout it does not cut) comes
 back from the client's usual checks of `skeleton()` and goes through `take`. An item that does
-not decode is remembered, not raised: the answer is still read to its end (so the connection
-is kept, and an error in the envelope's `Code` or a broken body is reported first, as for any
-answer), then `_list` raises it.
+not decode (or an envelope the splitter cannot vouch for) is remembered, not raised: the answer
+is still read to its end (so the connection is kept, and an error in the envelope's `Code` or a
+broken body is reported first, as for any answer), then `_list` raises it.
 """
 
 from __future__ import annotations
@@ -55,14 +55,17 @@ class ListReader(Generic[W, Item]):
         self._waiting: list[msgspec.Raw] = []
         self._since_pause = 0
         self.items: list[Item] = []
-        #: The first item that did not decode: its place in the list, and why.
-        self.failure: tuple[int, msgspec.DecodeError] | None = None
+        #: What could not be read first: where ("item 3", "the envelope"), and why.
+        self.failure: tuple[str, msgspec.DecodeError] | None = None
 
     def feed(self, chunk: bytes | bytearray) -> None:
         self._waiting += self._splitter.feed(chunk)
 
     def skeleton(self) -> bytes | bytearray:
         """The body less the items already cut out: the client checks and decodes it whole."""
+        if self.failure is None and self._splitter.repeats_response():
+            why = msgspec.DecodeError("`Response` appears more than once")
+            self.failure = ("the envelope", why)
         return self._splitter.skeleton()
 
     def take(self, rest: list[msgspec.Raw]) -> None:
@@ -84,7 +87,7 @@ class ListReader(Generic[W, Item]):
             try:
                 read = convert(decode(raw))
             except msgspec.DecodeError as exc:  # a ValidationError is a DecodeError
-                self.failure = (len(done), exc)
+                self.failure = (f"item {len(done)}", exc)
                 continue
             if held is not None and (same := held.get(read.id)) is not None and same == read:
                 read = same
