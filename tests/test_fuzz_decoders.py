@@ -803,6 +803,11 @@ async def test_deeply_nested_netmaker_answer_is_a_typed_error(
 ) -> None:
     """A Netmaker answer (or a proxy's) holding JSON nested deeper than the recursion limit
     must still end in a NetmakerError, like any other unreadable answer."""
+    await _a_netmaker_error(call, status, body)
+
+
+async def _a_netmaker_error(call: str, status: int, body: bytes) -> None:
+    """`call` answered with `body` (as JSON, with `status`) raises a NetmakerError."""
     answer = Answer(status, body, "application/json")
     transport = httpx2.MockTransport(HostileNetmaker(answer).handle)
     run = {name: run for name, run, _ in CALLS}[call]
@@ -857,12 +862,7 @@ _GOOD_HOST = _HOST.replace(BAD_UTF8, b"")
     ],
 )
 async def test_invalid_utf8_in_a_netmaker_answer_is_a_typed_error(call: str, body: bytes) -> None:
-    answer = Answer(200, body, "application/json")
-    transport = httpx2.MockTransport(HostileNetmaker(answer).handle)
-    run = {name: run for name, run, _ in CALLS}[call]
-    async with NetmakerClient(SETTINGS, transport=transport) as client:
-        with pytest.raises(NetmakerError):
-            await run(client)
+    await _a_netmaker_error(call, 200, body)
 
 
 def test_invalid_utf8_in_a_watch_event_is_a_decode_error() -> None:
