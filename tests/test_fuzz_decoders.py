@@ -827,7 +827,11 @@ def test_deeply_nested_watch_event_is_a_decode_error() -> None:
 async def test_deeply_nested_node_list_is_a_kube_error() -> None:
     """A node list page holding JSON nested deeper than the recursion limit must end in a
     KubeError, which the informer retries with backoff."""
-    body = b'{"metadata":{},"items":[],"x":' + NESTED + b"}"
+    await _a_kube_error(b'{"metadata":{},"items":[],"x":' + NESTED + b"}")
+
+
+async def _a_kube_error(body: bytes) -> None:
+    """A node list page answered with `body` (HTTP 200, JSON) raises a KubeError."""
     api = _kube_api(200, body, "application/json")
     try:
         with pytest.raises(KubeError):
@@ -876,10 +880,4 @@ def test_invalid_utf8_in_a_watch_event_is_a_decode_error() -> None:
 
 
 async def test_invalid_utf8_in_a_node_list_is_a_kube_error() -> None:
-    body = b'{"metadata":{},"items":[{"metadata":{"name":"n' + BAD_UTF8 + b'"}}]}'
-    api = _kube_api(200, body, "application/json")
-    try:
-        with pytest.raises(KubeError):
-            await api.get(NODES, kube_wire.node_list_decoder, {"limit": "500"})
-    finally:
-        await api.aclose()
+    await _a_kube_error(b'{"metadata":{},"items":[{"metadata":{"name":"n' + BAD_UTF8 + b'"}}]}')
