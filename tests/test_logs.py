@@ -53,6 +53,7 @@ def test_a_json_line_holds_the_message_the_fields_given_and_the_error(
     assert stamp.tzinfo is not None
     assert stamp.microsecond % 1000 == 0
     assert second["message"] == 'a "quoted"\nmessage'
+    assert '"level": "error", "logger": "kaput_not.test"' in lines[0]  # the layout people grep
 
 
 @pytest.mark.usefixtures("restored_logging")

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 import os
 import sys
 
-import msgspec
-
 #: Structured fields a log call may pass in `extra=`; each becomes a key of the JSON line.
 FIELDS = ("node", "network", "egress_id", "action", "reason", "error")
-
-#: msgspec's encoder: a tenth of json.dumps' time for a line, and every write logs one.
-_ENCODE = msgspec.json.Encoder().encode
 
 
 class JsonFormatter(logging.Formatter):
@@ -35,7 +31,9 @@ class JsonFormatter(logging.Formatter):
                 entry[field] = str(value)
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
-        return _ENCODE(entry).decode()
+        # json.dumps' layout (`"key": "value"`) is what people grep the logs for: kept, though
+        # msgspec would encode a line in a tenth of the time (3 of a line's 13 µs).
+        return json.dumps(entry, ensure_ascii=False)
 
 
 def configure(level: str, fmt: str) -> None:
