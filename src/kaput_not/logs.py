@@ -32,7 +32,7 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
         # json.dumps' layout (`"key": "value"`) is what people grep the logs for: kept, though
-        # msgspec would encode a line in a tenth of the time (3 of a line's 13 µs).
+        # msgspec would encode a line in a tenth of the time (3 of a line's 17 µs).
         return json.dumps(entry, ensure_ascii=False)
 
 
