@@ -9,11 +9,19 @@ server could end the node informer or crash a start-up login.
 
 from __future__ import annotations
 
+import re
 from typing import Generic, TypeVar
 
 import msgspec
 
 T = TypeVar("T")
+_NOT_SPACE = re.compile(rb"[^ \t\r\n]")
+
+
+def first_byte(body: bytes | bytearray) -> bytes:
+    """The first byte of `body` that is not JSON white space (b"" if none), without a copy."""
+    match = _NOT_SPACE.search(body)
+    return b"" if match is None else match.group()
 
 
 class Decoder(Generic[T]):

@@ -203,8 +203,8 @@ def test_an_envelope_with_response_twice_is_told_apart_once_items_are_cut() -> N
     body = head + b',"Response":[]}'
     splitter = ItemSplitter(enveloped=True)
     assert len(splitter.feed(body)) == 2
-    assert splitter.repeats_response()
+    assert splitter.repeats_response(splitter.skeleton())
     single = ItemSplitter(enveloped=True)
     single.feed(_body([_rule(1), _rule(2), _rule(3)], enveloped=True))
     assert single.cut
-    assert not single.repeats_response()
+    assert not single.repeats_response(single.skeleton())

@@ -45,7 +45,7 @@ import msgspec
 
 from kaput_not import __version__
 from kaput_not.core.model import Egress, EgressSpec, Host, NmNode
-from kaput_not.decoding import Decoder
+from kaput_not.decoding import Decoder, first_byte
 from kaput_not.netmaker import errors, wire
 from kaput_not.netmaker.list_reader import Item, ListReader
 from kaput_not.netmaker.network import AsyncioTransport
@@ -57,7 +57,6 @@ W = TypeVar("W")
 
 #: A list answer's reader, whatever it converts to.
 _Reader = ListReader[Any, Any]
-_NOT_SPACE = re.compile(rb"[^ \t\r\n]")
 
 #: `on_request(method, endpoint, status or None, seconds)`: called once per HTTP request, with
 #: the path only (no query, no ids), for metrics. It must not raise.
@@ -214,13 +213,7 @@ def _is_json(response: _Answer) -> bool:
     media = response.content_type.split(";")[0].strip().lower()
     if media == "application/json" or media.endswith("+json"):
         return True
-    return _first_byte(response.body) in (b"{", b"[")
-
-
-def _first_byte(body: bytes | bytearray) -> bytes:
-    """The first byte that is not white space (b"" if none), without copying the body."""
-    match = _NOT_SPACE.search(body)
-    return b"" if match is None else match.group()
+    return first_byte(response.body) in (b"{", b"[")
 
 
 def _is_tls_failure(exc: BaseException) -> bool:
@@ -520,7 +513,7 @@ class NetmakerClient:
             if expect.enveloped:
                 envelope = wire.ENVELOPE.decode(body)
                 code, message, payload = envelope.code, envelope.message, envelope.response
-            elif _first_byte(body) == b"{":
+            elif first_byte(body) == b"{":
                 # A bare-array endpoint that answers an object may still carry an error Code.
                 head = wire.STATUS.decode(body)
                 code, message = head.code, head.message

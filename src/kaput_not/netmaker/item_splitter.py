@@ -30,9 +30,9 @@ import re
 
 import msgspec
 
-from kaput_not.decoding import Decoder
+from kaput_not.decoding import first_byte
+from kaput_not.netmaker.wire import RAW_ITEMS
 
-_RAW_ITEMS = Decoder(list[msgspec.Raw])
 _SPACE = rb"[ \t\r\n]*"
 _STRING = rb'"(?:[^"\\]|\\.)*"'
 #: Netmaker's envelope up to its list, field by field as Go writes them: Code, Message, Response.
@@ -54,10 +54,11 @@ class ItemSplitter:
     """Feed it a list answer's body chunk by chunk; it returns the items each chunk completes."""
 
     def __init__(self, *, enveloped: bool) -> None:
+        self._enveloped = enveloped
         self._head_pattern = _ENVELOPE_HEAD if enveloped else _BARE_HEAD
         self._held = bytearray()  # the body from its start until the first cut, then the rest
         self._head = b""  # up to and including the list's `[`, once found and cut from `_held`
-        self._start = -1  # where the first item starts in `_held`, until the first cut
+        self._start = 0  # where the next item starts in `_held` (after the head, then the `,`)
         self._separator = b""  # `},` and the items' opening, once learned
         self._stopped = False  # a body in another layout: no more cuts, kept whole
         self._look_at = 0  # no look before `_held` is this long (after a look that cut nothing)
@@ -86,15 +87,16 @@ class ItemSplitter:
         # `_held` starts with the `,` after the last item cut: the list goes on after `[`.
         return self._head + self._held[1:]
 
-    def repeats_response(self) -> bool:
-        """Whether, items having been cut, the envelope holds `Response` more than once.
+    def repeats_response(self, skeleton: bytes | bytearray) -> bool:
+        """Whether, items having been cut, the envelope holds `Response` more than once
+        (`skeleton`: what `skeleton()` returned).
 
         Read whole, such a body is its last `Response`; cut, the items handed out came from
         the first. Go never writes it; a body that does is refused, not read two ways. Only
         the skeleton is read here (small once items are cut), with Python's json, which shows
         an object's keys in order.
         """
-        if not self._head or self._head_pattern is not _ENVELOPE_HEAD:
+        if not self._head or not self._enveloped:
             return False
         top: list[list[tuple[str, object]]] = []
 
@@ -103,7 +105,7 @@ class ItemSplitter:
             return None
 
         try:
-            json.loads(self.skeleton(), object_pairs_hook=pairs)
+            json.loads(skeleton, object_pairs_hook=pairs)
         except (ValueError, RecursionError):
             return False  # not JSON we can read: the caller's read of the skeleton says so
         keys = [key for key, _ in top[-1]] if top else []
@@ -114,7 +116,9 @@ class ItemSplitter:
         held = self._held
         head = self._head_pattern.match(held)
         if head is None:
-            self._stopped = len(held) > _HEAD_LIMIT or _ruled_out(self._head_pattern, held)
+            # Its first byte already rules the head out, or it is too long to be one.
+            opener = b"{" if self._enveloped else b"["
+            self._stopped = len(held) > _HEAD_LIMIT or first_byte(held) not in (b"", opener)
             return False
         opening = _OPENING.match(held, head.end())
         if opening is None:
@@ -128,21 +132,21 @@ class ItemSplitter:
 
     def _cut(self) -> list[msgspec.Raw]:
         held = self._held
-        # Before the first cut the items start after the head; after it, after the `,`.
-        start = self._start if not self._head else 1
+        start = self._start
         end = len(held)
         for _ in range(_TRIES):
             boundary = held.rfind(self._separator, start, end)
             if boundary < 0:
                 break
             try:
-                items = _RAW_ITEMS.decode(b"[" + held[start : boundary + 1] + b"]")
+                items = RAW_ITEMS.decode(b"[" + held[start : boundary + 1] + b"]")
             except msgspec.DecodeError:
                 # Inside an item (a nested object opening alike): try an earlier one.
                 end = boundary + len(self._separator) - 1
                 continue
             if not self._head:
                 self._head = bytes(held[:start])
+                self._start = 1  # from now on `_held` starts with the `,` before an item
             del held[: boundary + 1]
             self._look_at = 0
             return items
@@ -150,15 +154,6 @@ class ItemSplitter:
         # keeps failing (an item bigger than many chunks) costs linear time, not quadratic.
         self._look_at = 2 * len(held)
         return []
-
-
-def _ruled_out(pattern: re.Pattern[bytes], held: bytearray) -> bool:
-    """Whether no continuation of `held` can match `pattern`: its first byte already differs."""
-    first = re.match(_SPACE + rb"(.)", held, re.DOTALL)
-    if first is None:
-        return False
-    wanted = b"{" if pattern is _ENVELOPE_HEAD else b"["
-    return first.group(1) != wanted
 
 
 def _may_open(held: bytearray, at: int) -> bool:

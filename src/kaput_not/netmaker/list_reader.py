@@ -48,7 +48,7 @@ class ListReader(Generic[W, Item]):
         convert: Callable[[W], Item],
         held: Mapping[str, Item] | None,
     ) -> None:
-        self._shape = shape
+        self._decode = shape.item.decode
         self._convert = convert
         self._held = held
         self._splitter = ItemSplitter(enveloped=shape.items.enveloped)
@@ -63,10 +63,11 @@ class ListReader(Generic[W, Item]):
 
     def skeleton(self) -> bytes | bytearray:
         """The body less the items already cut out: the client checks and decodes it whole."""
-        if self.failure is None and self._splitter.repeats_response():
+        skeleton = self._splitter.skeleton()
+        if self.failure is None and self._splitter.repeats_response(skeleton):
             why = msgspec.DecodeError("`Response` appears more than once")
             self.failure = ("the envelope", why)
-        return self._splitter.skeleton()
+        return skeleton
 
     def take(self, rest: list[msgspec.Raw]) -> None:
         """The items the skeleton still held, after those cut out."""
@@ -75,11 +76,11 @@ class ListReader(Generic[W, Item]):
     async def convert(self) -> None:
         """Convert what is waiting, letting other tasks run every `SLICE` items."""
         waiting, self._waiting = self._waiting, []
-        decode, convert, held = self._shape.item.decode, self._convert, self._held
+        if self.failure is not None:
+            return  # nothing after it is used
+        decode, convert, held = self._decode, self._convert, self._held
         done = self.items
         for raw in waiting:
-            if self.failure is not None:
-                return  # nothing after it is used
             if self._since_pause >= SLICE:
                 self._since_pause = 0
                 await asyncio.sleep(0)
@@ -88,7 +89,7 @@ class ListReader(Generic[W, Item]):
                 read = convert(decode(raw))
             except msgspec.DecodeError as exc:  # a ValidationError is a DecodeError
                 self.failure = (f"item {len(done)}", exc)
-                continue
+                return  # nothing after it is used
             if held is not None and (same := held.get(read.id)) is not None and same == read:
                 read = same
             done.append(read)

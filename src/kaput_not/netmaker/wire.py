@@ -131,20 +131,22 @@ STATUS = Decoder(Status)
 
 @dataclass(frozen=True, slots=True)
 class ListShape(Generic[T]):
-    """A list answer, read in two steps: the array as raw items (views into the body), then each
-    item on its own as it is converted. Decoding every item first held all of them next to their
-    converted copies: 20,000 rules took 19 MB of decoded items at a refresh's peak."""
+    """A list answer, read in two steps: the array as raw items (cut out of the body as it
+    arrives: netmaker/list_reader.py), then each item on its own as it is converted. Decoding
+    every item first held all of them next to their converted copies: 20,000 rules took 19 MB
+    of decoded items at a refresh's peak."""
 
     items: Shape[list[msgspec.Raw]]
     item: Decoder[T]
 
 
-_RAW_ITEMS = Decoder(list[msgspec.Raw])
+#: A JSON array as its items, undecoded.
+RAW_ITEMS = Decoder(list[msgspec.Raw])
 
-HOSTS = ListShape(Shape(_RAW_ITEMS, enveloped=False), Decoder(ApiHost))
-NODES = ListShape(Shape(_RAW_ITEMS, enveloped=False), Decoder(ApiNode))
+HOSTS = ListShape(Shape(RAW_ITEMS, enveloped=False), Decoder(ApiHost))
+NODES = ListShape(Shape(RAW_ITEMS, enveloped=False), Decoder(ApiNode))
 NETWORKS = Shape(Decoder(list[ApiNetwork]), enveloped=False)
-EGRESS_LIST = ListShape(Shape(_RAW_ITEMS, enveloped=True), Decoder(EgressWire))
+EGRESS_LIST = ListShape(Shape(RAW_ITEMS, enveloped=True), Decoder(EgressWire))
 EGRESS = Shape(Decoder(EgressWire), enveloped=True)
 LOGIN = Shape(Decoder(LoginResponse), enveloped=True)
 #: An envelope whose `Response` we do not read (DELETE answers `null`).
