@@ -133,30 +133,29 @@ class _Desired:
         )
 
 
-class _DesiredRules(Mapping[RuleKey, _Desired]):
-    """The desired rules by `RuleKey`, stored by Netmaker node id: a node has one rule per pod
-    CIDR, so one small tuple per node replaces a key tuple and a dict entry per rule (2 MB for
-    a full pass at 10,000 dual-stack nodes). Iteration builds the keys as it goes."""
+class _DesiredRules:
+    """The desired rules, stored by Netmaker node id: a node has one rule per pod CIDR, so one
+    small tuple per node replaces a `RuleKey` tuple and a dict entry per rule (about 1 MB less
+    for a full pass at 10,000 dual-stack nodes). Found by slot, or all in turn."""
 
-    __slots__ = ("_by_node", "_count")
+    __slots__ = ("_by_node",)
 
     def __init__(self) -> None:
         self._by_node: dict[str, tuple[_Desired, ...]] = {}
-        self._count = 0
 
     def add(self, want: _Desired) -> None:
-        """Add `want`, replacing a rule of the same key."""
+        """Add `want`, replacing a rule of the same slot (two Kubernetes nodes naming one host:
+        the last one wins)."""
         kept = tuple(
             d
             for d in self._by_node.get(want.node_id, ())
             if (d.network, d.index) != (want.network, want.index)
         )
-        self._count += 1 - (len(self._by_node.get(want.node_id, ())) - len(kept))
         self._by_node[want.node_id] = (*kept, want)
 
-    def find(self, network: object, index: object, node_id: object) -> _Desired | None:
+    def find(self, network: str, index: int, node_id: str) -> _Desired | None:
         """The rule of this slot, if desired (no key tuple built)."""
-        for want in self._by_node.get(node_id, ()) if isinstance(node_id, str) else ():
+        for want in self._by_node.get(node_id, ()):
             if want.index == index and want.network == network:
                 return want
         return None
@@ -165,23 +164,6 @@ class _DesiredRules(Mapping[RuleKey, _Desired]):
         """Every desired rule, without building its key."""
         for wants in self._by_node.values():
             yield from wants
-
-    def __getitem__(self, key: RuleKey) -> _Desired:
-        found = self.find(*key)
-        if found is None:
-            raise KeyError(key)
-        return found
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, tuple) and len(key) == 3 and self.find(*key) is not None
-
-    def __iter__(self) -> Iterator[RuleKey]:
-        for wants in self._by_node.values():
-            for want in wants:
-                yield (want.network, want.index, want.node_id)
-
-    def __len__(self) -> int:
-        return self._count
 
 
 @dataclass(slots=True)
@@ -251,7 +233,10 @@ def plan(
     claimed = {a.target.id for a in duplicates if a.target}
     if repeated:
         claimed |= {e.id for e in matched.values() if e.id in repeated}
-    claimed |= _adopt_by_name(owned, desired, matched, claimed)
+    # Ours, neither claimed nor matched to a slot they route for: found once, as adoption (which
+    # only gives them slots nobody matched) leaves the rest of them as they are.
+    loose = [e for e in owned if e.id not in claimed and not _routes_its_slot(e, desired, matched)]
+    adopted = _adopt_by_name(loose, desired, matched)
     for want, egress in matched.items():
         update = _update_if_drifted(egress, want)
         if update is not None:
@@ -268,11 +253,7 @@ def plan(
                 )
             )
     actions.extend(duplicates)
-    unwanted = [
-        _delete_unwanted(egress, _marker(egress), index)
-        for egress in owned
-        if egress.id not in claimed and not _routes_its_slot(egress, desired, matched)
-    ]
+    unwanted = [_delete_unwanted(e, _marker(e), index) for e in loose if e.id not in adopted]
     allowed, withheld, refusal = _guard_deletes(unwanted, len(owned), settings, kube_complete)
     actions.extend(allowed)
     actions.sort(key=_action_order)
@@ -636,22 +617,19 @@ def _slot(want: _Desired) -> RuleKey:
 
 
 def _adopt_by_name(
-    owned: list[Egress],
-    desired: _DesiredRules,
-    matched: dict[_Desired, Egress],
-    claimed: set[str],
+    loose: list[Egress], desired: _DesiredRules, matched: dict[_Desired, Egress]
 ) -> set[str]:
     """Rule 1's fallback: a desired slot that no rule routes for takes a spare rule of ours with
     the same network, index and name, instead of a delete and a create. Returns the ids taken.
 
     A rule whose `nodes` was edited by hand, or emptied by Netmaker before its host joined
-    again, then keeps its id (ACL policies in Netmaker refer to egress ids). Spare means matched
-    to no slot and not `claimed` (a duplicate); the lowest id wins, so the choice is stable.
+    again, then keeps its id (ACL policies in Netmaker refer to egress ids). Spare means one of
+    the `loose` rules (matched to no slot, not a duplicate); the lowest id wins, so the choice
+    is stable.
     """
     spare: dict[tuple[str, int, str], list[Egress]] = defaultdict(list)
-    for egress in owned:
-        if egress.id not in claimed and not _routes_its_slot(egress, desired, matched):
-            spare[(egress.network, _marker(egress).index, egress.name)].append(egress)
+    for egress in loose:
+        spare[(egress.network, _marker(egress).index, egress.name)].append(egress)
     adopted: set[str] = set()
     if not spare:
         return adopted
