@@ -103,9 +103,9 @@ class Controller:
         self.leading = False
         self.fatal: Exception | None = None
         self._fatal_event = asyncio.Event()
-        self._host_fingerprints: dict[str, _Fingerprint] | None = None
-        # The lists the fingerprints were taken from: the same lists again (within the TTL,
-        # and on every resync) give the same fingerprints, not another 2.5 MB and 30 ms.
+        # The host fingerprints later changes are measured from, and the lists they were taken
+        # from: the same lists again (within the TTL, and on every resync) give the same
+        # fingerprints, not another 2.5 MB and 30 ms.
         self._fingerprinted: (
             tuple[Sequence[Host], Sequence[NmNode], dict[str, _Fingerprint]] | None
         ) = None
@@ -169,7 +169,7 @@ class Controller:
         self.node_states.record(report, {n.name: n for n in self.informer.nodes()})
         # Every node was just planned against this snapshot: later host changes are measured
         # from it, so a host that appeared after an event's (cached) read is still noticed.
-        self._host_fingerprints = self._fingerprints(report.view.hosts, report.view.nodes)
+        self._fingerprints(report.view.hosts, report.view.nodes)
         result = report.result
         self._metrics.managed_egress.set(report.plan.owned + result.created - result.deleted)
         if result.ok:
@@ -242,8 +242,8 @@ class Controller:
         """Enqueue Kubernetes nodes whose Netmaker host or memberships changed; return them."""
         hosts = await self._netmaker.hosts()  # one at a time, as in the cache's view()
         nodes = await self._netmaker.nodes()
-        previous = self._host_fingerprints
-        current = self._host_fingerprints = self._fingerprints(hosts, nodes)
+        previous = self._fingerprinted[2] if self._fingerprinted is not None else None
+        current = self._fingerprints(hosts, nodes)
         if previous is None:
             return []
         hosts_changed = {
@@ -269,6 +269,7 @@ class Controller:
     def _fingerprints(
         self, hosts: Sequence[Host], nodes: Sequence[NmNode]
     ) -> dict[str, _Fingerprint]:
+        """The fingerprints of these lists, kept as the ones the next changes are measured from."""
         memo = self._fingerprinted
         if memo is not None and memo[0] is hosts and memo[1] is nodes:
             return memo[2]
@@ -485,7 +486,7 @@ def _lost_membership(previous: dict[str, _Fingerprint], current: dict[str, _Fing
     """Whether a membership of `previous` is missing from `current`. A host's placeholder for
     "no nodes yet" is no membership: its going (the host joined a network) loses nothing."""
     return any(
-        member[2] and member not in set(current.get(name, ()))
+        member[2] and member not in current.get(name, ())
         for name, members in previous.items()
         if current.get(name) != members
         for member in members

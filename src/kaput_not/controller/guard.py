@@ -269,20 +269,23 @@ class WriteGuard:
         return found
 
 
-def _slots(network: str, egress: Egress, cluster: str | None) -> list[Slot]:
-    """The slots `egress` holds in `network`: none unless it is ours and has an id."""
+def _our_index(egress: Egress, cluster: str | None) -> int | None:
+    """The index of `egress` if it is ours and has an id, else None."""
     marker = parse_description(egress.description)
     if marker is None or not owned_by(marker, cluster) or not egress.id:
-        return []
-    return [(network, marker.index, node_id) for node_id in egress.nodes]
+        return None
+    return marker.index
+
+
+def _slots(network: str, egress: Egress, cluster: str | None) -> list[Slot]:
+    """The slots `egress` holds in `network`: none unless it is ours and has an id."""
+    index = _our_index(egress, cluster)
+    return [] if index is None else [(network, index, node_id) for node_id in egress.nodes]
 
 
 def _holds(egress: Egress | None, slot: Slot, cluster: str | None) -> bool:
     """Whether `egress`, listed in the slot's network, holds `slot` (as `_slots` would say)."""
-    if egress is None or not egress.id or slot[2] not in egress.nodes:
-        return False
-    marker = parse_description(egress.description)
-    return marker is not None and owned_by(marker, cluster) and marker.index == slot[1]
+    return egress is not None and slot[2] in egress.nodes and _our_index(egress, cluster) == slot[1]
 
 
 def _slot(action: Action) -> Slot | None:
