@@ -53,6 +53,8 @@ def test_a_json_line_holds_the_message_the_fields_given_and_the_error(
     assert stamp.tzinfo is not None
     assert stamp.microsecond % 1000 == 0
     assert second["message"] == 'a "quoted"\nmessage'
+    # Neither format shows them: not looked up for every record.
+    assert (logging.logThreads, logging.logProcesses, logging.logMultiprocessing) == (0, 0, 0)
     assert '"level": "error", "logger": "kaput_not.test"' in lines[0]  # the layout people grep
 
 

@@ -427,8 +427,6 @@ async def test_a_full_pass_view_is_a_snapshot_that_later_writes_do_not_change(ap
 
 
 def test_a_rule_put_in_place_of_another_under_an_id_already_held_is_routed_once():
-    from kaput_not.netmaker.cache import _Rules
-
     first, second = stored("e1", "a", SPEC), stored("e2", "a", SPEC)
     rules = _Rules([first, second])
     rules.put(stored("e2", "a", SPEC, status=False), replacing="e1")

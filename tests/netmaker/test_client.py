@@ -38,6 +38,7 @@ from kaput_not.netmaker import (
     OutcomeUnknown,
     Unreachable,
 )
+from kaput_not.netmaker.item_splitter import ItemSplitter
 from tests.clock import FakeClock
 
 USERNAME = "kaput"
@@ -1181,6 +1182,20 @@ class _Chunks(httpx2.AsyncByteStream):
             yield piece
 
 
+@pytest.fixture
+def cuts(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether each list answer read had items cut out of it (see its skeleton taken)."""
+    seen: list[bool] = []
+    skeleton = ItemSplitter.skeleton
+
+    def spied(self: ItemSplitter) -> bytes | bytearray:
+        seen.append(self.cut)
+        return skeleton(self)
+
+    monkeypatch.setattr(ItemSplitter, "skeleton", spied)
+    return seen
+
+
 def _rules_body(count: int, *, code: int = 200, bad: int | None = None) -> bytes:
     rules: list[dict[str, object]] = [{"id": f"e{i:04d}", **_RULE} for i in range(count)]
     if bad is not None:
@@ -1190,7 +1205,7 @@ def _rules_body(count: int, *, code: int = 200, bad: int | None = None) -> bytes
 
 
 async def test_a_bad_item_cut_from_an_early_piece_is_named_once_the_answer_is_read(
-    server: FakeNetmaker, client: NetmakerClient
+    server: FakeNetmaker, client: NetmakerClient, cuts: list[bool]
 ) -> None:
     body = _rules_body(600, bad=3)
     server.routes["GET /api/v1/egress"] = lambda _: httpx2.Response(
@@ -1199,10 +1214,11 @@ async def test_a_bad_item_cut_from_an_early_piece_is_named_once_the_answer_is_re
     with pytest.raises(BadResponse) as caught:
         await client.list_egress("kaput")
     assert_reported(caught.value, "GET /api/v1/egress?network=kaput", "in item 3", "nat")
+    assert cuts[-1]  # the list was read in pieces, not whole
 
 
 async def test_an_error_code_is_reported_before_a_bad_item_already_cut(
-    server: FakeNetmaker, client: NetmakerClient
+    server: FakeNetmaker, client: NetmakerClient, cuts: list[bool]
 ) -> None:
     """As for any answer read whole: the envelope's Code first, then the items."""
     body = _rules_body(600, code=500, bad=0)
@@ -1212,10 +1228,11 @@ async def test_an_error_code_is_reported_before_a_bad_item_already_cut(
     with pytest.raises(ApiError) as caught:
         await client.list_egress("kaput")
     assert (caught.value.status, caught.value.code) == (200, 500)
+    assert cuts[-1]  # the list was read in pieces, not whole
 
 
 async def test_a_long_list_after_a_401_is_read_once_with_the_new_token(
-    server: FakeNetmaker, client: NetmakerClient
+    server: FakeNetmaker, client: NetmakerClient, cuts: list[bool]
 ) -> None:
     body = _rules_body(600)
     server.routes["GET /api/v1/egress"] = lambda _: httpx2.Response(
@@ -1226,10 +1243,11 @@ async def test_a_long_list_after_a_401_is_read_once_with_the_new_token(
     rules = await client.list_egress("kaput")
     assert [r.id for r in rules] == [f"e{i:04d}" for i in range(600)]
     assert server.logins == 2
+    assert cuts[-1]  # the list was read in pieces, not whole
 
 
 async def test_an_envelope_with_two_responses_is_refused_not_read_two_ways(
-    server: FakeNetmaker, client: NetmakerClient
+    server: FakeNetmaker, client: NetmakerClient, cuts: list[bool]
 ) -> None:
     """Read whole, the last `Response` counts; cut, the first one's items were handed out.
     Go never writes it, so the answer is refused."""
@@ -1241,3 +1259,4 @@ async def test_an_envelope_with_two_responses_is_refused_not_read_two_ways(
     with pytest.raises(BadResponse) as caught:
         await client.list_egress("kaput")
     assert_reported(caught.value, "GET /api/v1/egress?network=kaput", "Response", "more than once")
+    assert cuts[-1]  # the list was read in pieces, not whole

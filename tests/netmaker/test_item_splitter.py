@@ -39,10 +39,20 @@ _value = st.recursive(
     ),
     max_leaves=8,
 )
-_item = st.builds(
-    lambda ident, rest: {"id": ident, **rest}, _text, st.dictionaries(_text, _value, max_size=3)
+
+
+def _opening_with(key: str) -> st.SearchStrategy[dict[str, Any]]:
+    """Items whose first key is `key`, as every item of a Go list of structs opens alike."""
+    return st.builds(
+        lambda ident, rest: {key: ident, **rest}, _text, st.dictionaries(_text, _value, max_size=3)
+    )
+
+
+# Netmaker's `id`, and first keys that do not start with a letter (the cut pattern can then sit
+# inside a string: the decode that proves each cut must refuse it).
+_items = st.sampled_from(["id", "netid", ":", ",", "}", ' "']).flatmap(
+    lambda key: st.lists(_opening_with(key), max_size=12)
 )
-_items = st.lists(_item, max_size=12)
 
 
 def _body(items: list[Any], enveloped: bool, message: str = "listed") -> bytes:
