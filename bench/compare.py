@@ -64,15 +64,21 @@ def go_binary() -> str:
         raise BenchError(str(exc)) from exc
 
 
-def go_controller(stack: Stack, binary: str) -> Controller:
+def go_env(url: str, username: str, password: str, kubeconfig: str) -> dict[str, str]:
+    """The Go original's environment: ours without its variables, then its own, set."""
     env = {k: v for k, v in os.environ.items() if k not in GO_VARIABLES}
     env.update(
-        NETMAKER_API_URL=stack.netmaker.url,
-        NETMAKER_USERNAME=USERNAME,
-        NETMAKER_PASSWORD=stack.password,
-        KUBECONFIG=str(stack.kubeconfig),
+        NETMAKER_API_URL=url,
+        NETMAKER_USERNAME=username,
+        NETMAKER_PASSWORD=password,
+        KUBECONFIG=kubeconfig,
         LEADER_ELECTION_ENABLED="false",
     )
+    return env
+
+
+def go_controller(stack: Stack, binary: str) -> Controller:
+    env = go_env(stack.netmaker.url, USERNAME, stack.password, str(stack.kubeconfig))
     return Controller([binary], env, stack.workdir / "controller-go.log")
 
 

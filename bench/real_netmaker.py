@@ -74,7 +74,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from compare import GO_VARIABLES, go_binary, ratio  # noqa: E402
+from compare import GO_NAME, go_binary, go_env, ratio  # noqa: E402
 from scale import (  # noqa: E402
     EGRESS,
     LOGIN,
@@ -366,6 +366,7 @@ class Settings:
     timeout: float
     keep: bool
     controller: str = "ours"  # or "go": the Go original
+    go_binary: str = ""  # the Go original's binary, found before any seeding
 
 
 async def bench(
@@ -394,24 +395,26 @@ async def bench(
             await proxy.start()
 
             go = settings.controller == "go"
-            left_out = GO_VARIABLES if go else _controller_variables()
-            env = {k: v for k, v in os.environ.items() if k not in left_out}
-            env.update(
-                NETMAKER_API_URL=proxy.url,
-                NETMAKER_USERNAME=USERNAME,
-                NETMAKER_PASSWORD=password,
-                KUBECONFIG=str(plane.admin_kubeconfig),
-                LEADER_ELECTION_ENABLED="false",
-            )
-            if not go:
+            kubeconfig = str(plane.admin_kubeconfig)
+            if go:
+                env = go_env(proxy.url, USERNAME, password, kubeconfig)
+            else:
+                env = {k: v for k, v in os.environ.items() if k not in _controller_variables()}
                 env.update(
-                    METRICS_ADDRESS=f"127.0.0.1:{free_port()}", LOG_FORMAT="json", LOG_LEVEL="info"
+                    NETMAKER_API_URL=proxy.url,
+                    NETMAKER_USERNAME=USERNAME,
+                    NETMAKER_PASSWORD=password,
+                    KUBECONFIG=kubeconfig,
+                    LEADER_ELECTION_ENABLED="false",
+                    METRICS_ADDRESS=f"127.0.0.1:{free_port()}",
+                    LOG_FORMAT="json",
+                    LOG_LEVEL="info",
                 )
                 if settings.concurrency is not None:
                     env["NETMAKER_CONCURRENCY"] = str(settings.concurrency)
             controller = Process(
-                "kaput-not-go" if go else "kaput-not",
-                [go_binary()] if go else [sys.executable, "-m", "kaput_not", "run"],
+                GO_NAME if go else "kaput-not",
+                [settings.go_binary] if go else [sys.executable, "-m", "kaput_not", "run"],
                 directory=workdir,
                 env=env,
                 cwd=ROOT,
@@ -613,6 +616,13 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(
         args.nodes, args.networks, args.concurrency, args.timeout, args.keep, controller=chosen
     )
+    if args.controller != "ours":
+        # Found now: a missing binary should fail before minutes of seeding, not after.
+        try:
+            settings = replace(settings, go_binary=go_binary())
+        except BenchError as exc:
+            print(f"real_netmaker: {exc}", file=sys.stderr)
+            return 1
     if args.controller == "both":
         return finish(
             "real_netmaker",
