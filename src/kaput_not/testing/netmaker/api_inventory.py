@@ -153,7 +153,7 @@ class InventoryApi:
             }
         )
 
-    def _nodes_json(self, network: str | None) -> list[dict[str, object]]:
+    def _nodes_json(self, network: str) -> list[dict[str, object]]:
         shaped = [node.to_api() for node in self._state.nodes(network)]
         # AddStaticNodestoList appends external clients of networks with an ingress gateway.
         shaped += [client.to_api_node() for client in self._state.static_clients(network)]
