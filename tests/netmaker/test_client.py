@@ -1196,6 +1196,13 @@ def cuts(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     return seen
 
 
+def _serve_in_pieces(server: FakeNetmaker, body: bytes) -> None:
+    """GET /api/v1/egress answers `body` in 1,000-byte pieces."""
+    server.routes["GET /api/v1/egress"] = lambda _: httpx2.Response(
+        200, stream=_Chunks(body, 1000), headers={"Content-Type": "application/json"}
+    )
+
+
 def _rules_body(count: int, *, code: int = 200, bad: int | None = None) -> bytes:
     rules: list[dict[str, object]] = [{"id": f"e{i:04d}", **_RULE} for i in range(count)]
     if bad is not None:
@@ -1208,9 +1215,7 @@ async def test_a_bad_item_cut_from_an_early_piece_is_named_once_the_answer_is_re
     server: FakeNetmaker, client: NetmakerClient, cuts: list[bool]
 ) -> None:
     body = _rules_body(600, bad=3)
-    server.routes["GET /api/v1/egress"] = lambda _: httpx2.Response(
-        200, stream=_Chunks(body, 1000), headers={"Content-Type": "application/json"}
-    )
+    _serve_in_pieces(server, body)
     with pytest.raises(BadResponse) as caught:
         await client.list_egress("kaput")
     assert_reported(caught.value, "GET /api/v1/egress?network=kaput", "in item 3", "nat")
@@ -1222,9 +1227,7 @@ async def test_an_error_code_is_reported_before_a_bad_item_already_cut(
 ) -> None:
     """As for any answer read whole: the envelope's Code first, then the items."""
     body = _rules_body(600, code=500, bad=0)
-    server.routes["GET /api/v1/egress"] = lambda _: httpx2.Response(
-        200, stream=_Chunks(body, 1000), headers={"Content-Type": "application/json"}
-    )
+    _serve_in_pieces(server, body)
     with pytest.raises(ApiError) as caught:
         await client.list_egress("kaput")
     assert (caught.value.status, caught.value.code) == (200, 500)
@@ -1235,9 +1238,7 @@ async def test_a_long_list_after_a_401_is_read_once_with_the_new_token(
     server: FakeNetmaker, client: NetmakerClient, cuts: list[bool]
 ) -> None:
     body = _rules_body(600)
-    server.routes["GET /api/v1/egress"] = lambda _: httpx2.Response(
-        200, stream=_Chunks(body, 1000), headers={"Content-Type": "application/json"}
-    )
+    _serve_in_pieces(server, body)
     await client.list_hosts()
     server.valid.clear()  # the next call gets a 401, then logs in again
     rules = await client.list_egress("kaput")
@@ -1253,9 +1254,7 @@ async def test_an_envelope_with_two_responses_is_refused_not_read_two_ways(
     Go never writes it, so the answer is refused."""
     first = _rules_body(600)[:-1]  # without the closing brace
     body = first + b',"Response":[' + json.dumps({"id": "other", **_RULE}).encode() + b"]}"
-    server.routes["GET /api/v1/egress"] = lambda _: httpx2.Response(
-        200, stream=_Chunks(body, 1000), headers={"Content-Type": "application/json"}
-    )
+    _serve_in_pieces(server, body)
     with pytest.raises(BadResponse) as caught:
         await client.list_egress("kaput")
     assert_reported(caught.value, "GET /api/v1/egress?network=kaput", "Response", "more than once")
