@@ -130,14 +130,16 @@ async def test_long_lists_are_read_as_they_arrive_and_never_held_whole(
             name=f"pods w{i}",
             description="Managed by kaput-not (DO NOT EDIT): cluster=c index=0",
         )
-    held: dict[int, int] = {}  # per reader: the most it held after a chunk
-    sizes: dict[int, int] = {}  # per reader: the body's size
+    # Per reader (kept alive here, so no two share a key): the body's size, and the most it
+    # held after a chunk.
+    sizes: dict[ListReader[object, Any], int] = {}
+    held: dict[ListReader[object, Any], int] = {}
     feed = ListReader.feed
 
     def measured(self: ListReader[object, Any], chunk: bytes | bytearray) -> None:
         feed(self, chunk)
-        sizes[id(self)] = sizes.get(id(self), 0) + len(chunk)
-        held[id(self)] = max(held.get(id(self), 0), len(self.skeleton()))
+        sizes[self] = sizes.get(self, 0) + len(chunk)
+        held[self] = max(held.get(self, 0), len(self.skeleton()))
 
     monkeypatch.setattr(ListReader, "feed", measured)
     async with NetmakerClient(settings(emulator)) as client:
@@ -148,5 +150,5 @@ async def test_long_lists_are_read_as_they_arrive_and_never_held_whole(
     assert [n.id for n in nodes] == sorted(n.id for n in emulator.state.nodes())  # as listed
     assert [r.id for r in rules] == [e["id"] for e in emulator.state.egresses("mesh")]
     assert len(sizes) == 3
-    assert min(sizes.values()) > 100 * 1024, sizes
-    assert max(held.values()) < 64 * 1024, held
+    assert min(sizes.values()) > 100 * 1024, list(sizes.values())
+    assert max(held.values()) < 64 * 1024, list(held.values())
