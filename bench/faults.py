@@ -9,9 +9,13 @@ and ``fd00:<i:x>::/64``), plus foreign rules that must never be touched: 20 hand
 (``office vpn ...``, names that look like ours, damaged markers such as ``index=abc``,
 ``index=0 extra``, ``clusterx=a index=0``, an orphan-looking one with ``nodes: {}``) and 10 rules
 of another cluster (``cluster=red index=0``) routed through real node ids. It then starts the
-real controller as a child process (``python -m kaput_not run``, configured by environment
-variables only: leader election off, CACHE_TTL=1s, RESYNC_PERIOD=5s, DELETE_GRACE=1s,
-NETMAKER_TIMEOUT=2s, JSON logs) and waits for the first convergence.
+real controller as child processes (``python -m kaput_not run``, configured by environment
+variables only: CACHE_TTL=1s, RESYNC_PERIOD=5s, DELETE_GRACE=1s, NETMAKER_TIMEOUT=2s,
+MAX_DELETE_FRACTION=0.5, MAX_DELETE_MIN=5, JSON logs, each process its own log and metrics
+port) and waits for the first convergence. Without ``--restarts`` and ``--replicas`` that is
+one process with leader election off, as before; with either, ``--replicas`` processes (2 by
+default when ``--restarts`` is given, else 1) with leader election on, against the stand-in's
+Lease ``kube-system/kaput-not`` (distinct POD_NAMEs, lease 3s, renew deadline 2s, retry 0.5s).
 
 Then, for ``--seconds``, it soaks. Node events flow at ``--event-rate`` per second (Poisson):
 new nodes with their hosts (sometimes the Kubernetes node first and the host seconds later,
@@ -26,8 +30,19 @@ HTTP 500/502/503 error envelopes, timeouts (no answer), connection resets, nginx
 Kubernetes watches are cut or get a 410 ERROR event, sometimes with the next node list failing
 with 500. In one window of ``--outage-seconds`` (default 8) Netmaker is wholly unavailable
 (every request gets 503), and the requests per second the emulator sees then are measured.
-Finally every fault stops, delayed node changes are applied at once, and the time until the
-rules equal the desired set is measured; the state must then still hold one RESYNC_PERIOD later.
+With ``--restarts N``, N times during the soak (one random moment, from the seed, in each of N
+equal parts of it) a controller process is stopped and a new one started: half by SIGKILL (an
+OOM kill: nothing flushed; the container starts again in the same pod, so under the same
+POD_NAME, once the old process is gone), half by SIGTERM (a rollout: a new pod, a new
+POD_NAME, that may start while the old one is still stopping, as with a surge); the new process
+starts at once or after a pause of 0.5-5 s (half each). Three restarts in four are aimed at the
+Lease's holder, the others at a standby (the other kind when the wanted one is not running; a
+process is signalled only once it is 3 s old, when its signal handlers are surely set). A
+process that exits on its own is started again 1 s later, as the kubelet would. Leader changes
+are counted from outside: a thread reads the Lease's ``holderIdentity`` in the stand-in's state
+every 50 ms. Finally every fault stops, delayed node changes are applied at once, pending
+starts are made, and the time until the rules equal the desired set is measured; the state
+must then still hold one RESYNC_PERIOD later.
 
 How faults hit an exact fraction: the emulator's fault book is consulted synchronously for
 every request (``before`` when the request is read, ``after`` right after it is processed, with
@@ -35,12 +50,16 @@ no await in between when no ``before`` fault struck), so a subclass of its ``Fau
 request, with probability ``--fault-rate``, to return a fault of its own. Rules added to the
 book (the outage) take precedence. How deletes are judged: the emulator's egress table is
 replaced, before seeding, by a subclass that inspects every delete that really removes a rule,
-at that moment and under the emulator's lock, against the live Kubernetes and Netmaker state.
+at that moment and under the emulator's lock, against the live Kubernetes and Netmaker state;
+the same table counts our rules (descriptions that are exactly ours) after every insert, removal
+or rewrite that changes the count, under the same lock, for the loss against the high water.
 
 Usage:
     .venv/bin/python bench/faults.py --nodes 500 --fault-rate 0.2 [--seconds 60] [--seed S]
         [--event-rate 3] [--outage-seconds 8] [--converge-timeout 120]
-        [--initial-timeout 300] [--artifacts DIR] [--log-level info] [--json]
+        [--initial-timeout 300] [--restarts N] [--replicas R] [--loss-window SECONDS]
+        [--artifacts DIR] [--log-level info] [--json]
+    .venv/bin/python bench/faults.py --nodes 500 --fault-rate 0.2 --restarts 5 --json
 
 Output (one JSON object with ``--json``, else one ``key: value`` per line):
 
@@ -72,15 +91,43 @@ Output (one JSON object with ``--json``, else one ``key: value`` per line):
   ``--fault-rate`` actually applied); ``faults_by_kind`` the mix.
 - ``node_events``: node changes made during the soak (``node_events_by_kind``), and
   ``kube_faults`` the Kubernetes faults injected.
-- ``controller_alive_at_end`` and ``controller_exit_code``: the controller must still run at the
-  end; it is then stopped with SIGTERM and its code reported (0 expected).
-- also: ``puts_without_id``, ``controller_log_levels``, ``controller_top_warnings``,
-  ``controller_metrics`` (from /metrics at the end), ``readyz``, ``artifacts`` (directory kept
-  with the controller's log, both request logs, the event timeline and every audited delete).
+- ``most_lost_against_high_water``: the largest drop of the number of our rules in the emulator
+  below its high-water mark, over the whole run from the controllers' start (or a sliding
+  ``--loss-window``), judged at every change of the count; ``most_lost_fraction`` is that drop
+  over the mark, ``most_lost_high_water`` the mark, ``most_lost_at_seconds`` when (seconds since
+  the controllers started), ``loss_budget`` the budget then: MAX_DELETE_FRACTION of the mark, at
+  least MAX_DELETE_MIN, as the controller is configured (``loss_budget_rule``);
+  ``within_budget``: no moment of the run was over its budget (``loss_over_budget_moments``
+  counts those that were); ``rules_high_water`` the highest count. The figure is simply the
+  measured drop, the legitimate loss of the churn included (rules of deleted nodes, of nodes
+  that went single-stack, of hosts that left a network or were removed), as the controller's
+  own guard counts it. The churn creates rules about as fast as it removes them, but in bursts
+  (deletes pile up behind the outage and a restart), so on a small cluster the drop can be a
+  large share of the mark; ``wrong_deletes`` and ``deletes_by_reason`` say whether any delete
+  was not explained by the churn.
+- ``restarts`` (of ``restarts_requested``; ``restarts_not_done`` were still waiting for a process
+  to signal at the end), ``restarts_by_signal``, ``restarts_of_leader``, ``restart_log`` (when,
+  in seconds since the controllers started, as every time below; signal, pause, pod, aimed at
+  and was the leader); ``leader_changes``: times the Lease went to a
+  holder other than the last one (an emptied Lease, a graceful release, is not a holder; the
+  first holder is no change), ``lease_transitions`` the Lease's own count as the replicas kept
+  it, ``lease_holders`` the holders seen (seconds since start; ``""`` for released).
+- ``controller_exit_codes``: every process (pod, start and end, ``stopped_by`` SIGKILL / SIGTERM
+  / end / itself, ``exit_code``, ``lost_lease``); ``bad_exits`` those that did not end as
+  expected: -9 on SIGKILL, 0 on SIGTERM (within 20 s), and on its own only the designed exit 1
+  after losing the Lease (``lost_lease_exits``; ``unplanned_exits`` counts every exit on its own).
+- ``controller_alive_at_end`` and ``controller_exit_code``: every replica must still run at the
+  end; each is then stopped with SIGTERM and the first non-zero code reported (0 expected).
+- also: ``puts_without_id``, ``controller_log_levels``, ``controller_top_warnings`` (over every
+  process's log), ``controller_metrics`` and ``readyz`` (from the leader at the end: its
+  counters start at its own start), ``readyz_by_pod``, ``leader_at_end``, ``artifacts``
+  (directory kept with each process's log ``controller-<serial>-<pod>.log``, both request
+  logs, the event timeline, every audited delete, ``rule-count.jsonl`` (when, our rules) and
+  ``lease-holders.jsonl``).
 
 Exit code 0 only if converged, stayed converged, foreign_touched == 0, duplicates_left == 0,
-wrong_deletes == 0, and the controller was still running and exited 0 on SIGTERM; 1 otherwise,
-2 on bad flags.
+wrong_deletes == 0, within_budget, every requested restart was made, no bad exit, and every
+replica was still running and exited 0 on SIGTERM; 1 otherwise, 2 on bad flags.
 """
 
 # ruff: noqa: S311  (random drives a simulation, not security)
@@ -128,13 +175,13 @@ DESCRIPTION = "Managed by kaput-not (DO NOT EDIT): index={index}"
 # Our own reading of the contract (not the product's parser): the whole description, no cluster.
 OURS = re.compile(r"Managed by kaput-not \(DO NOT EDIT\): index=([0-9]{1,6})")
 CONTROLLER_ENV = {
-    "LEADER_ELECTION_ENABLED": "false",
     "CACHE_TTL": "1s",
     "RESYNC_PERIOD": "5s",
     "DELETE_GRACE": "1s",
     "LOG_FORMAT": "json",
     "NETMAKER_TIMEOUT": "2s",
-    "POD_NAME": "fault-soak",
+    "MAX_DELETE_FRACTION": "0.5",
+    "MAX_DELETE_MIN": "5",
 }
 RESYNC_SECONDS = 5.0
 GRACE_SECONDS = 1.0
@@ -264,6 +311,14 @@ class Auditor:
         self.puts_without_id = 0
         self.creates = 0
         self.updates = 0
+        self.ours = 0  # rules of ours in the emulator right now
+        self.ours_series: list[tuple[float, int]] = []  # (when, count) after every change
+
+    def count_ours(self, change: int) -> None:
+        """Called under the emulator's lock by every insert, remove or rewrite that changes it."""
+        with self.lock:
+            self.ours += change
+            self.ours_series.append((time.time(), self.ours))
 
     def mark_undesired(self, name: str) -> None:
         with self.lock:
@@ -383,16 +438,80 @@ class AuditedEgressTable(EgressTable):
         self._auditor.on_create(record, self)
         return record
 
-    def update(self, request: EgressRequest) -> EgressRecord:
-        record = super().update(request)
-        self._auditor.on_update(request.id, record)
-        return record
-
     def delete(self, egress_id: str) -> None:
         record = self.get(egress_id)
         if record is not None:
             self._auditor.on_delete(record, self)
         super().delete(egress_id)
+
+    # The count of our rules follows the table's own primitives, so every path (API writes,
+    # seeding, raw edits) is seen; an update may turn a rule into ours or out of ours.
+
+    def insert(self, record: EgressRecord) -> None:
+        super().insert(record)
+        if our_index(record.description) is not None:
+            self._auditor.count_ours(+1)
+
+    def remove(self, egress_id: str) -> None:
+        record = self.get(egress_id)
+        super().remove(egress_id)
+        if record is not None and our_index(record.description) is not None:
+            self._auditor.count_ours(-1)
+
+    def update(self, request: EgressRequest) -> EgressRecord:
+        # The record the server will load (without an id: the lowest one), read before it
+        # is rewritten; the error, if any, is left to the server's own order of checks.
+        before = self.get(request.id if request.id else min(self._by_id, default=""))
+        was_ours = before is not None and our_index(before.description) is not None
+        record = super().update(request)
+        self._auditor.on_update(request.id, record)
+        is_ours = our_index(record.description) is not None
+        if was_ours != is_ours:
+            self._auditor.count_ours(+1 if is_ours else -1)
+        return record
+
+
+def loss_against_high_water(
+    series: list[tuple[float, int]], window: float, origin: float
+) -> dict[str, object]:
+    """The largest drop of our rule count below its high-water mark of the last ``window``
+    seconds, judged at every change against the budget the controller is configured with."""
+    fraction = float(CONTROLLER_ENV["MAX_DELETE_FRACTION"])
+    floor = int(CONTROLLER_ENV["MAX_DELETE_MIN"])
+    # Counts that may still be the window's high water: [in force until, count], counts falling.
+    marks: collections.deque[list[float]] = collections.deque()
+    worst: tuple[int, int, int, float] = (0, 0, floor, origin)  # lost, high water, budget, when
+    high_water = over = 0
+    for at, count in series:
+        if marks:
+            marks[-1][0] = at
+        while marks and marks[-1][1] <= count:
+            marks.pop()
+        marks.append([math.inf, count])
+        while marks[0][0] <= at - window:
+            marks.popleft()
+        mark = int(marks[0][1])
+        high_water = max(high_water, count)
+        budget = max(floor, int(mark * fraction))
+        lost = mark - count
+        over += lost > budget
+        if lost > worst[0]:
+            worst = (lost, mark, budget, at)
+    lost, mark, budget, at = worst
+    return {
+        "most_lost_against_high_water": lost,
+        "most_lost_fraction": round(lost / mark, 4) if mark else 0.0,
+        "most_lost_high_water": mark,
+        "most_lost_at_seconds": round(at - origin, 2),
+        "loss_budget": budget,
+        "loss_budget_rule": f"max(MAX_DELETE_MIN={floor}, int(MAX_DELETE_FRACTION={fraction:g}"
+        " x high water))",
+        "loss_window_seconds": None if math.isinf(window) else window,
+        "loss_over_budget_moments": over,
+        "within_budget": over == 0,
+        "rules_high_water": high_water,
+        "rule_count_changes": len(series),
+    }
 
 
 # -- convergence ------------------------------------------------------------------------------
@@ -802,28 +921,330 @@ class Driver:
         return done
 
 
-# -- the controller process -------------------------------------------------------------------
+# -- the controller processes -----------------------------------------------------------------
+
+LEASE_NAMESPACE = "kube-system"
+LEASE_NAME = "kaput-not"
+# Short timing so that a killed leader is replaced within seconds; the lease duration in whole
+# seconds, as the Lease carries it.
+LEADER_ENV = {
+    "LEADER_ELECTION_ENABLED": "true",
+    "LEADER_ELECTION_NAMESPACE": LEASE_NAMESPACE,
+    "LEADER_ELECTION_ID": LEASE_NAME,
+    "LEADER_ELECTION_LEASE_DURATION": "3s",
+    "LEADER_ELECTION_RENEW_DEADLINE": "2s",
+    "LEADER_ELECTION_RETRY_PERIOD": "0.5s",
+}
+KUBELET_BACKOFF = 1.0  # a process that exited on its own starts again this much later
+STOP_TIMEOUT = 20.0  # a SIGTERM may take this long before the process is killed
+CRASH_LOOP = 3  # unplanned exits of one replica after which waiting for convergence stops
+MIN_AGE = 3.0  # a process is signalled only once this old: its signal handlers are set by then
+LOST_LEASE = ("leadership lost", "lost leadership")  # the log line of the designed exit 1
+EXPECTED_EXIT = {"SIGKILL": -signal.SIGKILL, "SIGTERM": 0, "end": 0}
 
 
-def start_controller(
-    nm: NetmakerEmulator, kubeconfig: Path, port: int, log_level: str, log_file: IO[bytes]
-) -> subprocess.Popen[bytes]:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "NETMAKER_API_URL": nm.base_url,
-        "NETMAKER_USERNAME": USER,
-        "NETMAKER_PASSWORD": PASSWORD,
-        "KUBECONFIG": str(kubeconfig),
-        "METRICS_ADDRESS": f"127.0.0.1:{port}",
-        "LOG_LEVEL": log_level,
-        **CONTROLLER_ENV,
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "kaput_not", "run"],
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
+@dataclass
+class Proc:
+    """One controller process (a container of a replica's pod)."""
+
+    serial: int
+    replica: int
+    pod: str
+    popen: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+    log_file: IO[bytes]
+    started: float
+    stopped_by: str | None = None  # "SIGKILL" or "SIGTERM" (a restart), "end"; None: on its own
+    signalled: float | None = None
+    exit_code: int | None = None
+    ended: float | None = None
+    killed_after_timeout: bool = False
+
+    def alive(self) -> bool:
+        return self.exit_code is None and self.popen.poll() is None
+
+    def lost_lease(self) -> bool:
+        """It exited on its own, saying it lost the Lease (exit 1 by design)."""
+        if self.stopped_by is not None or self.exit_code != 1:
+            return False
+        text = self.log_path.read_text(errors="replace")
+        return any(phrase in text for phrase in LOST_LEASE)
+
+
+@dataclass
+class Replica:
+    base: str
+    pod: str
+    rollouts: int = 0
+    current: Proc | None = None
+    start_at: float | None = None  # a start is due (after a pause or the kubelet's back-off)
+    unplanned: int = 0
+
+
+class Fleet:
+    """The controller's replicas as child processes, restarted as a cluster would restart them.
+
+    Used from one thread (the caller's). A SIGKILL is an OOM kill: the container starts again
+    in the same pod (same POD_NAME) once the old process is gone. A SIGTERM is a rollout: a new
+    pod (a new POD_NAME) that may start while the old one is still stopping, as with a surge.
+    A process that exits on its own is started again after KUBELET_BACKOFF and reported.
+    Each process logs to its own file and serves /metrics on its own port.
+    """
+
+    def __init__(
+        self,
+        nm: NetmakerEmulator,
+        kubeconfig: Path,
+        artifacts: Path,
+        log_level: str,
+        *,
+        replicas: int,
+        leader_election: bool,
+        note: Callable[..., None],
+    ) -> None:
+        self.nm = nm
+        self.kubeconfig = kubeconfig
+        self.artifacts = artifacts
+        self.log_level = log_level
+        self.leader_election = leader_election
+        self.note = note
+        self.procs: list[Proc] = []
+        names = ["fault-soak"] if replicas == 1 else [f"fault-soak-{i}" for i in range(replicas)]
+        self.replicas = [Replica(name, name) for name in names]
+
+    def _env(self, pod: str, port: int) -> dict[str, str]:
+        return {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "NETMAKER_API_URL": self.nm.base_url,
+            "NETMAKER_USERNAME": USER,
+            "NETMAKER_PASSWORD": PASSWORD,
+            "KUBECONFIG": str(self.kubeconfig),
+            "METRICS_ADDRESS": f"127.0.0.1:{port}",
+            "LOG_LEVEL": self.log_level,
+            **CONTROLLER_ENV,
+            **(LEADER_ENV if self.leader_election else {"LEADER_ELECTION_ENABLED": "false"}),
+            "POD_NAME": pod,
+        }
+
+    def start(self, index: int) -> Proc:
+        replica = self.replicas[index]
+        port = free_port()
+        serial = len(self.procs)
+        log_path = self.artifacts / f"controller-{serial}-{replica.pod}.log"
+        log_file = log_path.open("wb")
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "kaput_not", "run"],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=self._env(replica.pod, port),
+        )
+        proc = Proc(serial, index, replica.pod, popen, port, log_path, log_file, time.time())
+        self.procs.append(proc)
+        replica.current, replica.start_at = proc, None
+        self.note("controller-started", replica=index, pod=replica.pod, serial=serial)
+        return proc
+
+    def start_all(self) -> None:
+        for index in range(len(self.replicas)):
+            self.start(index)
+
+    def poll(self, now: float) -> None:
+        """Reap exits, kill a SIGTERM that overran, start what is due."""
+        for proc in self.procs:
+            if proc.exit_code is not None:
+                continue
+            if proc.popen.poll() is not None:
+                self._ended(proc, now)
+            elif (
+                proc.signalled is not None
+                and not proc.killed_after_timeout
+                and now - proc.signalled > STOP_TIMEOUT
+            ):
+                proc.popen.kill()
+                proc.killed_after_timeout = True
+        for index, replica in enumerate(self.replicas):
+            if replica.current is None and replica.start_at is not None and now >= replica.start_at:
+                self.start(index)
+
+    def _ended(self, proc: Proc, now: float) -> None:
+        proc.exit_code, proc.ended = proc.popen.returncode, now
+        proc.log_file.close()
+        self.note("controller-exited", pod=proc.pod, serial=proc.serial, code=proc.exit_code)
+        replica = self.replicas[proc.replica]
+        if proc.stopped_by is None:
+            replica.unplanned += 1
+            if replica.current is proc:
+                replica.current, replica.start_at = None, now + KUBELET_BACKOFF
+
+    def start_pending(self) -> None:
+        """Start every replica whose start is still due (the end of the soak)."""
+        for index, replica in enumerate(self.replicas):
+            if replica.current is None:
+                self.start(index)
+
+    def crash_looping(self) -> bool:
+        return any(replica.unplanned >= CRASH_LOOP for replica in self.replicas)
+
+    def running(self) -> list[Proc]:
+        return [r.current for r in self.replicas if r.current is not None and r.current.alive()]
+
+    def target(self, *, leader: bool, holder: str, now: float) -> Proc | None:
+        """The process to restart: the Lease's holder (or else a standby) among those old
+        enough; the other kind when the wanted one is not there; None when none is."""
+        ready = [p for p in self.running() if now - p.started >= MIN_AGE]
+        wanted = [p for p in ready if (p.pod == holder) == leader]
+        pool = wanted or ready
+        return pool[0] if pool else None
+
+    def restart(self, proc: Proc, how: str, pause: float, now: float) -> None:
+        replica = self.replicas[proc.replica]
+        proc.stopped_by, proc.signalled = how, now
+        replica.current, replica.start_at = None, now + pause
+        if how == "SIGKILL":
+            proc.popen.kill()
+            proc.popen.wait(10)
+            self._ended(proc, time.time())
+        else:
+            proc.popen.send_signal(signal.SIGTERM)
+            replica.rollouts += 1
+            replica.pod = f"{replica.base}-r{replica.rollouts}"
+        self.note("controller-restart", pod=proc.pod, serial=proc.serial, signal=how, pause=pause)
+
+    def stop_all(self) -> None:
+        """SIGTERM every process still running and wait for each (killed after STOP_TIMEOUT)."""
+        now = time.time()
+        for proc in self.procs:
+            if proc.exit_code is None and proc.popen.poll() is None and proc.stopped_by is None:
+                proc.stopped_by, proc.signalled = "end", now
+                proc.popen.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            if proc.exit_code is not None:
+                continue
+            assert proc.signalled is not None or proc.popen.poll() is not None
+            left = STOP_TIMEOUT - (time.time() - (proc.signalled or now))
+            try:
+                proc.popen.wait(max(left, 0.1))
+            except subprocess.TimeoutExpired:
+                proc.popen.kill()
+                proc.killed_after_timeout = True
+                proc.popen.wait(10)
+            self._ended(proc, time.time())
+
+    def kill_all(self) -> None:
+        """The run failed on the way: leave no process behind."""
+        for proc in self.procs:
+            if proc.exit_code is None:
+                if proc.popen.poll() is None:
+                    proc.popen.kill()
+                    proc.popen.wait(10)
+                self._ended(proc, time.time())
+
+    def exits(self, origin: float) -> list[dict[str, object]]:
+        return [
+            {
+                "serial": p.serial,
+                "pod": p.pod,
+                "started_at": round(p.started - origin, 2),
+                "ended_at": round(p.ended - origin, 2) if p.ended is not None else None,
+                "stopped_by": p.stopped_by or "itself",
+                "exit_code": p.exit_code,
+                "lost_lease": p.lost_lease(),
+                "killed_after_stop_timeout": p.killed_after_timeout,
+            }
+            for p in self.procs
+        ]
+
+
+def bad_exit(entry: dict[str, object]) -> bool:
+    """An exit other than the one expected: a restart's signal, 0 on SIGTERM, or the designed
+    exit 1 on a lost Lease (restarted as the kubelet would; reported, not a failure)."""
+    if entry["killed_after_stop_timeout"]:
+        return True
+    how = str(entry["stopped_by"])
+    if how == "itself":
+        return not entry["lost_lease"]
+    return entry["exit_code"] != EXPECTED_EXIT[how]
+
+
+class LeaseWatcher:
+    """Follows the Lease's holderIdentity in the stand-in's state, from a thread of its own."""
+
+    def __init__(self, kube: KubeState, period: float = 0.05) -> None:
+        self.kube = kube
+        self.period = period
+        self._lock = threading.Lock()
+        self._holders: list[tuple[float, str]] = []  # (when, holder) at every change
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lease-watcher", daemon=True)
+
+    def __enter__(self) -> LeaseWatcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        last = ""
+        while not self._stop.wait(self.period):
+            holder = self.holder_now()
+            if holder != last:
+                with self._lock:
+                    self._holders.append((time.time(), holder))
+                last = holder
+
+    def holder_now(self) -> str:
+        lease = self.kube.lease(LEASE_NAMESPACE, LEASE_NAME)
+        spec = lease.get("spec", {}) if lease else {}
+        return str(spec.get("holderIdentity") or "")
+
+    def transitions_recorded(self) -> int | None:
+        """The Lease's own count of holder changes (leaseTransitions), as the replicas kept it."""
+        lease = self.kube.lease(LEASE_NAMESPACE, LEASE_NAME)
+        value = lease.get("spec", {}).get("leaseTransitions") if lease else None
+        return int(value) if isinstance(value, int) else None
+
+    def history(self) -> list[tuple[float, str]]:
+        with self._lock:
+            return list(self._holders)
+
+    def leader_changes(self) -> int:
+        return leader_changes(holder for _, holder in self.history())
+
+
+def leader_changes(holders: Iterable[str]) -> int:
+    """Times the Lease went to a holder other than the last one (an empty holder, a released
+    Lease, is not a holder; the first holder is not a change)."""
+    changes, last = 0, ""
+    for holder in holders:
+        if holder and holder != last:
+            changes += 1 if last else 0
+            last = holder
+    return changes
+
+
+@dataclass
+class PlannedRestart:
+    at: float
+    how: str  # "SIGKILL" or "SIGTERM"
+    pause: float  # seconds before the new process starts (0: at once)
+    leader: bool  # aimed at the Lease's holder (else at a standby)
+
+
+def plan_restarts(
+    count: int, start: float, seconds: float, rng: random.Random
+) -> list[PlannedRestart]:
+    """``count`` restarts at random moments, one in each of ``count`` equal parts of the soak."""
+    part = seconds / count if count else 0.0
+    plan = []
+    for i in range(count):
+        at = start + part * (i + rng.uniform(0.1, 0.9))
+        how = "SIGKILL" if rng.random() < 0.5 else "SIGTERM"
+        pause = 0.0 if rng.random() < 0.5 else round(rng.uniform(0.5, 5.0), 2)
+        plan.append(PlannedRestart(at, how, pause, leader=rng.random() < 0.75))
+    return plan
 
 
 def scrape(port: int) -> tuple[dict[str, float], str]:
@@ -857,12 +1278,16 @@ _ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _NUMBER = re.compile(r"\d+(\.\d+)?")
 
 
-def read_controller_log(path: Path) -> tuple[dict[str, int], list[tuple[str, int]], list[str]]:
-    """Lines per level, the commonest warning/error shapes, and lines that are not JSON."""
+def read_controller_logs(
+    paths: list[Path],
+) -> tuple[dict[str, int], list[tuple[str, int]], list[str]]:
+    """Lines per level, the commonest warning/error shapes, and lines that are not JSON, over
+    the logs of every controller process."""
     levels: collections.Counter[str] = collections.Counter()
     shapes: collections.Counter[str] = collections.Counter()
     other: list[str] = []
-    for line in path.read_text(errors="replace").splitlines():
+    lines = (line for path in paths for line in path.read_text(errors="replace").splitlines())
+    for line in lines:
         try:
             entry = json.loads(line)
         except ValueError:
@@ -894,24 +1319,40 @@ class Options:
     initial_timeout: float
     artifacts: Path
     log_level: str
+    restarts: int = 0
+    replicas: int = 1
+    loss_window: float = math.inf
     json: bool = False
+
+    @property
+    def leader_election(self) -> bool:
+        return self.replicas > 1 or self.restarts > 0
 
 
 def wait_converged(
     nm: NetmakerEmulator,
     kube: KubeApiServer,
     foreign: dict[str, dict[str, object]],
-    controller: subprocess.Popen[bytes],
+    fleet: Fleet,
     timeout: float,
 ) -> tuple[Verdict, float | None]:
     started = time.time()
     while True:
+        fleet.poll(time.time())
         result = verdict(nm.state, kube.state, foreign)
         if result.converged:
             return result, time.time() - started
-        if time.time() - started > timeout or controller.poll() is not None:
+        if time.time() - started > timeout or fleet.crash_looping():
             return result, None
         time.sleep(0.25)
+
+
+def idle(fleet: Fleet, seconds: float) -> None:
+    """Wait, reaping and restarting processes as the kubelet would."""
+    end = time.time() + seconds
+    while (now := time.time()) < end:
+        fleet.poll(now)
+        time.sleep(min(0.25, end - now))
 
 
 def request_stats(
@@ -969,16 +1410,51 @@ def write_jsonl(path: Path, rows: Iterable[object]) -> None:
             out.write(json.dumps(row, default=str) + "\n")
 
 
+@dataclass
+class Restarter:
+    """Carries out the planned restarts when due, on the process the plan aims at."""
+
+    fleet: Fleet
+    lease: LeaseWatcher
+    plan: list[PlannedRestart]
+    origin: float  # the controllers' start, from which times are reported
+    done: list[dict[str, object]] = field(default_factory=list)
+
+    def run_due(self, now: float) -> None:
+        if not self.plan or self.plan[0].at > now:
+            return
+        planned = self.plan[0]
+        holder = self.lease.holder_now()
+        proc = self.fleet.target(leader=planned.leader, holder=holder, now=now)
+        if proc is None:  # nothing old enough runs: try again shortly
+            planned.at = now + 0.25
+            return
+        self.plan.pop(0)
+        self.done.append(
+            {
+                "at": round(now - self.origin, 2),
+                "signal": planned.how,
+                "pause": planned.pause,
+                "pod": proc.pod,
+                "aimed_at": "leader" if planned.leader else "standby",
+                "was_leader": proc.pod == holder,
+            }
+        )
+        self.fleet.restart(proc, planned.how, planned.pause, now)
+
+
 def soak(
     opts: Options,
     kube: KubeApiServer,
     faults: RandomFaults,
     driver: Driver,
     rng: random.Random,
+    restarter: Restarter,
 ) -> tuple[tuple[float, float], tuple[float, float], collections.Counter[str]]:
-    """Events and faults for ``opts.seconds``; returns the soak and outage windows."""
+    """Events, faults and restarts for ``opts.seconds``; returns the soak and outage windows."""
     kube_faults: collections.Counter[str] = collections.Counter()
     start = time.time()
+    restarter.plan = plan_restarts(opts.restarts, start, opts.seconds, random.Random(opts.seed + 2))
     end = start + opts.seconds
     outage_length = min(opts.outage_seconds, opts.seconds * 0.4)
     outage_start = start + opts.seconds * 0.4
@@ -992,6 +1468,8 @@ def soak(
     driver.note("faults-started", rate=opts.fault_rate)
     while (now := time.time()) < end:
         driver.run_due(now)
+        restarter.fleet.poll(now)
+        restarter.run_due(now)
         while next_event <= now:
             driver.random_event()
             next_event += rng.expovariate(opts.event_rate)
@@ -1032,6 +1510,7 @@ def soak(
     if not kube.faults.reachable:
         kube.faults.set_reachable(True)
     flushed = driver.flush()
+    restarter.fleet.start_pending()
     soak_end = time.time()
     driver.note("faults-stopped", flushed=flushed)
     window = (outage_start, outage_end) if outage_done or in_outage else (soak_end, soak_end)
@@ -1047,6 +1526,9 @@ def run(opts: Options) -> dict[str, Any]:
         "seconds": opts.seconds,
         "seed": opts.seed,
         "event_rate": opts.event_rate,
+        "restarts_requested": opts.restarts,
+        "replicas": opts.replicas,
+        "leader_election": opts.leader_election,
         "artifacts": str(opts.artifacts),
     }
     kube_server = KubeApiServer(bookmark_interval=1.0)
@@ -1062,13 +1544,11 @@ def run(opts: Options) -> dict[str, Any]:
     auditor.nm = state
     faults = RandomFaults(revoke_tokens=state.rotate_jwt_secret, seed=opts.seed + 1)
     emulator.faults = faults
-    port = free_port()
-    log_path = opts.artifacts / "controller.log"
     with (
         kube_server.run_in_thread() as kube,
         emulator.run_in_thread() as nm,
         (opts.artifacts / "events.jsonl").open("w") as timeline,
-        log_path.open("wb") as log_file,
+        LeaseWatcher(kube.state) as lease,
     ):
         driver = Driver(nm, kube, auditor, rng, timeline)
         seeded_at = time.time()
@@ -1079,13 +1559,22 @@ def run(opts: Options) -> dict[str, Any]:
         (opts.artifacts / "foreign-seeded.json").write_text(json.dumps(foreign, indent=1))
         kubeconfig = opts.artifacts / "kubeconfig"
         kubeconfig.write_text(kubeconfig_text(kube.base_url))
-        controller = start_controller(nm, kubeconfig, port, opts.log_level, log_file)
+        fleet = Fleet(
+            nm,
+            kubeconfig,
+            opts.artifacts,
+            opts.log_level,
+            replicas=opts.replicas,
+            leader_election=opts.leader_election,
+            note=driver.note,
+        )
+        origin = time.time()
+        restarter = Restarter(fleet, lease, [], origin)
+        fleet.start_all()
         try:
-            result.update(_drive(opts, nm, kube, faults, driver, rng, controller, foreign, port))
+            result.update(_drive(opts, nm, kube, faults, driver, rng, restarter, foreign))
         finally:
-            if controller.poll() is None:
-                controller.kill()
-                controller.wait(10)
+            fleet.kill_all()
         write_jsonl(
             opts.artifacts / "netmaker-requests.jsonl", map(dataclasses.asdict, nm.log.entries)
         )
@@ -1095,7 +1584,9 @@ def run(opts: Options) -> dict[str, Any]:
         write_jsonl(opts.artifacts / "strikes.jsonl", map(dataclasses.asdict, faults.snapshot()))
         write_jsonl(opts.artifacts / "deletes.jsonl", auditor.deletes)
         (opts.artifacts / "egress-final.json").write_text(json.dumps(nm.state.egresses(), indent=1))
-    levels, top, not_json = read_controller_log(log_path)
+        result.update(_restarts_and_leaders(fleet, restarter, lease, origin))
+        write_jsonl(opts.artifacts / "lease-holders.jsonl", lease.history())
+    levels, top, not_json = read_controller_logs([p.log_path for p in fleet.procs])
     result["controller_log_levels"] = levels
     result["controller_top_warnings"] = top
     if not_json:
@@ -1112,10 +1603,34 @@ def run(opts: Options) -> dict[str, Any]:
         result["puts_without_id"] = auditor.puts_without_id
         written = {str(w["id"]) for w in auditor.foreign_writes}
         result["foreign_writes"] = auditor.foreign_writes[:10]
+        series = list(auditor.ours_series)
+    result.update(loss_against_high_water(series, opts.loss_window, origin))
+    write_jsonl(opts.artifacts / "rule-count.jsonl", series)
     changed = set(result.pop("_foreign_changed", []))
     result["foreign_touched"] = len(written | changed)
     (opts.artifacts / "result.json").write_text(json.dumps(result, indent=1, default=str))
     return result
+
+
+def _restarts_and_leaders(
+    fleet: Fleet, restarter: Restarter, lease: LeaseWatcher, origin: float
+) -> dict[str, object]:
+    exits = fleet.exits(origin)
+    unplanned = [e for e in exits if e["stopped_by"] == "itself"]
+    return {
+        "restarts": len(restarter.done),
+        "restarts_by_signal": dict(collections.Counter(str(r["signal"]) for r in restarter.done)),
+        "restarts_of_leader": sum(1 for r in restarter.done if r["was_leader"]),
+        "restart_log": restarter.done,
+        "leader_changes": lease.leader_changes(),
+        "lease_transitions": lease.transitions_recorded(),
+        "lease_holders": [(round(at - origin, 2), holder) for at, holder in lease.history()][:40],
+        "controller_processes": len(exits),
+        "controller_exit_codes": exits,
+        "unplanned_exits": len(unplanned),
+        "lost_lease_exits": sum(1 for e in unplanned if e["lost_lease"]),
+        "bad_exits": [e for e in exits if bad_exit(e)],
+    }
 
 
 def _drive(
@@ -1125,12 +1640,12 @@ def _drive(
     faults: RandomFaults,
     driver: Driver,
     rng: random.Random,
-    controller: subprocess.Popen[bytes],
+    restarter: Restarter,
     foreign: dict[str, dict[str, object]],
-    port: int,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    first, took = wait_converged(nm, kube, foreign, controller, opts.initial_timeout)
+    fleet = restarter.fleet
+    first, took = wait_converged(nm, kube, foreign, fleet, opts.initial_timeout)
     out["initial_converged"] = took is not None
     out["initial_converge_seconds"] = round(took, 2) if took is not None else None
     out["initial_rules"] = first.ours
@@ -1138,18 +1653,19 @@ def _drive(
         out.update(_not_converged(first))
         out.update(converged=False, seconds_to_converge=None, stayed_converged=False)
         out["_foreign_changed"] = first.foreign_changed
-        return out | _stop(controller, port)
-    windows = soak(opts, kube, faults, driver, rng)
+        return out | _stop(fleet, restarter.lease)
+    windows = soak(opts, kube, faults, driver, rng, restarter)
     (soak_start, soak_end), outage, kube_faults = windows
+    out["restarts_not_done"] = len(restarter.plan)
     out["node_events"] = sum(driver.counts.values())
     out["node_events_by_kind"] = dict(driver.counts)
     out["kube_faults"] = dict(kube_faults)
-    final, took = wait_converged(nm, kube, foreign, controller, opts.converge_timeout)
+    final, took = wait_converged(nm, kube, foreign, fleet, opts.converge_timeout)
     out["converged"] = took is not None
     out["seconds_to_converge"] = round(took, 2) if took is not None else None
     stayed = False
     if took is not None:
-        time.sleep(RESYNC_SECONDS + 1)
+        idle(fleet, RESYNC_SECONDS + 1)
         later = verdict(nm.state, kube.state, foreign)
         stayed = later.converged
         if not stayed:
@@ -1163,7 +1679,7 @@ def _drive(
     out["kube_nodes_final"] = len(kube.state.nodes())
     out["_foreign_changed"] = final.foreign_changed
     out.update(request_stats(nm, faults, (soak_start, soak_end), outage))
-    return out | _stop(controller, port)
+    return out | _stop(fleet, restarter.lease)
 
 
 def _not_converged(v: Verdict) -> dict[str, object]:
@@ -1177,22 +1693,31 @@ def _not_converged(v: Verdict) -> dict[str, object]:
     }
 
 
-def _stop(controller: subprocess.Popen[bytes], port: int) -> dict[str, object]:
-    alive = controller.poll() is None
+def _stop(fleet: Fleet, lease: LeaseWatcher) -> dict[str, object]:
+    fleet.poll(time.time())
+    running = fleet.running()
+    alive = len(running) == len(fleet.replicas)
     out: dict[str, object] = {"controller_alive_at_end": alive}
-    if alive:
-        metrics, readyz = scrape(port)
-        out["controller_metrics"] = metrics
-        out["readyz"] = readyz
-        controller.send_signal(signal.SIGTERM)
-        try:
-            out["controller_exit_code"] = controller.wait(20)
-        except subprocess.TimeoutExpired:
-            controller.kill()
-            out["controller_exit_code"] = controller.wait(10)
-            out["controller_stop_timed_out"] = True
-    else:
-        out["controller_exit_code"] = controller.returncode
+    holder = lease.holder_now() if fleet.leader_election else ""
+    out["leader_at_end"] = holder or None
+    readyz_by_pod = {}
+    for proc in running:
+        metrics, readyz = scrape(proc.port)
+        readyz_by_pod[proc.pod] = readyz
+        # The leader's figures (the only replica that writes); since its own start.
+        if proc.pod == holder or not fleet.leader_election:
+            out["controller_metrics"] = metrics
+            out["readyz"] = readyz
+    out["readyz_by_pod"] = readyz_by_pod
+    last = {p.serial for p in running}
+    fleet.stop_all()
+    final = [p for p in fleet.procs if p.serial in last]
+    codes = [p.exit_code for p in final]
+    if not final and fleet.procs:
+        codes = [fleet.procs[-1].exit_code]
+    out["controller_exit_code"] = next((c for c in codes if c != 0), 0 if codes else None)
+    if any(p.killed_after_timeout for p in final):
+        out["controller_stop_timed_out"] = True
     return out
 
 
@@ -1203,8 +1728,11 @@ def passed(result: dict[str, Any]) -> bool:
         and result.get("foreign_touched") == 0
         and result.get("duplicates_left") == 0
         and result.get("wrong_deletes") == 0
+        and result.get("within_budget") is True
         and result.get("controller_alive_at_end")
         and result.get("controller_exit_code") == 0
+        and result.get("restarts") == result.get("restarts_requested")
+        and not result.get("bad_exits")
     )
 
 
@@ -1222,12 +1750,32 @@ def parse(argv: list[str]) -> Options:
     parser.add_argument("--initial-timeout", type=float, default=300.0)
     parser.add_argument("--artifacts", type=Path, default=None)
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    parser.add_argument(
+        "--restarts", type=int, default=0, help="controller restarts spread over the soak"
+    )
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=None,
+        help="controller processes with leader election (default 2 with --restarts, else 1)",
+    )
+    parser.add_argument(
+        "--loss-window",
+        type=float,
+        default=0.0,
+        help="seconds of the high-water window for the rules lost (0: the whole run)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     if not RESERVED <= args.nodes <= 30000:
         parser.error(f"--nodes must be between {RESERVED} and 30000")
     if not 0.0 <= args.fault_rate <= 1.0:
         parser.error("--fault-rate must be between 0 and 1")
+    replicas = args.replicas if args.replicas is not None else (2 if args.restarts > 0 else 1)
+    if not 0 <= args.restarts <= 1000 or not 1 <= replicas <= 5:
+        parser.error("--restarts must be between 0 and 1000, --replicas between 1 and 5")
+    if args.loss_window < 0:
+        parser.error("--loss-window must not be negative (0: the whole run)")
     if args.seconds <= 0 or args.event_rate < 0 or args.outage_seconds < 0:
         parser.error("--seconds must be positive; --event-rate and --outage-seconds not negative")
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
@@ -1243,6 +1791,9 @@ def parse(argv: list[str]) -> Options:
         initial_timeout=args.initial_timeout,
         artifacts=artifacts,
         log_level=args.log_level,
+        restarts=args.restarts,
+        replicas=replicas,
+        loss_window=args.loss_window or math.inf,
         json=args.json,
     )
 
