@@ -108,14 +108,18 @@ Output (one JSON object with ``--json``, else one ``key: value`` per line):
 - ``restarts`` (of ``restarts_requested``; ``restarts_not_done`` were still waiting for a process
   to signal at the end), ``restarts_by_signal``, ``restarts_of_leader``, ``restart_log`` (when,
   in seconds since the controllers started, as every time below; signal, pause, pod, aimed at
-  and was the leader); ``leader_changes``: times the Lease went to a
+  and was the leader; for the leader, ``handover_seconds`` until the Lease showed another
+  holder, None when the same pod took it back); ``leader_changes``: times the Lease went to a
   holder other than the last one (an emptied Lease, a graceful release, is not a holder; the
   first holder is no change), ``lease_transitions`` the Lease's own count as the replicas kept
-  it, ``lease_holders`` the holders seen (seconds since start; ``""`` for released).
-- ``controller_exit_codes``: every process (pod, start and end, ``stopped_by`` SIGKILL / SIGTERM
-  / end / itself, ``exit_code``, ``lost_lease``); ``bad_exits`` those that did not end as
-  expected: -9 on SIGKILL, 0 on SIGTERM (within 20 s), and on its own only the designed exit 1
-  after losing the Lease (``lost_lease_exits``; ``unplanned_exits`` counts every exit on its own).
+  it, ``lease_holders`` the holders seen (seconds since start; ``""`` for released);
+  ``lease_release_failures``: processes that logged that a graceful stop could not release
+  the Lease (a standby then waits the lease out: a slower handover, not two leaders).
+- ``controller_exit_codes``: every process (pod, start and end, ``stopped_by`` SIGKILL /
+  SIGTERM / end / itself, ``exit_code``, ``lost_lease``, ``release_failed``); ``bad_exits``
+  those that did not end as expected: -9 on SIGKILL, 0 on SIGTERM (within 20 s), and on its own
+  only the designed exit 1 after losing the Lease (``lost_lease_exits``; ``unplanned_exits``
+  counts every exit on its own).
 - ``controller_alive_at_end`` and ``controller_exit_code``: every replica must still run at the
   end; each is then stopped with SIGTERM and the first non-zero code reported (0 expected).
 - also: ``puts_without_id``, ``controller_log_levels``, ``controller_top_warnings`` (over every
@@ -940,6 +944,7 @@ STOP_TIMEOUT = 20.0  # a SIGTERM may take this long before the process is killed
 CRASH_LOOP = 3  # unplanned exits of one replica after which waiting for convergence stops
 MIN_AGE = 3.0  # a process is signalled only once this old: its signal handlers are set by then
 LOST_LEASE = ("leadership lost", "lost leadership")  # the log line of the designed exit 1
+RELEASE_FAILED = "could not release the lease"  # a graceful stop left the Lease to expire
 EXPECTED_EXIT = {"SIGKILL": -signal.SIGKILL, "SIGTERM": 0, "end": 0}
 
 
@@ -964,12 +969,13 @@ class Proc:
     def alive(self) -> bool:
         return self.exit_code is None and self.popen.poll() is None
 
+    def said(self, *phrases: str) -> bool:
+        text = self.log_path.read_text(errors="replace")
+        return any(phrase in text for phrase in phrases)
+
     def lost_lease(self) -> bool:
         """It exited on its own, saying it lost the Lease (exit 1 by design)."""
-        if self.stopped_by is not None or self.exit_code != 1:
-            return False
-        text = self.log_path.read_text(errors="replace")
-        return any(phrase in text for phrase in LOST_LEASE)
+        return self.stopped_by is None and self.exit_code == 1 and self.said(*LOST_LEASE)
 
 
 @dataclass
@@ -1150,6 +1156,7 @@ class Fleet:
                 "stopped_by": p.stopped_by or "itself",
                 "exit_code": p.exit_code,
                 "lost_lease": p.lost_lease(),
+                "release_failed": p.said(RELEASE_FAILED),
                 "killed_after_stop_timeout": p.killed_after_timeout,
             }
             for p in self.procs
@@ -1213,6 +1220,9 @@ class LeaseWatcher:
     def leader_changes(self) -> int:
         return leader_changes(holder for _, holder in self.history())
 
+    def handover_seconds(self, at: float, pod: str) -> float | None:
+        return handover_seconds(self.history(), at, pod)
+
 
 def leader_changes(holders: Iterable[str]) -> int:
     """Times the Lease went to a holder other than the last one (an empty holder, a released
@@ -1223,6 +1233,15 @@ def leader_changes(holders: Iterable[str]) -> int:
             changes += 1 if last else 0
             last = holder
     return changes
+
+
+def handover_seconds(history: Iterable[tuple[float, str]], at: float, pod: str) -> float | None:
+    """Seconds from ``at`` until the Lease showed a holder other than ``pod``; None if it never
+    did (the same pod, restarted, took its own Lease back)."""
+    for seen, holder in history:
+        if seen > at and holder and holder != pod:
+            return round(seen - at, 2)
+    return None
 
 
 @dataclass
@@ -1617,6 +1636,10 @@ def _restarts_and_leaders(
 ) -> dict[str, object]:
     exits = fleet.exits(origin)
     unplanned = [e for e in exits if e["stopped_by"] == "itself"]
+    for done in restarter.done:
+        if done["was_leader"]:
+            at = origin + float(str(done["at"]))
+            done["handover_seconds"] = lease.handover_seconds(at, str(done["pod"]))
     return {
         "restarts": len(restarter.done),
         "restarts_by_signal": dict(collections.Counter(str(r["signal"]) for r in restarter.done)),
@@ -1629,6 +1652,7 @@ def _restarts_and_leaders(
         "controller_exit_codes": exits,
         "unplanned_exits": len(unplanned),
         "lost_lease_exits": sum(1 for e in unplanned if e["lost_lease"]),
+        "lease_release_failures": sum(1 for e in exits if e["release_failed"]),
         "bad_exits": [e for e in exits if bad_exit(e)],
     }
 

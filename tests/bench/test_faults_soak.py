@@ -95,6 +95,13 @@ def test_leader_changes_count_new_holders_not_releases() -> None:
     assert faults.leader_changes(["a", "", "b", "a", "a-r1"]) == 3
 
 
+def test_handover_is_timed_to_the_first_other_holder_after_the_restart() -> None:
+    history = [(1.0, "a"), (5.0, ""), (5.5, "a"), (9.0, "b"), (12.0, "c")]
+    assert faults.handover_seconds(history, 4.0, "a") == 5.0  # "" and "a" again are no handover
+    assert faults.handover_seconds(history, 9.5, "b") == 2.5
+    assert faults.handover_seconds(history, 12.5, "c") is None
+
+
 def test_bad_exit_expects_the_signal_of_each_stop() -> None:
     def exit_(how: str, code: int, *, lost: bool = False, late: bool = False) -> bool:
         entry: dict[str, object] = {
