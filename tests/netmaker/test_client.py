@@ -318,6 +318,35 @@ async def test_skipping_tls_verification_warns_once(
     assert "NETMAKER_INSECURE_SKIP_TLS_VERIFY" in warnings[0].getMessage()
 
 
+@pytest.mark.parametrize(
+    ("url", "warned"),
+    [
+        ("http://netmaker.example.com", True),
+        ("http://10.0.0.5:8081", True),
+        ("http://127.0.0.1:8081", False),
+        ("http://[::1]:8081", False),
+        ("http://localhost:8081", False),
+        ("https://netmaker.example.com", False),
+    ],
+)
+async def test_an_http_url_warns_that_the_password_travels_unencrypted(
+    caplog: pytest.LogCaptureFixture, server: FakeNetmaker, url: str, warned: bool
+) -> None:
+    """Issue 17: an http:// URL sent the password in clear without a word. Loopback is
+    exempt: those bytes never leave the machine."""
+    settings = dataclasses.replace(SETTINGS, api_url=url)
+    with caplog.at_level(logging.WARNING, logger="kaput_not.netmaker"):
+        async with NetmakerClient(settings, transport=server.transport()) as client:
+            await client.list_hosts()
+            await client.list_hosts()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == (1 if warned else 0), warnings
+    if warned:
+        assert "NETMAKER_API_URL" in warnings[0]
+        assert "unencrypted" in warnings[0]
+        assert PASSWORD not in warnings[0]
+
+
 def test_public_surface_is_small() -> None:
     assert sorted(kaput_not.netmaker.__all__) == [
         "ApiError",

@@ -49,7 +49,13 @@ from kaput_not.decoding import Decoder, first_byte
 from kaput_not.netmaker import errors, wire
 from kaput_not.netmaker.list_reader import Item, ListReader
 from kaput_not.netmaker.network import AsyncioTransport
-from kaput_not.netmaker.settings import TLS_HINT, ClientSettings, shown_url, tls_verify
+from kaput_not.netmaker.settings import (
+    TLS_HINT,
+    ClientSettings,
+    shown_url,
+    tls_verify,
+    warn_if_cleartext,
+)
 
 T = TypeVar("T")
 W = TypeVar("W")
@@ -241,6 +247,7 @@ class NetmakerClient:
         on_request: OnRequest | None = None,
     ) -> None:
         settings.validate()
+        warn_if_cleartext(settings.api_url)
         verify = tls_verify(settings)
         if verify is True and not settings.api_url.lower().startswith("https://"):
             # Plain HTTP never uses TLS (and redirects are not followed): skip loading the CA
