@@ -90,7 +90,7 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("NETMAKER_PASSWORD_FILE", "", "file holding the password, e.g. a mounted Secret"),
     ("NETMAKER_CA_FILE", "", "CA bundle that signed the Netmaker server certificate"),
     ("NETMAKER_INSECURE_SKIP_TLS_VERIFY", "false", "skip TLS verification (test servers only)"),
-    ("NETMAKER_TIMEOUT", "10s", "timeout of one Netmaker request"),
+    ("NETMAKER_TIMEOUT", "10s", "deadline of one whole Netmaker request, its body included"),
     (
         "NETMAKER_CONCURRENCY",
         "4",
@@ -101,7 +101,11 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("LEADER_ELECTION_ENABLED", "(auto)", "true in-cluster, false locally"),
     ("LEADER_ELECTION_NAMESPACE", "(auto)", "pod namespace in-cluster, kube-system locally"),
     ("LEADER_ELECTION_ID", "kaput-not", "name of the Lease"),
-    ("LEADER_ELECTION_LEASE_DURATION", "15s", "how long a lease is valid without renewal"),
+    (
+        "LEADER_ELECTION_LEASE_DURATION",
+        "15s",
+        "how long a lease is valid without renewal (whole seconds)",
+    ),
     ("LEADER_ELECTION_RENEW_DEADLINE", "10s", "the leader gives up if it cannot renew in time"),
     ("LEADER_ELECTION_RETRY_PERIOD", "2s", "how often candidates try and the leader renews"),
     ("POD_NAME", "(hostname)", "replica identity (downward API)"),
