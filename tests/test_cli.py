@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -267,3 +268,33 @@ def test_run_serves_probes_and_stops_on_sigterm_within_seconds(tmp_path):
     lines = [json.loads(line) for line in stderr.splitlines()]
     assert any(line["message"] == "stopping: signal received" for line in lines)
     assert "right-password" not in stderr
+
+
+@pytest.mark.parametrize(
+    "host", ["a" * 64 + ".example.com", "\u0661\u0662\u0663.example.com"], ids=["long", "digits"]
+)
+@pytest.mark.parametrize(("command", "code"), [("run", 2), ("status", 2), ("plan", 1)])
+def test_a_url_host_that_cannot_be_looked_up_is_one_line_not_a_traceback(
+    host: str, command: str, code: int
+):
+    """Issue 17: a 64-character label or non-ASCII digits escaped as a traceback, exit 1.
+    (`plan` answers every configuration error with 1: it keeps 2 for "changes pending".)"""
+    env = {
+        **os.environ,
+        "NETMAKER_API_URL": f"http://{host}",
+        "NETMAKER_USERNAME": "u",
+        "NETMAKER_PASSWORD": "secret-password",
+        "KUBECONFIG": "/nonexistent/kubeconfig",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "kaput_not", command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == code, done.stderr
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("kaput-not: NETMAKER_API_URL"), lines[0]

@@ -151,3 +151,38 @@ def test_every_variable_read_is_in_the_table():
         "ERROR",
     }
     assert read <= {name for name, _, _ in config.VARIABLES}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("http://" + "a" * 64 + ".example.com", id="label-over-63"),
+        pytest.param("http://\u0661\u0662\u0663.example.com", id="arabic-indic-digits"),
+        pytest.param("https://nm..example.com", id="empty-label"),
+    ],
+)
+def test_a_host_that_cannot_be_looked_up_is_one_line_naming_the_url(url: str):
+    """Issue 17: these passed the checks and escaped from the first request as a traceback."""
+    with pytest.raises(config.ConfigError) as caught:
+        load({**BASE, "NETMAKER_API_URL": url})
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("NETMAKER_API_URL"), message
+    assert "host" in message
+
+
+@pytest.mark.parametrize("duration", ["1.4s", "15500ms", "2.5"])
+def test_a_lease_duration_the_lease_cannot_carry_is_one_line(duration: str):
+    """Issue 17: 1.4 s was accepted and published as 1 s, below a 1.3 s renew deadline."""
+    env = {
+        **BASE,
+        "LEADER_ELECTION_LEASE_DURATION": duration,
+        "LEADER_ELECTION_RENEW_DEADLINE": "1.3s",
+        "LEADER_ELECTION_RETRY_PERIOD": "1s",
+    }
+    with pytest.raises(config.ConfigError) as caught:
+        load(env)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("LEADER_ELECTION_LEASE_DURATION"), message
+    assert "whole number of seconds" in message

@@ -20,6 +20,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from kaput_not.core.egress import check_cluster_name
+from kaput_not.netmaker.settings import shown_url, url_problem
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
@@ -89,7 +90,7 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("NETMAKER_PASSWORD_FILE", "", "file holding the password, e.g. a mounted Secret"),
     ("NETMAKER_CA_FILE", "", "CA bundle that signed the Netmaker server certificate"),
     ("NETMAKER_INSECURE_SKIP_TLS_VERIFY", "false", "skip TLS verification (test servers only)"),
-    ("NETMAKER_TIMEOUT", "10s", "timeout of one Netmaker request"),
+    ("NETMAKER_TIMEOUT", "10s", "deadline of one whole Netmaker request, its body included"),
     (
         "NETMAKER_CONCURRENCY",
         "4",
@@ -100,7 +101,11 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("LEADER_ELECTION_ENABLED", "(auto)", "true in-cluster, false locally"),
     ("LEADER_ELECTION_NAMESPACE", "(auto)", "pod namespace in-cluster, kube-system locally"),
     ("LEADER_ELECTION_ID", "kaput-not", "name of the Lease"),
-    ("LEADER_ELECTION_LEASE_DURATION", "15s", "how long a lease is valid without renewal"),
+    (
+        "LEADER_ELECTION_LEASE_DURATION",
+        "15s",
+        "how long a lease is valid without renewal (whole seconds)",
+    ),
     ("LEADER_ELECTION_RENEW_DEADLINE", "10s", "the leader gives up if it cannot renew in time"),
     ("LEADER_ELECTION_RETRY_PERIOD", "2s", "how often candidates try and the leader renews"),
     ("POD_NAME", "(hostname)", "replica identity (downward API)"),
@@ -254,6 +259,9 @@ def load(
     url = r.required(
         "NETMAKER_API_URL", "set it to the Netmaker API URL, e.g. https://api.netmaker.example.com"
     )
+    problem = url_problem(url)
+    if problem is not None:
+        raise ConfigError(f"NETMAKER_API_URL {shown_url(url)!r} {problem}")
     username = r.required("NETMAKER_USERNAME", "set it to the Netmaker user kaput-not logs in as")
     password = _password(r)
     in_cluster, pod_namespace = _in_cluster(r, namespace_file)
@@ -349,6 +357,12 @@ def _leader_election(
         raise ConfigError(
             "LEADER_ELECTION_LEASE_DURATION > LEADER_ELECTION_RENEW_DEADLINE > "
             f"LEADER_ELECTION_RETRY_PERIOD must hold, got {lease:g}s, {renew:g}s, {retry:g}s"
+        )
+    if lease != int(lease):
+        # The Lease carries whole seconds: rounded down, it could fall below the renew deadline.
+        raise ConfigError(
+            f"LEADER_ELECTION_LEASE_DURATION={lease:g}s must be a whole number of seconds "
+            "(the Lease carries whole seconds), e.g. 15s"
         )
     identity = r.text("POD_NAME") or f"{hostname()}_{uuid.uuid4().hex[:8]}"
     # It goes into HTTP headers (User-Agent) and the Lease's holderIdentity: ASCII only.

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import socket
 import time
 
+import httpx2
 import pytest
 
 from kaput_not.controller.controller import freeze_long_lived
@@ -273,3 +275,66 @@ async def test_events_of_an_annotated_node_find_its_host_in_the_cached_lists(sta
         await eventually(lambda: ranges(stack) == wanted)  # noqa: B023 - awaited at once
         await asyncio.sleep(1.1)  # past the refresh rate limit, so each event could refresh
     assert stack.nm.log.counts().get("GET /api/hosts", 0) == reads
+
+
+async def test_a_pass_held_by_a_trickling_answer_shows_in_readiness_and_a_gauge(stack: Stack):
+    """Issue 17: a trickling GET /api/hosts wedged the controller while /readyz said `ok:
+    running`. Now the request ends at NETMAKER_TIMEOUT, and while the pass runs /readyz and
+    `kaput_not_pass_running_seconds` say so; once Netmaker answers again the node gets its rule."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    stack.node("w1", "10.244.1.0/24")
+    stack.start(stack.settings(METRICS_ADDRESS=f"127.0.0.1:{port}", NETMAKER_TIMEOUT="3s"))
+    await eventually(lambda: len(stack.rules()) == 1)
+    stack.nm.faults.trickle("GET /api/hosts", 0.2, times=None)
+    stack.node("w2", "10.244.2.0/24")  # its pass reads the hosts again: the host is new
+    readiness: list[str] = []
+    gauges: list[float] = []
+    async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+
+        async def pass_shows() -> bool:
+            readiness.append((await http.get("/readyz")).text)
+            metrics = (await http.get("/metrics")).text
+            [line] = [x for x in metrics.splitlines() if x.startswith("kaput_not_pass_running")]
+            gauges.append(float(line.split()[-1]))
+            return "has been running for" in readiness[-1] and gauges[-1] >= 1.0
+
+        deadline = time.monotonic() + 8
+        while not await pass_shows():
+            assert time.monotonic() < deadline, (readiness[-3:], gauges[-3:])
+            await asyncio.sleep(0.1)
+        assert "the pass of node w2 has been running for" in readiness[-1]
+        assert readiness[-1].startswith("ok: running")  # 6 x NETMAKER_TIMEOUT is not yet over
+        assert (await http.get("/healthz")).text == "ok: running\n"  # never liveness
+        stack.nm.faults.clear()
+        await eventually(lambda: len(stack.rules()) == 2, within=15)
+        metrics = (await http.get("/metrics")).text
+    assert "kaput_not_pass_running_seconds 0.0" in metrics
+
+
+def test_a_pass_over_its_bound_fails_readiness(stack: Stack):
+    """Issue 17: a node pass past 6 x NETMAKER_TIMEOUT (each of its few requests is cut at
+    that) is stuck, and a full pass past RESYNC_PERIOD too: readiness fails and says which.
+    Shorter ones are named without failing; under a second they are not named at all."""
+    from kaput_not.controller.app import pass_overrun
+    from kaput_not.controller.controller import CLUSTER
+
+    settings = stack.settings(NETMAKER_TIMEOUT="2s", RESYNC_PERIOD="60s")
+    assert pass_overrun(None, settings) is None
+    assert pass_overrun(("w1", 0.5), settings) is None
+    assert pass_overrun(("w1", 11.0), settings) == (
+        False,
+        "the pass of node w1 has been running for 11s",
+    )
+    too_long = pass_overrun(("w1", 13.0), settings)
+    assert too_long is not None
+    assert too_long[0]
+    assert "over the 12s bound" in too_long[1]
+    assert pass_overrun((CLUSTER, 59.0), settings) == (
+        False,
+        "a full pass has been running for 59s",
+    )
+    full = pass_overrun((CLUSTER, 61.0), settings)
+    assert full is not None
+    assert full[0]

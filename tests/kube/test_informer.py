@@ -4,8 +4,11 @@ broken streams (relist and diff), backoff while the API server is down, and a sl
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 import httpx2
 import pytest
@@ -190,3 +193,71 @@ def test_the_netmaker_host_annotation_is_the_one_annotation_kept():
     assert stored.node.netmaker_host == "w1.example.com"
     bare = _stored(wire.node_decoder.decode(b'{"metadata":{"name":"w2"}}'))
     assert (bare.node.host_name, bare.node.netmaker_host) == (None, "w2")
+
+
+def _node(name: str, version: str, cidr: str, uid: str) -> dict[str, object]:
+    meta = {"name": name, "uid": uid, "resourceVersion": version}
+    return {"metadata": meta, "spec": {"podCIDRs": [cidr]}}
+
+
+class ReplayingApi(KubeApi):
+    """Lists `listed` at resourceVersion 20, then one watch stream of `events`, then a watch
+    that never ends (the test stops it)."""
+
+    def __init__(self, listed: list[dict[str, object]], events: list[dict[str, object]]) -> None:
+        super().__init__(httpx2.AsyncClient())
+        self.listed, self.events, self.watched = listed, events, asyncio.Event()
+
+    async def get(self, path: str, decoder: Any, params: Mapping[str, str] | None = None) -> Any:
+        body = {"metadata": {"resourceVersion": "20"}, "items": self.listed}
+        return decoder.decode(json.dumps(body).encode())
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, path: str, params: Mapping[str, str], *, read_timeout: float
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        lines, self.events = [json.dumps(e).encode() for e in self.events], []
+
+        async def replay() -> AsyncIterator[bytes]:
+            for line in lines:
+                yield line
+            if not lines:
+                self.watched.set()
+                await asyncio.Event().wait()
+
+        yield replay()
+
+
+async def test_a_watch_event_older_than_the_stored_object_is_ignored():
+    """Issue 17: a watch event with an older resourceVersion than the store's was applied. w1
+    was recreated (uid u2, version 15): the old incarnation's DELETED (version 12) must not
+    delete it, nor its old MODIFIED bring back the old CIDR; w2's newer event still applies,
+    and so does one whose versions are not integers (opaque: applied as before)."""
+    listed = [
+        _node("w1", "15", "10.1.0.0/24", "u2"),
+        _node("w2", "16", "10.2.0.0/24", "v1"),
+        _node("w3", "abc", "10.3.0.0/24", "x1"),
+    ]
+    events: list[dict[str, object]] = [
+        {"type": "MODIFIED", "object": _node("w1", "11", "10.9.0.0/24", "u1")},
+        {"type": "DELETED", "object": _node("w1", "12", "10.9.0.0/24", "u1")},
+        {"type": "MODIFIED", "object": _node("w2", "21", "10.22.0.0/24", "v1")},
+        {"type": "MODIFIED", "object": _node("w3", "abd", "10.33.0.0/24", "x1")},
+    ]
+    api = ReplayingApi(listed, events)
+    seen: list[NodeEvent] = []
+    informer = NodeInformer(api, seen.append)
+    task = asyncio.create_task(informer.run())
+    await asyncio.wait_for(api.watched.wait(), 5)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await api.aclose()
+    w1 = informer.get("w1")
+    assert w1 is not None
+    assert (w1.uid, w1.pod_cidrs) == ("u2", ("10.1.0.0/24",))
+    assert [(e.kind, e.name) for e in seen if e.name == "w1"] == [(EventKind.ADDED, "w1")]
+    w2, w3 = informer.get("w2"), informer.get("w3")
+    assert w2 is not None
+    assert w2.pod_cidrs == ("10.22.0.0/24",)
+    assert w3 is not None
+    assert w3.pod_cidrs == ("10.33.0.0/24",)

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import random
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 import httpx2
 import pytest
 
+from kaput_not.kube import wire
 from kaput_not.kube.api import KubeApi
 from kaput_not.kube.lease import LeaderElector, LeaseConfig, micro_time
 from kaput_not.testing.kube import GET_LEASE, UPDATE_LEASE, KubeApiServer
+from tests.clock import FakeClock
 
 NS, NAME = "kube-system", "kaput-not"
-FAST = {"lease_seconds": 1.5, "renew_deadline_seconds": 1.0, "retry_period_seconds": 0.2}
+FAST = {"lease_seconds": 2.0, "renew_deadline_seconds": 1.0, "retry_period_seconds": 0.2}
 
 
 @pytest.fixture
@@ -54,7 +58,7 @@ async def test_the_first_candidate_creates_the_lease_with_kubernetes_times(kube)
     assert lease is not None
     spec = lease["spec"]
     assert spec["holderIdentity"] == "a"
-    assert spec["leaseDurationSeconds"] == 2  # 1.5 s rounds to the API's whole seconds
+    assert spec["leaseDurationSeconds"] == 2
     assert spec["leaseTransitions"] == 0
     micro = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
     assert micro.fullmatch(spec["renewTime"])
@@ -115,7 +119,7 @@ async def test_a_crashed_leader_is_replaced_only_after_the_lease_duration(kube):
     await a.close(release=False)  # kill -9: no release
     await asyncio.wait_for(b.started.wait(), 5)
     waited = time.monotonic() - crashed
-    assert 1.0 < waited < 3.0  # at least most of the 1.5 s lease, observed on b's clock
+    assert 1.5 < waited < 3.5  # at least most of the 2 s lease, observed on b's clock
     await b.close()
 
 
@@ -148,3 +152,71 @@ def test_timing_rules_are_checked():
         ).validate()
     with pytest.raises(ValueError, match="identity"):
         LeaseConfig(namespace=NS, name=NAME, identity="").validate()
+
+
+class _Stop(Exception):
+    pass
+
+
+class SlowReadApi(KubeApi):
+    """A Lease held by "a" whose first GET takes `slow` seconds on the shared fake clock; the
+    answer shows a's renewal made while that GET was on its way."""
+
+    def __init__(self, clock: FakeClock, slow: float) -> None:
+        super().__init__(httpx2.AsyncClient())
+        self.clock, self.slow = clock, slow
+        self.taken_at: float | None = None
+        meta = wire.ObjectMeta(name=NAME, namespace=NS)
+        spec = wire.LeaseSpec(holderIdentity="a", leaseDurationSeconds=15, renewTime="r1")
+        self.lease = wire.Lease(metadata=meta, spec=spec)
+
+    async def get(self, path: str, decoder: Any, params: Mapping[str, str] | None = None) -> Any:
+        self.clock.advance(self.slow)
+        self.slow = 0.0
+        return self.lease
+
+    async def send(self, method: str, path: str, body: bytes, decoder: Any) -> Any:
+        assert method == "PUT"
+        self.taken_at = self.clock()
+        return decoder.decode(body)
+
+
+async def test_a_standby_dates_what_it_saw_to_when_the_answer_arrived():
+    """Issue 17: the standby dated the lease it saw to when its GET *started*. a renewed at
+    t=8 (inside b's 8.5 s GET) and may write until t=18 (renew deadline 10 s); b took over at
+    about t=15. Dated at the answer (t=8.5), b waits the full 15 s lease from there."""
+    clock = FakeClock(0.0)
+    api = SlowReadApi(clock, slow=8.5)
+
+    async def sleep(seconds: float) -> None:
+        if api.taken_at is not None:
+            raise _Stop
+        clock.advance(seconds)
+
+    config = LeaseConfig(namespace=NS, name=NAME, identity="b")  # the defaults: 15/10/2
+    b = LeaderElector(api, config, monotonic=clock, sleep=sleep, rand=random.Random(1))
+    with pytest.raises(_Stop):
+        await b.run(lambda: None)
+    a_may_write_until = 8.0 + config.renew_deadline_seconds
+    assert api.taken_at is not None
+    assert api.taken_at >= 8.5 + config.lease_seconds > a_may_write_until
+    await api.aclose()
+
+
+@pytest.mark.parametrize(
+    ("lease", "renew", "retry"), [(1.4, 1.3, 1.0), (15.5, 10, 2), (2.25, 1, 0.2)]
+)
+def test_a_lease_duration_the_lease_cannot_carry_is_refused(
+    lease: float, renew: float, retry: float
+):
+    """Issue 17: 1.4 s was published as round(1.4) = 1 s, below the 1.3 s renew deadline."""
+    config = LeaseConfig(
+        namespace=NS,
+        name=NAME,
+        identity="a",
+        lease_seconds=lease,
+        renew_deadline_seconds=renew,
+        retry_period_seconds=retry,
+    )
+    with pytest.raises(ValueError, match=r"LEADER_ELECTION_LEASE_DURATION.*whole number"):
+        config.validate()

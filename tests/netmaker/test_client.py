@@ -16,6 +16,7 @@ import logging
 import re
 import socket
 import ssl
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -316,6 +317,35 @@ async def test_skipping_tls_verification_warns_once(
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert "NETMAKER_INSECURE_SKIP_TLS_VERIFY" in warnings[0].getMessage()
+
+
+@pytest.mark.parametrize(
+    ("url", "warned"),
+    [
+        ("http://netmaker.example.com", True),
+        ("http://10.0.0.5:8081", True),
+        ("http://127.0.0.1:8081", False),
+        ("http://[::1]:8081", False),
+        ("http://localhost:8081", False),
+        ("https://netmaker.example.com", False),
+    ],
+)
+async def test_an_http_url_warns_that_the_password_travels_unencrypted(
+    caplog: pytest.LogCaptureFixture, server: FakeNetmaker, url: str, warned: bool
+) -> None:
+    """Issue 17: an http:// URL sent the password in clear without a word. Loopback is
+    exempt: those bytes never leave the machine."""
+    settings = dataclasses.replace(SETTINGS, api_url=url)
+    with caplog.at_level(logging.WARNING, logger="kaput_not.netmaker"):
+        async with NetmakerClient(settings, transport=server.transport()) as client:
+            await client.list_hosts()
+            await client.list_hosts()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == (1 if warned else 0), warnings
+    if warned:
+        assert "NETMAKER_API_URL" in warnings[0]
+        assert "unencrypted" in warnings[0]
+        assert PASSWORD not in warnings[0]
 
 
 def test_public_surface_is_small() -> None:
@@ -879,8 +909,111 @@ async def test_read_timeout_after_sending_is_outcome_unknown() -> None:
         tcp.close()
         await tcp.wait_closed()
     assert silent.received == [b"PUT /api/v1/egress HTTP/1.1"]
-    assert_reported(caught.value, "PUT /api/v1/egress", "ReadTimeout", "may or may not")
+    # The whole-request deadline (issue 17) now passes first, naming the phase it cut.
+    assert_reported(caught.value, "PUT /api/v1/egress", "waiting for the answer", "may or may not")
     assert caught.value.retryable
+
+
+class StuckTransport(httpx2.AsyncBaseTransport):
+    """Reports httpcore2's trace events up to `events`, as its connection does, then hangs."""
+
+    def __init__(self, events: list[str]) -> None:
+        self.events = events
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        trace = request.extensions["trace"]
+        for event in self.events:
+            await trace(event, {})
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+@pytest.mark.parametrize(
+    ("events", "expected", "fragments"),
+    [
+        pytest.param(
+            ["connection.connect_tcp.started"],
+            Unreachable,
+            ("nothing sent within 0.2 s", "while connecting"),
+            id="stuck-connecting",
+        ),
+        pytest.param(
+            [
+                "connection.connect_tcp.started",
+                "connection.connect_tcp.complete",
+                "http11.send_request_headers.started",
+            ],
+            OutcomeUnknown,
+            ("no complete answer within 0.2 s", "sending the request", "may or may not"),
+            id="stuck-sending",
+        ),
+        pytest.param(
+            [], OutcomeUnknown, ("no complete answer", "may or may not"), id="progress-unknown"
+        ),
+    ],
+)
+async def test_the_whole_request_deadline_says_whether_anything_was_sent(
+    events: list[str], expected: type[Exception], fragments: tuple[str, ...], clock: FakeClock
+) -> None:
+    """Issue 17: every request has one deadline; past it, Unreachable if nothing was sent
+    (the server state did not change), OutcomeUnknown once the request may have gone out."""
+    settings = dataclasses.replace(SETTINGS, timeout_seconds=0.2)
+    async with NetmakerClient(settings, transport=StuckTransport(events), clock=clock) as client:
+        with pytest.raises(expected) as caught:
+            await asyncio.wait_for(client.login(), 2.0)
+    assert type(caught.value) is expected
+    assert_reported(caught.value, LOGIN, *fragments)
+
+
+@pytest.mark.parametrize("header", ["location", "content-type"], ids=["location", "content-type"])
+async def test_response_headers_quoted_in_an_error_are_redacted(
+    server: FakeNetmaker, client: NetmakerClient, header: str
+) -> None:
+    """Issue 17: a Location or Content-Type reflecting the Authorization header or the login
+    body put the whole Bearer token or the password into the error line."""
+
+    def reflect(request: httpx2.Request) -> httpx2.Response:
+        token = request.headers["authorization"].split(" ")[1]
+        reflected = f"x/{token}/{urllib.parse.quote(PASSWORD)}/{PASSWORD}"
+        if header == "location":
+            return httpx2.Response(302, headers={"location": f"https://sso.test/{reflected}"})
+        return httpx2.Response(502, headers={"content-type": f"text/html; {reflected}"})
+
+    server.routes["GET /api/hosts"] = reflect
+    with pytest.raises(NotJson) as caught:
+        await client.list_hosts()
+    assert_reported(caught.value, "GET /api/hosts", "<hidden>", secrets=tuple(server.issued))
+    assert PASSWORD not in caught.value.content_type
+    for token in server.issued:
+        assert token not in caught.value.content_type
+
+
+@pytest.mark.parametrize(
+    ("status", "content_type"),
+    [(502, "text/html"), (500, "application/json"), (200, "text/html")],
+    ids=["502-html", "500-json", "200-html"],
+)
+async def test_a_huge_error_page_is_read_only_up_to_the_cap(
+    server: FakeNetmaker, client: NetmakerClient, status: int, content_type: str
+) -> None:
+    """Issue 17: one 300 MB error page added 302 MB to peak memory. An error's body is read up
+    to ERROR_BODY_CAP; the rest is never pulled, and the message says it was cut."""
+    pulled = 0
+    chunk = (b"{" if "json" in content_type else b"<") + b"x" * (16 * 1024 - 1)
+
+    async def page() -> AsyncIterator[bytes]:
+        nonlocal pulled
+        for _ in range(2048):  # 32 MB
+            pulled += len(chunk)
+            yield chunk
+
+    server.routes["GET /api/hosts"] = lambda _: httpx2.Response(
+        status, headers={"content-type": content_type}, content=page()
+    )
+    with pytest.raises(ApiError) as caught:
+        await client.list_hosts()
+    assert pulled <= kaput_not.netmaker.client.ERROR_BODY_CAP + len(chunk), pulled
+    assert_reported(caught.value, "GET /api/hosts", f"HTTP {status}", "(truncated)")
 
 
 @pytest.mark.parametrize(

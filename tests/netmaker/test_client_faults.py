@@ -3,6 +3,7 @@ each is a typed error whose message is one line naming the call and the cause, a
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -152,3 +153,47 @@ async def test_long_lists_are_read_as_they_arrive_and_never_held_whole(
     assert len(sizes) == 3
     assert min(sizes.values()) > 100 * 1024, list(sizes.values())
     assert max(held.values()) < 64 * 1024, list(held.values())
+
+
+@pytest.mark.parametrize(
+    ("route", "failure"),
+    [
+        pytest.param("GET /api/hosts", "", id="small-list"),
+        pytest.param("GET /api/v1/egress", "", id="streamed-list-through-the-splitter"),
+        pytest.param("POST /api/v1/egress", "may or may not", id="write"),
+    ],
+)
+async def test_a_trickling_body_fails_at_the_whole_request_deadline(
+    emulator: NetmakerEmulator, route: str, failure: str
+):
+    """Issue 17: a body trickling a byte at a time was still open long past NETMAKER_TIMEOUT
+    (each read's timeout restarted at every byte), and wedged the controller. Now the whole
+    request, body included, has NETMAKER_TIMEOUT (1 s here)."""
+    host = emulator.state.add_host("w0", ["mesh"])
+    node = host.node_id("mesh")
+    for i in range(150):  # over the emulator's LIST_SLICE: the list goes out in pieces
+        emulator.state.add_egress(network="mesh", cidr=f"10.1.{i}.0/24", nodes={node: 500})
+    spec = EgressSpec(
+        network="mesh",
+        name="w0 pods (1/1)",
+        description="d",
+        range="10.0.0.0/24",
+        nat=False,
+        status=True,
+        nodes={node: 500},
+    )
+    async with NetmakerClient(settings(emulator)) as client:
+        await client.login()
+        emulator.faults.trickle(route, 0.2)
+        call: Any = {
+            "GET /api/hosts": client.list_hosts,
+            "GET /api/v1/egress": lambda: client.list_egress("mesh"),
+            "POST /api/v1/egress": lambda: client.create_egress(spec),
+        }[route]
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(errors.OutcomeUnknown) as caught:
+            await asyncio.wait_for(call(), 5.0)
+        took = asyncio.get_running_loop().time() - started
+    assert took < 2.0, took
+    name = route + ("?network=mesh" if "egress" in route and route.startswith("GET") else "")
+    assert_one_clear_line(caught.value, name, "within 1 s", "reading the answer's body", failure)

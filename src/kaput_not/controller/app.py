@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from kaput_not import __version__, ratelimit
 from kaput_not.config import Settings, split_address
-from kaput_not.controller.controller import Controller, ControllerOptions
+from kaput_not.controller.controller import CLUSTER, Controller, ControllerOptions
 from kaput_not.controller.executor import Executor
 from kaput_not.controller.guard import BudgetSettings, WriteGuard
 from kaput_not.controller.metrics import Metrics
@@ -103,6 +103,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> int:
             nodes=lambda: float(len(controller.informer)),
             holding=lambda: guard.holding is not None,
             lease=settings.leader_election.name,
+            pass_running=lambda: (controller.longest_pass() or ("", 0.0))[1],
         )
         login = _Login()
         health = _health(settings, metrics, controller, elector, login, guard)
@@ -266,6 +267,35 @@ def plan_settings(settings: Settings) -> PlanSettings:
     )
 
 
+#: A node pass makes a handful of Netmaker requests in turn (the lists it plans on, its writes,
+#: a login and its one retry after a 401), each cut at NETMAKER_TIMEOUT: one that has run this
+#: many timeouts is stuck, not slow.
+NODE_PASS_TIMEOUTS = 6
+#: Shown in readiness from this long on; shorter passes are ordinary.
+PASS_SHOWN_AFTER_SECONDS = 1.0
+
+
+def pass_overrun(longest: tuple[str, float] | None, settings: Settings) -> tuple[bool, str] | None:
+    """What readiness says of the longest pass in flight: None when there is none worth
+    naming, else (past its bound, the words). A full pass writes for the whole cluster, so
+    its bound is the resync period: one that outlasts the time between full passes is stuck.
+    Never liveness: a restart would only start the same pass again."""
+    if longest is None or longest[1] < PASS_SHOWN_AFTER_SECONDS:
+        return None
+    key, seconds = longest
+    if key == CLUSTER:
+        what, bound = "a full pass", settings.resync_period_seconds
+    else:
+        what, bound = (
+            f"the pass of node {key}",
+            NODE_PASS_TIMEOUTS * settings.netmaker_timeout_seconds,
+        )
+    said = f"{what} has been running for {seconds:.0f}s"
+    if seconds > bound:
+        return True, f"{said}, over the {bound:g}s bound: is Netmaker answering?"
+    return False, said
+
+
 def _health(
     settings: Settings,
     metrics: Metrics,
@@ -285,6 +315,10 @@ def _health(
         ok, detail = _readiness()
         if guard.holding:
             detail += f"; holding writes back: {guard.holding}"
+        overrun = pass_overrun(controller.longest_pass(), settings)
+        if overrun is not None:
+            too_long, said = overrun
+            ok, detail = ok and not too_long, f"{detail}; {said}"
         return ok, detail
 
     def _readiness() -> tuple[bool, str]:

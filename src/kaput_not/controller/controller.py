@@ -114,6 +114,9 @@ class Controller:
         # plan every node a second time, one by one, right after the full pass did.
         self._accepting = False
         self._inventory_refreshed_at = float("-inf")
+        #: When each pass in flight started, by queue key (at most WORKERS of them): a pass
+        #: that overruns shows in readiness and `kaput_not_pass_running_seconds`.
+        self._passes_started: dict[str, float] = {}
 
     # -- events ----------------------------------------------------------------------------
 
@@ -279,10 +282,22 @@ class Controller:
 
     async def _reconcile_key(self, key: str) -> None:
         """The one handler of the queue: a whole-cluster pass, or one node's."""
-        if key == CLUSTER:
-            await self._cluster_pass()
-        else:
-            await self._node_pass(key)
+        self._passes_started[key] = self._clock()
+        try:
+            if key == CLUSTER:
+                await self._cluster_pass()
+            else:
+                await self._node_pass(key)
+        finally:
+            del self._passes_started[key]
+
+    def longest_pass(self) -> tuple[str, float] | None:
+        """The pass in flight the longest: its queue key (`CLUSTER` for a full pass) and for
+        how many seconds it has run; None when no pass runs."""
+        if not self._passes_started:
+            return None
+        key = min(self._passes_started, key=self._passes_started.__getitem__)
+        return key, self._clock() - self._passes_started[key]
 
     async def _cluster_pass(self) -> None:
         report = await self._full_pass()

@@ -147,6 +147,11 @@ class Metrics:
         self.nodes = Gauge(
             f"{_PREFIX}_kubernetes_nodes", "Kubernetes nodes in the informer store.", registry=r
         )
+        self.pass_running = Gauge(
+            f"{_PREFIX}_pass_running_seconds",
+            "How long the longest reconcile pass in flight has been running (0 when none).",
+            registry=r,
+        )
 
     def on_netmaker_request(
         self, method: str, endpoint: str, status: int | None, seconds: float
@@ -174,6 +179,7 @@ class Metrics:
         nodes: Callable[[], float],
         holding: Callable[[], bool] = lambda: False,
         lease: str = "kaput-not",
+        pass_running: Callable[[], float] = lambda: 0.0,
     ) -> None:
         """Gauges read at scrape time from the live objects."""
         leading = _as_float(leader)
@@ -183,6 +189,7 @@ class Metrics:
         self.leader.set_function(leading)
         self.leader_status.labels(lease).set_function(leading)  # the name client-go uses
         self.nodes.set_function(nodes)
+        self.pass_running.set_function(pass_running)
 
     # The work queue's observer (controller/queue.py `QueueObserver`).
 

@@ -205,6 +205,18 @@ class NodeInformer:
             return node.metadata.resourceVersion or version
         stored = _stored(node)
         before = self._store.get(name)
+        if before is not None and _older(stored.resource_version, before.resource_version):
+            # A replayed or reordered event (a proxy, a broken server): applying it would bring
+            # back old CIDRs, or delete a node recreated since (its DELETED carries the old
+            # incarnation's version). The watch position stays where it is.
+            log.debug(
+                "ignoring a %s event for node %s at resourceVersion %s, older than the %s stored",
+                event.type,
+                name,
+                stored.resource_version,
+                before.resource_version,
+            )
+            return version
         if event.type == "DELETED":
             if before is not None:
                 del self._store[name]
@@ -222,6 +234,15 @@ class NodeInformer:
             self._on_event(NodeEvent(kind, name, old, new))
         except Exception:
             log.exception("node event handler failed for %s %s", kind, name)
+
+
+def _older(version: str, than: str) -> bool:
+    """Whether resourceVersion `version` is older than `than`. They are opaque strings in
+    general, but the API server's are etcd revisions, integers: compared as such when both
+    parse, and never called older otherwise (the event is applied, as before)."""
+    if version.isascii() and version.isdigit() and than.isascii() and than.isdigit():
+        return int(version) < int(than)
+    return False
 
 
 def _stored(node: wire.Node) -> _Stored:

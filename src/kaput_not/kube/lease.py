@@ -52,6 +52,13 @@ class LeaseConfig:
                 f"{self.lease_seconds:g}s, {self.renew_deadline_seconds:g}s, "
                 f"{self.retry_period_seconds:g}s"
             )
+        # The Lease carries whole seconds: a rounded duration published below the renew
+        # deadline would let a standby take over while we still lead.
+        if self.lease_seconds != int(self.lease_seconds):
+            raise ValueError(
+                "LEADER_ELECTION_LEASE_DURATION must be a whole number of seconds (the Lease "
+                f"carries whole seconds), got {self.lease_seconds:g}s"
+            )
 
 
 def micro_time(moment: datetime.datetime) -> str:
@@ -163,6 +170,9 @@ class LeaderElector:
 
     async def _try_once(self) -> bool:
         """One acquire-or-renew step; True when we hold the lease afterwards."""
+        # Our own renewal counts from before the request (the safe side for `is_leader`);
+        # what we saw of another holder counts from when the answer arrived, as client-go
+        # does: the holder may have renewed at any moment while our GET was on its way.
         started = self._monotonic()
         try:
             lease = await self._api.get(self._path, wire.lease_decoder)
@@ -171,21 +181,22 @@ class LeaderElector:
         except KubeError as exc:
             log.warning("reading the lease failed: %s", exc)
             return False
+        arrived = self._monotonic()
         spec = lease.spec
         holder = spec.holderIdentity or ""
         seen = (holder, spec.renewTime or "")
         if seen != self._observed:
-            self._observed, self._observed_at = seen, started
+            self._observed, self._observed_at = seen, arrived
         duration = spec.leaseDurationSeconds or self._config.lease_seconds
         held_by_other = holder not in ("", self.identity)
-        if held_by_other and started - self._observed_at < duration:
+        if held_by_other and arrived - self._observed_at < duration:
             return False
         now = micro_time(self._now())
         transitions = spec.leaseTransitions or 0
         acquire = spec.acquireTime if holder == self.identity else now
         lease.spec = wire.LeaseSpec(
             holderIdentity=self.identity,
-            leaseDurationSeconds=round(self._config.lease_seconds),
+            leaseDurationSeconds=int(self._config.lease_seconds),
             acquireTime=acquire or now,
             renewTime=now,
             leaseTransitions=transitions if holder == self.identity else transitions + 1,
@@ -206,7 +217,7 @@ class LeaderElector:
             metadata=wire.ObjectMeta(name=self._config.name, namespace=self._config.namespace),
             spec=wire.LeaseSpec(
                 holderIdentity=self.identity,
-                leaseDurationSeconds=round(self._config.lease_seconds),
+                leaseDurationSeconds=int(self._config.lease_seconds),
                 acquireTime=now,
                 renewTime=now,
                 leaseTransitions=0,

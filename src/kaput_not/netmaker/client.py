@@ -18,8 +18,13 @@ The server's quirks handled here are documented in netmaker-api.md: a wrong pass
 401, an MFA account logs in with 200 and no token, GET /api/nodes can answer 200 with an empty
 body, a PUT without `id` overwrites an arbitrary egress, DELETE of an unknown id is 400.
 
-Nothing here logs a body, a password or a token; error texts from the server are redacted of
-both before they reach a message.
+Every request has one deadline, NETMAKER_TIMEOUT, over all of it: connecting, sending, the
+answer's headers and its whole body (a list's streamed body included), so a server that trickles
+a byte at a time cannot hold a pass (or the controller) for longer. An error's body is read up
+to `ERROR_BODY_CAP` only; the rest is never downloaded.
+
+Nothing here logs a body, a password or a token; error texts from the server, and the headers
+quoted in a message (Content-Type, Location), are redacted of both before they reach a message.
 """
 
 from __future__ import annotations
@@ -49,7 +54,13 @@ from kaput_not.decoding import Decoder, first_byte
 from kaput_not.netmaker import errors, wire
 from kaput_not.netmaker.list_reader import Item, ListReader
 from kaput_not.netmaker.network import AsyncioTransport
-from kaput_not.netmaker.settings import TLS_HINT, ClientSettings, shown_url, tls_verify
+from kaput_not.netmaker.settings import (
+    TLS_HINT,
+    ClientSettings,
+    shown_url,
+    tls_verify,
+    warn_if_cleartext,
+)
 
 T = TypeVar("T")
 W = TypeVar("W")
@@ -67,6 +78,10 @@ logger = logging.getLogger("kaput_not.netmaker")
 LOGIN_PATH = "/api/users/adm/authenticate"
 EGRESS_PATH = "/api/v1/egress"
 
+
+#: The most of an error's body that is read (non-2xx, or an HTML page only read to report it):
+#: enough for any server message; a proxy's 300 MB error page is cut here, not held.
+ERROR_BODY_CAP = 64 * 1024
 
 #: Shorter secrets are hidden only where they stand alone: replacing every occurrence of a
 #: two-letter password would mangle ordinary words and hide nothing.
@@ -93,14 +108,16 @@ def _written_forms(secret: str) -> list[str]:
     """The secret raw and JSON-escaped, as our encoder, Python's or Go's would write it.
 
     A server that echoes the login body (an error quoting the request) sends the escaped form:
-    a password holding `"`, `\\` or a tab would slip past a search for the raw text. Longest
-    first, so a form never hides part of a longer one.
+    a password holding `"`, `\\` or a tab would slip past a search for the raw text; a
+    `Location` header reflecting it sends it percent-encoded. Longest first, so a form never
+    hides part of a longer one.
     """
     escaped = json.dumps(secret, ensure_ascii=False)[1:-1]
     go = escaped
     for char, code in _GO_ESCAPES.items():
         go = go.replace(char, code)
-    forms = {secret, escaped, json.dumps(secret)[1:-1], go}
+    quoted = (urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret))
+    forms = {secret, escaped, json.dumps(secret)[1:-1], go, *quoted}
     return sorted(forms, key=len, reverse=True)
 
 
@@ -159,20 +176,20 @@ class _Answer:
     content_type: str
     location: str
     body: bytes | bytearray
+    #: The body was cut at `ERROR_BODY_CAP` (an error's), the rest not read.
+    truncated: bool = False
 
 
 async def _answer(response: httpx2.Response, reader: _Reader | None) -> _Answer:
     status = response.status_code
-    body = await _body(response.aiter_bytes(), _reading(status, reader))
     headers = response.headers
-    return _Answer(status, headers.get("content-type", ""), headers.get("location", ""), body)
+    content_type, location = headers.get("content-type", ""), headers.get("location", "")
+    cap = _error_cap(status, content_type)
+    body, cut = await _body(response.aiter_bytes(), None if cap else reader, cap)
+    return _Answer(status, content_type, location, body, cut)
 
 
 async def _core_answer(response: httpcore2.Response, reader: _Reader | None) -> _Answer:
-    try:
-        body = await _body(response.aiter_stream(), _reading(response.status, reader))
-    finally:
-        await response.aclose()
     content_type = location = ""
     for name, value in response.headers:
         lowered = name.lower()
@@ -180,26 +197,42 @@ async def _core_answer(response: httpcore2.Response, reader: _Reader | None) -> 
             content_type = value.decode("latin-1")
         elif lowered == b"location":
             location = value.decode("latin-1")
-    return _Answer(response.status, content_type, location, body)
+    cap = _error_cap(response.status, content_type)
+    try:
+        body, cut = await _body(response.aiter_stream(), None if cap else reader, cap)
+    finally:
+        await response.aclose()  # before the end of the body, this closes the connection
+    return _Answer(response.status, content_type, location, body, cut)
 
 
-def _reading(status: int, reader: _Reader | None) -> _Reader | None:
-    """The list reader, for a successful answer only: an error's body is read whole."""
-    return reader if 200 <= status < 300 else None
+def _error_cap(status: int, content_type: str) -> int | None:
+    """How much of the body to read when it can only become an error message: a non-2xx, or
+    an HTML page (a dashboard or a proxy, never an API answer). None: read it all (through the
+    list reader, for a list)."""
+    if not 200 <= status < 300:
+        return ERROR_BODY_CAP
+    if content_type.split(";")[0].strip().lower() == "text/html":
+        return ERROR_BODY_CAP
+    return None
 
 
-async def _body(chunks: AsyncIterator[bytes], reader: _Reader | None) -> bytes | bytearray:
-    """The body, into one buffer as it arrives; or, for a list, through its reader, which
-    keeps only what it has not cut out yet."""
+async def _body(
+    chunks: AsyncIterator[bytes], reader: _Reader | None, cap: int | None
+) -> tuple[bytes | bytearray, bool]:
+    """The body, into one buffer as it arrives, and whether it was cut at `cap`; or, for a
+    list, through its reader, which keeps only what it has not cut out yet."""
     if reader is None:
         body = bytearray()
         async for chunk in chunks:
             body += chunk
-        return body
+            if cap is not None and len(body) > cap:
+                del body[cap:]
+                return body, True
+        return body, False
     async for chunk in chunks:
         reader.feed(chunk)
         await reader.convert()
-    return reader.skeleton()
+    return reader.skeleton(), False
 
 
 def _is_json(response: _Answer) -> bool:
@@ -225,6 +258,40 @@ def _is_tls_failure(exc: BaseException) -> bool:
     return "SSL" in str(exc) or "CERTIFICATE" in str(exc).upper()
 
 
+#: What a request was doing when the deadline passed, by httpcore2's trace event.
+_PHASES = {
+    "connect_tcp": "connecting",
+    "start_tls": "in the TLS handshake",
+    "send_request_headers": "sending the request",
+    "send_request_body": "sending the request",
+    "receive_response_headers": "waiting for the answer",
+    "receive_response_body": "reading the answer's body",
+}
+
+
+class _Progress:
+    """How far one request got, from httpcore2's trace events (`extensions["trace"]`): whether
+    anything was sent decides between Unreachable and OutcomeUnknown when the deadline passes.
+
+    `traced` says the events can be trusted: a transport that sends none (a test's mock) leaves
+    it False, and a request whose progress is unknown counts as sent."""
+
+    __slots__ = ("phase", "sent", "traced")
+
+    def __init__(self, *, traced: bool) -> None:
+        self.phase = "waiting for a free connection"
+        self.sent = False
+        self.traced = traced
+
+    async def trace(self, event: str, info: Mapping[str, Any]) -> None:
+        self.traced = True
+        name, _, stage = event.partition(".")[2].rpartition(".")
+        if stage == "started":
+            self.phase = _PHASES.get(name, self.phase)
+            if name == "send_request_headers":
+                self.sent = True
+
+
 class NetmakerClient:
     """Async client for the Netmaker endpoints kaput-not uses. Use it as `async with`.
 
@@ -241,6 +308,7 @@ class NetmakerClient:
         on_request: OnRequest | None = None,
     ) -> None:
         settings.validate()
+        warn_if_cleartext(settings.api_url)
         verify = tls_verify(settings)
         if verify is True and not settings.api_url.lower().startswith("https://"):
             # Plain HTTP never uses TLS (and redirects are not followed): skip loading the CA
@@ -424,20 +492,33 @@ class NetmakerClient:
     ) -> _Answer:
         started = time.perf_counter()
         status: int | None = None
+        progress = _Progress(traced=self._pool is not None)
         try:
-            if self._pool is not None:
-                answer = await self._send_direct(method, path, params, content, headers, reader)
-            else:
-                request = self._http.build_request(
-                    method, self._url(path), params=params, content=content, headers=headers
-                )
-                response = await self._http.send(request, stream=True)
-                try:
-                    answer = await _answer(response, reader)
-                finally:
-                    await response.aclose()
+            # One deadline over the whole request, body included: each read's own timeout
+            # restarts at every byte, so a trickling answer never hit it.
+            async with asyncio.timeout(self._settings.timeout_seconds):
+                if self._pool is not None:
+                    answer = await self._send_direct(
+                        method, path, params, content, headers, reader, progress
+                    )
+                else:
+                    request = self._http.build_request(
+                        method,
+                        self._url(path),
+                        params=params,
+                        content=content,
+                        headers=headers,
+                        extensions={"trace": progress.trace},
+                    )
+                    response = await self._http.send(request, stream=True)
+                    try:
+                        answer = await _answer(response, reader)
+                    finally:
+                        await response.aclose()
         except _TRANSPORT_ERRORS as exc:
             raise self._transport_error(call, method, exc) from exc
+        except TimeoutError as exc:
+            raise self._deadline_error(call, method, progress) from exc
         else:
             status = answer.status
             return answer
@@ -456,6 +537,7 @@ class NetmakerClient:
         content: bytes | None,
         headers: Mapping[str, str],
         reader: _Reader | None,
+        progress: _Progress,
     ) -> _Answer:
         """One request on httpcore2's pool, with the headers httpx2 would send us (no
         Accept-Encoding: the client decodes no compressed answer)."""
@@ -469,7 +551,7 @@ class NetmakerClient:
             self._target(path, query),
             headers=sent,
             content=content or b"",
-            extensions={"timeout": self._timeouts},
+            extensions={"timeout": self._timeouts, "trace": progress.trace},
         )
         return await _core_answer(await self._pool.handle_async_request(request), reader)
 
@@ -504,7 +586,7 @@ class NetmakerClient:
         if not body or body.isspace():
             # GET /api/nodes answers 200 with nothing when it fails to load the caller's role.
             raise errors.BadResponse(call, "empty body where JSON was expected", status=status)
-        if not _is_json(response):
+        if response.truncated or not _is_json(response):  # only an HTML page is cut here
             hint = "does NETMAKER_API_URL point at the Netmaker API, not the dashboard?"
             raise self._not_json(call, response, hint)
         payload: bytes | bytearray | msgspec.Raw = body
@@ -532,7 +614,7 @@ class NetmakerClient:
     def _error_answer(self, call: str, response: _Answer) -> errors.ApiError:
         status = response.status
         if 300 <= status < 400:
-            location = errors.one_line(response.location or "?", 100)
+            location = errors.one_line(self._redact(response.location) or "?", 100)
             return self._not_json(call, response, f"it redirects to {location}; use that URL")
         if not _is_json(response):
             if status >= 500:
@@ -540,6 +622,8 @@ class NetmakerClient:
             else:
                 hint = "does NETMAKER_API_URL point at the Netmaker API (v1.5 or later)?"
             return self._not_json(call, response, hint)
+        if response.truncated:  # JSON cut at the cap cannot decode: quote its start
+            return errors.ApiError(call, status=status, server_message=self._body_snippet(response))
         try:
             head = wire.STATUS.decode(response.body)
         except msgspec.DecodeError:
@@ -552,7 +636,7 @@ class NetmakerClient:
         return errors.NotJson(
             call,
             status=response.status,
-            content_type=response.content_type,
+            content_type=self._redact(response.content_type),
             body=self._body_snippet(response),
             hint=hint,
         )
@@ -582,7 +666,19 @@ class NetmakerClient:
 
     def _body_snippet(self, response: _Answer) -> str:
         text = bytes(response.body[:2048]).decode("utf-8", errors="replace")
-        return errors.snippet(self._redact(text))
+        shown = errors.snippet(self._redact(text))
+        return f"{shown} (truncated)" if response.truncated else shown
+
+    def _deadline_error(self, call: str, method: str, progress: _Progress) -> errors.NetmakerError:
+        """The whole-request deadline passed: Unreachable if nothing was sent (as far as the
+        trace events tell), else OutcomeUnknown."""
+        limit = f"{self._settings.timeout_seconds:g} s"
+        where = f"the deadline (NETMAKER_TIMEOUT) passed while {progress.phase}"
+        if progress.traced and not progress.sent:
+            hint = "check NETMAKER_API_URL and that Netmaker is up"
+            return errors.Unreachable(call, f"nothing sent within {limit}: {where}", hint)
+        maybe = None if method == "GET" else "the change may or may not have been applied"
+        return errors.OutcomeUnknown(call, f"no complete answer within {limit}: {where}", maybe)
 
     def _redact(self, text: str) -> str:
         for secret in (self._settings.password, self._token or ""):

@@ -6,6 +6,7 @@ the environment variable to fix; the password never appears in a message or a re
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import math
@@ -13,6 +14,8 @@ import re
 import ssl
 import urllib.parse
 from dataclasses import dataclass, fields
+
+import httpx2
 
 from kaput_not.netmaker import errors
 
@@ -45,7 +48,7 @@ class ClientSettings:
 
     def validate(self) -> None:
         """Raise `InvalidSettings`, one line naming the setting, unless these can work."""
-        problem = _url_problem(self.api_url)
+        problem = url_problem(self.api_url)
         if problem is not None:
             raise errors.InvalidSettings(f"NETMAKER_API_URL {shown_url(self.api_url)!r} {problem}")
         if not self.username:
@@ -78,7 +81,7 @@ class ClientSettings:
         return f"ClientSettings({shown})"
 
 
-def _url_problem(url: str) -> str | None:
+def url_problem(url: str) -> str | None:
     """What is wrong with `url` as the API base URL, or None."""
     if not url:
         return "is empty"
@@ -103,11 +106,50 @@ def _url_problem(url: str) -> str | None:
             ipaddress.ip_address(host)
         except ValueError:
             return f"has an invalid host {host!r}"
+    dns_problem = _dns_name_problem(url, host)
+    if dns_problem is not None:
+        return dns_problem
     if parts.query or parts.fragment or url.endswith(("?", "#")):
         return "has a query or fragment: give scheme, host, port and an optional path prefix only"
     if "\\" in url:
         return "holds a backslash"
     return None
+
+
+def _dns_name_problem(url: str, host: str) -> str | None:
+    """A host name that parses but cannot be looked up: non-ASCII digits (IDNA refuses them)
+    or a label over 63 characters (the resolver refuses it) escaped at the first request."""
+    with contextlib.suppress(ValueError):
+        ipaddress.ip_address(host)
+        return None
+    try:
+        ascii_host = httpx2.URL(url).raw_host.decode("ascii")
+    except (httpx2.InvalidURL, UnicodeDecodeError):
+        return f"has a host {host!r} that is not a valid international domain name"
+    labels = ascii_host.rstrip(".").split(".")
+    if len(ascii_host) > 253 or any(not 1 <= len(label) <= 63 for label in labels):
+        return f"has a host {host!r} with a label over 63 characters or an empty one"
+    return None
+
+
+def warn_if_cleartext(url: str) -> None:
+    """One WARNING for a plain-http URL off this machine: the login sends the password, and
+    every request the token, readable by anyone on the path. Loopback hosts are exempt: the
+    bytes never leave the machine (the test suites and the demo use http on 127.0.0.1)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme.lower() != "http":
+        return
+    host = (parts.hostname or "").lower()
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost" or host.endswith(".localhost")
+    if not loopback:
+        logger.warning(
+            "NETMAKER_API_URL %s is plain http: the Netmaker password and token travel "
+            "unencrypted; use https://",
+            shown_url(url),
+        )
 
 
 def shown_url(url: str) -> str:

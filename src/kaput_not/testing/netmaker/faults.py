@@ -21,6 +21,8 @@ Kinds, as a client sees them:
 ``empty_body``            HTTP 200, ``application/json``, empty (GET /api/nodes quirk, 3)
 ``rewrite(change)``       the real answer with its JSON passed through ``change`` (a
                           list emptied, a field dropped: a broken server); ``after`` only
+``trickle(seconds)``      the real answer, its head at once and its body one byte every
+                          ``seconds`` (a stalled proxy or link); ``after`` only
 ========================  ==========================================================
 
 ``revoke_tokens()`` invalidates every token issued so far (the server's JWT secret changes, as on
@@ -35,12 +37,12 @@ from __future__ import annotations
 import asyncio
 import enum
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ..http.faultbook import FaultBook, RouteRule, When
-from ..http.messages import Outcome, Reply, Response
+from ..http.messages import Outcome, Reply, Response, StreamingResponse
 from . import envelope
 
 _NGINX_502 = (
@@ -62,6 +64,7 @@ class FaultKind(enum.Enum):
     TRUNCATED_JSON = "truncated_json"
     EMPTY_BODY = "empty_body"
     REWRITE = "rewrite"
+    TRICKLE = "trickle"
 
 
 #: Changes a decoded JSON answer into the one the client gets.
@@ -70,7 +73,7 @@ Rewrite = Callable[[Any], Any]
 
 @dataclass
 class FaultRule(RouteRule[FaultKind]):
-    seconds: float = 0.0  # LATENCY only
+    seconds: float = 0.0  # LATENCY, and TRICKLE's pause between bytes
     status: int = 500  # STATUS only
     message: str = "fault injected"  # STATUS and CODE_MISMATCH
     change: Rewrite | None = None  # REWRITE only
@@ -132,6 +135,10 @@ class Faults(FaultBook[FaultRule]):
         """Process the request, then pass the answer's JSON body through ``change``."""
         return self.add(FaultRule(route, FaultKind.REWRITE, "after", times, change=change))
 
+    def trickle(self, route: str, seconds: float, *, times: int | None = 1) -> FaultRule:
+        """Process the request, then send the answer's body one byte every ``seconds``."""
+        return self.add(FaultRule(route, FaultKind.TRICKLE, "after", times, seconds=seconds))
+
     def revoke_tokens(self) -> None:
         """Every token issued so far gets 401 ``unauthorized`` from now on; a new login works."""
         self._revoke()
@@ -149,7 +156,16 @@ async def strike(rule: FaultRule, real: Response | None) -> Reply | None:
         return Outcome.HANG
     if rule.kind is FaultKind.RESET:
         return Outcome.RESET
+    if rule.kind is FaultKind.TRICKLE and real is not None:
+        chunks = _one_byte_at_a_time(real.body, rule.seconds)
+        return StreamingResponse(real.status, chunks, real.content_type, real.headers)
     return _damaged(rule, real)
+
+
+async def _one_byte_at_a_time(body: bytes, seconds: float) -> AsyncIterator[bytes]:
+    for i in range(len(body)):
+        await asyncio.sleep(seconds)
+        yield body[i : i + 1]
 
 
 def _damaged(rule: FaultRule, real: Response | None) -> Response:
