@@ -331,8 +331,10 @@ class WriteGuard:
 
     def created(self, made: Sequence[Egress]) -> None:
         """Rules we just created hold their slots from now on."""
-        if made and self.state.owned is not None:
-            self.state.owned += len(made)
+        if made:
+            # Into the high-water mark at once: a rule we made is a route that can be lost.
+            owned = (self.state.owned or 0) + len(made)
+            self.state.sample(self.now(), self._settings.window_seconds, owned, None)
         for egress in made:
             for slot in _slots(egress.network, egress, self._cluster):
                 self._known[slot] = egress.id
