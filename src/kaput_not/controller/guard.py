@@ -335,6 +335,7 @@ class WriteGuard:
             # Into the high-water mark at once: a rule we made is a route that can be lost.
             owned = (self.state.owned or 0) + len(made)
             self.state.sample(self.now(), self._settings.window_seconds, owned, None)
+            self._dirty = True
         for egress in made:
             for slot in _slots(egress.network, egress, self._cluster):
                 self._known[slot] = egress.id

@@ -103,7 +103,9 @@ class Reconciler:
             charge = guard.spent(the_plan, view)
             # Write-ahead: what is about to be deleted is in the cluster before it is sent
             # (and a full pass's counts, once per pass). Unsaved, the deletes wait.
-            if (charge.deletes or only is None) and not await guard.save():
+            # A trip is saved when it happens (a pass that held deletes back).
+            needs_save = charge.deletes or only is None or the_plan.withheld
+            if needs_save and not await guard.save():
                 the_plan = guard.withhold_deletes(the_plan, charge)
         for warning in the_plan.warnings:
             # Each is a node's skip reason too, which the controller logs once when it starts
@@ -119,6 +121,10 @@ class Reconciler:
         if guard is not None:
             guard.created(result.made)
             guard.settle(charge, result)
+            if only is None:
+                # What the full pass wrote, for the next process (node passes' creates are
+                # saved with the next delete or full pass: not one Lease write per node event).
+                await guard.save()
         return PassReport(plan=the_plan, result=result, view=view)
 
     async def _confirm_first(self, guard: WriteGuard, view: NetmakerView) -> NetmakerView:
