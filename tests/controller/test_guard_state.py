@@ -161,3 +161,26 @@ async def test_the_state_on_the_lease_survives_the_renewals_and_a_restart(kube: 
         assert "not saving" in later.problem
     finally:
         await api.aclose()
+
+
+async def test_while_held_node_passes_look_for_an_acknowledgement_every_30_seconds():
+    store = MemoryStore()
+    clock = FakeClock(1_700_000_000.0)
+    guard = WriteGuard(SETTINGS, cluster=None, clock=clock, store=store)
+    await guard.ready(full=True)
+    everything = view([rule(i) for i in range(10)])
+    guard.learn(everything, 10)
+    guard.spent(
+        guard.check(Plan(actions=tuple(delete(i) for i in range(8)), owned=10), everything),
+        everything,
+    )
+    assert guard.deletes.tripped
+    store.ack = format_ack(clock() + 3600)
+    await guard.ready(full=False)
+    assert guard.state.ack is None  # read a moment ago: not again per node event
+    clock.advance(31)
+    await guard.ready(full=False)
+    assert guard.state.ack is not None
+    assert (
+        guard.check(Plan(actions=(delete(9),), owned=2), everything).count(ActionKind.DELETE) == 1
+    )

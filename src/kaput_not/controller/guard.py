@@ -57,6 +57,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kaput_not.guard")
 
+#: While the delete budget is tripped, node passes look for an acknowledgement this often.
+ACK_POLL_SECONDS = 30.0
+
 #: (network, index, Netmaker node id): one rule slot of ours.
 Slot = tuple[str, int, str]
 
@@ -174,6 +177,7 @@ class WriteGuard:
         self.first_view_pending = True
         self._dirty = False
         self._save_lock = asyncio.Lock()
+        self._read_at = float("-inf")
         #: Why the state could not be read or saved (None when it could): deletes wait then.
         self.problem: str | None = None
         self.deletes = DeleteBudget(self)
@@ -209,8 +213,12 @@ class WriteGuard:
     async def ready(self, *, full: bool) -> bool:
         """Before a pass writes: the state is read (the first time, adopted; at each full pass,
         for a new acknowledgement). False when it could not be read by this process yet."""
-        if self._owner and not full:
+        # Held back: an operator's acknowledgement is looked for sooner than the next full
+        # pass, at most every ACK_POLL_SECONDS (not one read per node event).
+        quiet = self.state.trip is None or self.now() - self._read_at < ACK_POLL_SECONDS
+        if self._owner and not full and quiet:
             return True
+        self._read_at = self.now()
         try:
             stored = await self._store.load()
         except StateError as exc:

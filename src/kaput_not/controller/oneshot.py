@@ -137,8 +137,9 @@ async def acknowledge(settings: Settings, expires_seconds: float) -> str:
         await store.annotate({ACK_ANNOTATION: value})
         return (
             f"guard state on {store.where}: {guard.describe()}\n"
-            f"acknowledged: the next delete the budget refuses goes ahead once, until {value}"
-            f" (recorded as the {ACK_ANNOTATION} annotation)"
+            f"acknowledged until {value} (the {ACK_ANNOTATION} annotation): the leader takes "
+            "it within 30s while deletes are held, or at its next full pass; the deletes its "
+            "budget refuses then go ahead once, and the counts then become the new base"
         )
 
 
