@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -298,3 +299,101 @@ def test_a_url_host_that_cannot_be_looked_up_is_one_line_not_a_traceback(
     assert done.returncode == code, done.stderr
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("kaput-not: NETMAKER_API_URL"), lines[0]
+
+
+# -- issue 17: plan --apply and acknowledge go through the guard's state on the Lease -----------
+
+
+def _with_stand_ins(tmp_path, args: list[str], *, seed, **env: str):
+    """`kaput-not ARGS` against both stand-ins (in threads); `seed(kube, nm)` prepares them.
+    Returns the finished process and the Lease, and the Netmaker request counts after it."""
+    import os
+
+    from kaput_not.testing.kube import KubeApiServer
+    from kaput_not.testing.netmaker import NetmakerEmulator
+
+    with (
+        KubeApiServer().run_in_thread() as kube,
+        NetmakerEmulator(username="kaput-not", password="pw").run_in_thread() as nm,
+    ):
+        nm.state.add_network("mesh", "100.64.0.0/16")
+        seed(kube, nm)
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(kubeconfig_text(kube.base_url))
+        done = subprocess.run(
+            [sys.executable, "-m", "kaput_not", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={
+                "PATH": "/usr/bin:/bin",
+                "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+                "NETMAKER_API_URL": nm.base_url,
+                "NETMAKER_USERNAME": "kaput-not",
+                "NETMAKER_PASSWORD": "pw",
+                "KUBECONFIG": str(kubeconfig),
+                "POD_NAME": "laptop",
+                **env,
+            },
+        )
+        return done, kube.state.lease("kube-system", "kaput-not"), nm.log.counts()
+
+
+def _one_node(kube, nm) -> None:
+    nm.state.add_host("w1", ("mesh",))
+    kube.state.create_node("w1", pod_cidrs=("10.244.1.0/24",))
+
+
+def test_plan_apply_while_another_replica_leads_exits_1_naming_it(tmp_path):
+    import datetime
+
+    from kaput_not.kube.lease import micro_time
+
+    def seed(kube, nm) -> None:
+        _one_node(kube, nm)
+        now = micro_time(datetime.datetime.now(datetime.UTC))
+        spec = {"holderIdentity": "leader-b", "leaseDurationSeconds": 15, "renewTime": now}
+        kube.state.put_lease("kube-system", "kaput-not", spec)
+
+    done, lease, counts = _with_stand_ins(tmp_path, ["plan", "--apply"], seed=seed)
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "held by leader-b" in lines[0]
+    assert counts.get("POST /api/v1/egress", 0) == 0
+    assert lease is not None
+    assert lease["spec"]["holderIdentity"] == "leader-b"
+
+
+def test_plan_apply_under_dry_run_says_so_and_writes_nothing(tmp_path):
+    done, lease, counts = _with_stand_ins(
+        tmp_path, ["plan", "--apply"], seed=_one_node, DRY_RUN="true"
+    )
+    assert done.returncode == 2, done.stderr  # changes pending, as `plan` says
+    assert "DRY_RUN=true: planned only, nothing written" in done.stderr
+    assert counts.get("POST /api/v1/egress", 0) == 0
+    assert lease is None
+
+
+def test_acknowledge_prints_the_trip_and_its_cause_and_records_one(tmp_path):
+    from kaput_not.controller.guard_state import (
+        ACK_ANNOTATION,
+        ANNOTATION,
+        GuardState,
+        Trip,
+        encode,
+        parse_ack,
+    )
+
+    state = GuardState(owned=6, nodes=3, trip=Trip(since=1.0, cause="refusing 3 delete(s)"))
+
+    def seed(kube, nm) -> None:
+        kube.state.put_lease("kube-system", "kaput-not", annotations={ANNOTATION: encode(state)})
+
+    done, lease, _ = _with_stand_ins(tmp_path, ["acknowledge", "--expires", "30m"], seed=seed)
+    assert done.returncode == 0, done.stderr
+    assert "tripped: refusing 3 delete(s)" in done.stdout
+    assert lease is not None
+    expires = parse_ack(lease["metadata"]["annotations"][ACK_ANNOTATION])
+    assert 29 * 60 < expires - time.time() <= 30 * 60

@@ -62,6 +62,18 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--output", "-o", choices=("table", "json"), default="table")
         if name == "plan":
             sub.add_argument("--apply", action="store_true", help="do one guarded sync and exit")
+    ack = commands.add_parser(
+        "acknowledge",
+        help="let the delete budget's trip go, once (prints the trip and its cause)",
+        description="Reads the write guard's state from the Lease, prints it (the trip and its "
+        "cause), and records an acknowledgement: the next deletes the budget would refuse go "
+        "ahead once, and the counts then become the new base. Same environment variables as "
+        "run. The same as: kubectl annotate lease -n NAMESPACE LEADER_ELECTION_ID "
+        "kaput-not.io/guard-acknowledge=<expiry, RFC 3339> --overwrite",
+    )
+    ack.add_argument(
+        "--expires", default="1h", help="how long the acknowledgement stays usable (1h)"
+    )
     demo = commands.add_parser(
         "demo",
         help="one full sync against the built-in Netmaker emulator (no cluster needed)",
@@ -96,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run()
     if args.command in ("plan", "status"):
         return _once(args)
+    if args.command == "acknowledge":
+        return _acknowledge(args)
     logging.basicConfig(
         level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -144,9 +158,11 @@ def _once(args: argparse.Namespace) -> int:
     except app.StartupError as exc:
         print(f"kaput-not: {exc}", file=sys.stderr)
         return bad_config
-    except (NetmakerError, KubeError) as exc:
+    except (NetmakerError, KubeError, oneshot.LeaseHeld) as exc:
         print(f"kaput-not {args.command}: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    if reading.dry_run:
+        print("kaput-not plan: DRY_RUN=true: planned only, nothing written", file=sys.stderr)
     cluster = settings.cluster_name
     if args.command == "status":
         rows = oneshot.status_document(reading, cluster)
@@ -164,6 +180,30 @@ def _once(args: argparse.Namespace) -> int:
     if reading.applied is not None:
         return EXIT_OK if reading.applied.ok else EXIT_FAILED
     return EXIT_OK if document["in_sync"] else EXIT_PENDING
+
+
+def _acknowledge(args: argparse.Namespace) -> int:
+    from kaput_not import config, logs
+    from kaput_not.controller import app, oneshot
+    from kaput_not.controller.guard_state import StateError
+    from kaput_not.kube.api import KubeError
+
+    try:
+        settings = config.load()
+        expires = config.parse_duration("--expires", args.expires)
+    except config.ConfigError as exc:
+        print(f"kaput-not: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    logs.configure("WARNING", settings.log_format)
+    try:
+        print(asyncio.run(oneshot.acknowledge(settings, expires)))
+    except app.StartupError as exc:
+        print(f"kaput-not: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (StateError, KubeError) as exc:
+        print(f"kaput-not acknowledge: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 async def _serve(settings: config.Settings) -> int:

@@ -60,6 +60,7 @@ class Settings:
     egress_metric: int = 500
     max_delete_fraction: float = 0.5
     max_delete_floor: int = 5
+    budget_window_seconds: float = 86400.0
     allow_mass_delete: bool = False
     metrics_address: str = ":8080"
     log_level: str = "INFO"
@@ -122,9 +123,14 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     (
         "MAX_DELETE_FRACTION",
         "0.5",
-        "delete budget: largest share of our rules deleted per RESYNC_PERIOD",
+        "delete budget: largest share of our rules lost against their high-water mark",
     ),
-    ("MAX_DELETE_MIN", "5", "delete budget: deletes always allowed per RESYNC_PERIOD"),
+    ("MAX_DELETE_MIN", "5", "delete budget: rules that may always be lost"),
+    (
+        "BUDGET_WINDOW",
+        "24h",
+        "how long the high-water mark of our rules and the deletes spent are remembered",
+    ),
     ("ALLOW_MASS_DELETE", "false", "turn the delete and re-create budgets off"),
     ("METRICS_ADDRESS", ":8080", "listen address of /healthz, /readyz and /metrics"),
     ("LOG_LEVEL", "info", "debug, info, warning or error"),
@@ -303,6 +309,7 @@ def load(
         max_delete_fraction=r.fraction("MAX_DELETE_FRACTION", 0.5),
         max_delete_floor=r.integer("MAX_DELETE_MIN", 5, low=0, high=1_000_000),
         allow_mass_delete=r.flag("ALLOW_MASS_DELETE", False),
+        budget_window_seconds=r.seconds("BUDGET_WINDOW", 86400.0, minimum=1),
         metrics_address=metrics_address,
         log_level=log_level,
         log_format=log_format,

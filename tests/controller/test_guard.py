@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from kaput_not.controller.guard import BudgetSettings, WriteGuard
+from kaput_not.controller.guard_state import Trip
 from kaput_not.core.egress import build_description
 from kaput_not.core.model import Action, ActionKind, Egress, EgressSpec, NmNode, Plan
 from kaput_not.core.planner import NetmakerView
@@ -54,7 +55,9 @@ def test_deletes_split_into_many_passes_spend_one_budget_and_it_trips():
     assert allowed == 5  # half of the 10 rules of ours, whatever the split
     assert guard.deletes.tripped
     assert guard.holding is not None
-    clock.advance(601)  # a new window does not reset a tripped budget
+    # A new window does not reset a tripped budget (the high-water mark is kept per 1/24 of a
+    # window, so the one of 10 rules has left it once a window and a bucket have passed).
+    clock.advance(600 + 600 / 24 + 1)
     checked = guard.check(Plan(actions=(delete(7),), owned=1), everything)
     assert checked.count(ActionKind.DELETE) == 0
     assert len(checked.withheld) == 1
@@ -75,7 +78,10 @@ def test_one_rule_deleted_by_hand_is_re_created_but_a_vanished_list_is_not():
     empty = view([])
     plan = Plan(actions=tuple(create(i) for i in range(1, 10)), owned=0)
     checked = guard.check(plan, empty, full=True)
-    assert checked.count(ActionKind.CREATE) == 0  # the list looks incomplete: no duplicates
+    # The list looks incomplete: no more than the budget (5, one spent) may become duplicates;
+    # the rest wait until a full pass lists what those wrote.
+    assert checked.count(ActionKind.CREATE) == 4
+    assert len(checked.withheld) == 5
     assert "re-create budget" in (checked.refusal or "")
     assert guard.recreates.tripped
 
@@ -164,3 +170,108 @@ def test_a_re_create_that_was_refused_is_given_back():
         guard.settle(charge, ApplyResult(failures=(Failure(checked.actions[0], refused),)))
     assert guard.recreates.spent() == 0
     assert not guard.recreates.tripped
+
+
+# -- issue 17: safety that does not forget ---------------------------------------------------
+
+
+def default_budget() -> BudgetSettings:
+    """The budget `run` builds from the defaults of every variable."""
+    from pathlib import Path
+
+    from kaput_not import config
+    from kaput_not.controller.app import budget_settings
+
+    env = {"NETMAKER_API_URL": "https://nm.example", "NETMAKER_USERNAME": "u"}
+    settings = config.load(
+        {**env, "NETMAKER_PASSWORD": "p"}, namespace_file=Path("/nonexistent/namespace")
+    )
+    return budget_settings(settings)
+
+
+def full_pass(guard: WriteGuard, rules: list[Egress], actions: tuple[Action, ...]) -> Plan:
+    """One full pass over `rules` as the reconciler runs it; returns the checked plan, with
+    what it created and deleted written (the deletes taken out of `rules`)."""
+    from kaput_not.controller.executor import ApplyResult
+
+    seen = view(rules, routers=40)
+    guard.learn(seen, len(rules), nodes=len(rules))
+    checked = guard.check(Plan(actions=actions, owned=len(rules)), seen, full=True)
+    charge = guard.spent(checked, seen)
+    made = tuple(
+        dataclasses.replace(rule(int(a.spec.name[1:].split()[0])), id=f"new-{a.spec.range}")
+        for a in checked.actions
+        if a.kind is ActionKind.CREATE and a.spec is not None
+    )
+    gone = {a.target.id for a in checked.actions if a.kind is ActionKind.DELETE and a.target}
+    rules[:] = [r for r in rules if r.id not in gone] + list(made)
+    guard.created(made)
+    guard.settle(charge, ApplyResult(deleted=len(gone), created=len(made), made=made))
+    return checked
+
+
+def test_item_2_the_budget_bounds_the_total_lost_not_a_rate_per_window():
+    settings = default_budget()
+    clock = FakeClock()
+    guard = WriteGuard(settings, cluster=None, clock=clock)
+    rules = [rule(i) for i in range(20)]
+    for _ in range(7):  # 40 % of what is left lost in every resync period (RESYNC_PERIOD 10m)
+        doomed = tuple(delete(int(r.id[1:])) for r in rules[: len(rules) * 2 // 5])
+        full_pass(guard, rules, doomed)
+        clock.advance(600)
+    assert len(rules) >= 10  # never more than half of the high-water mark of 20
+    assert guard.deletes.tripped
+
+
+def replacement(i: int, on: str) -> Action:
+    """A create for rule i's range, routed through another Netmaker node (a new pool)."""
+    r = rule(i)
+    spec = EgressSpec(
+        r.network, f"p{i} pods (1/1)", r.description, r.range, r.nat, r.status, {on: 500}
+    )
+    return Action(ActionKind.CREATE, "no rule yet", "mesh", spec=spec, kube_node=f"p{i}")
+
+
+def test_item_5_a_node_pool_replacement_is_no_loss_and_its_deletes_are_not_held():
+    guard = WriteGuard(SETTINGS, cluster=None, clock=FakeClock())
+    rules = [rule(i) for i in range(8)]
+    everything = view(rules, routers=40)
+    guard.learn(everything, 8)
+    # Something earlier tripped the delete budget (an API that lied for a while).
+    guard.spent(
+        guard.check(Plan(actions=tuple(delete(i) for i in range(8)), owned=8), everything),
+        everything,
+    )
+    assert guard.deletes.tripped
+    # The pool is replaced: the new nodes reuse the old CIDRs. The new rules exist (created by
+    # their nodes' passes); every full pass plans the old rules' deletes.
+    new = [
+        dataclasses.replace(rule(i), id=f"p{i}", name=f"p{i} pods (1/1)", nodes={f"n{20 + i}": 500})
+        for i in range(4)
+    ]
+    both = view([*rules, *new], routers=40)
+    guard.learn(both, 12)
+    plan = Plan(actions=tuple(delete(i) for i in range(4)), owned=12)
+    checked = guard.check(plan, both, full=True)
+    assert checked.count(ActionKind.DELETE) == 4  # each range stays served: no route is lost
+    assert not checked.withheld
+    assert guard.spent(checked, both).losing == 0
+    assert not guard.deletes.tripped  # a full pass planned no delete that loses a route
+    # In one plan too: the old rule's delete beside the create that serves its range.
+    guard2 = WriteGuard(SETTINGS, cluster=None, clock=FakeClock())
+    guard2.learn(everything, 8)
+    guard2.state.trip = Trip(since=0, cause="earlier")
+    together = Plan(actions=(replacement(5, "n25"), delete(5)), owned=8)
+    assert guard2.check(together, everything).count(ActionKind.DELETE) == 1
+
+
+def test_item_6_a_mass_hand_delete_is_repaired_without_starving():
+    guard = WriteGuard(SETTINGS, cluster=None, clock=FakeClock())
+    rules = [rule(i) for i in range(12)]
+    guard.learn(view(rules, routers=40), 12, nodes=12)
+    rules.clear()  # all 12 deleted by hand in the Netmaker UI; the lists say so, every time
+    for _ in range(4):
+        wanted = {f"10.244.{i}.0/24" for i in range(12)} - {r.range for r in rules}
+        actions = tuple(create(i) for i in range(12) if f"10.244.{i}.0/24" in wanted)
+        full_pass(guard, rules, actions)
+    assert len(rules) == 12

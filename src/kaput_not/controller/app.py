@@ -24,6 +24,7 @@ from kaput_not.config import Settings, split_address
 from kaput_not.controller.controller import CLUSTER, Controller, ControllerOptions
 from kaput_not.controller.executor import Executor
 from kaput_not.controller.guard import BudgetSettings, WriteGuard
+from kaput_not.controller.guard_state import LeaseStore
 from kaput_not.controller.metrics import Metrics
 from kaput_not.controller.reconciler import Reconciler
 from kaput_not.core.planner import PlanSettings
@@ -71,7 +72,11 @@ async def run(settings: Settings, stop: asyncio.Event) -> int:
             may_write=may_write,
             dry_run=settings.dry_run,
         )
-        guard = WriteGuard(budget_settings(settings), cluster=settings.cluster_name)
+        guard = WriteGuard(
+            budget_settings(settings),
+            cluster=settings.cluster_name,
+            store=state_store(settings, kube, elector),
+        )
         reconciler = Reconciler(cache, executor, plan_settings(settings), guard)
         recorder = None
         if settings.events:
@@ -122,6 +127,9 @@ async def run(settings: Settings, stop: asyncio.Event) -> int:
         log.info(
             "kaput-not %s started, health on port %d, with %r", __version__, health.port, settings
         )
+        # The node count the cluster last had: the first node list is checked against it.
+        remembered = await guard.peek()
+        controller.informer.remembered = remembered.nodes if remembered is not None else None
         return await _supervise(controller, elector, stop)
 
 
@@ -248,9 +256,16 @@ def _elector(settings: Settings, kube: KubeApi) -> LeaderElector | None:
         raise StartupError(str(exc)) from exc
 
 
+def state_store(settings: Settings, kube: KubeApi, elector: LeaderElector | None) -> LeaseStore:
+    """The guard's state on the leader-election Lease (written without holding it when leader
+    election is off)."""
+    le = settings.leader_election
+    return LeaseStore(kube, le.namespace, le.name, elector)
+
+
 def budget_settings(settings: Settings) -> BudgetSettings:
     return BudgetSettings(
-        window_seconds=settings.resync_period_seconds,
+        window_seconds=settings.budget_window_seconds,
         max_fraction=settings.max_delete_fraction,
         floor=settings.max_delete_floor,
         unlimited=settings.allow_mass_delete,
@@ -319,6 +334,8 @@ def _health(
         if overrun is not None:
             too_long, said = overrun
             ok, detail = ok and not too_long, f"{detail}; {said}"
+        if guard.problem and guard.problem not in (guard.holding or ""):
+            detail += f"; {guard.problem}"
         return ok, detail
 
     def _readiness() -> tuple[bool, str]:

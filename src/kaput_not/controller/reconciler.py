@@ -11,9 +11,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from kaput_not.controller.executor import ApplyResult, Executor
-from kaput_not.controller.guard import WriteGuard
+from kaput_not.controller.guard import WriteGuard, owned_in
 from kaput_not.core.model import KubeNode, Plan
 from kaput_not.core.planner import NetmakerView, PlanSettings, plan
+from kaput_not.core.suspect import suspect_first
 from kaput_not.netmaker.cache import CachedNetmaker
 
 log = logging.getLogger("kaput_not.reconciler")
@@ -73,8 +74,15 @@ class Reconciler:
         """One pass. `read_kube`, when given, is called after Netmaker has been read: the
         Kubernetes side then is the newer of the two snapshots, so a node that changed while a
         slow Netmaker read ran is planned as it is now, not as it was."""
+        guard = self._guard
+        if guard is not None:
+            # Read before the first write of the process, and at each full pass (an operator's
+            # acknowledgement arrives there); a state that cannot be read holds the deletes.
+            await guard.ready(full=only is None)
         # A node pass may plan on lists whose refresh is running; a full pass waits for it.
         view = await self._netmaker.view(stale_ok=only is not None)
+        if guard is not None and only is None and guard.first_view_pending:
+            view = await self._confirm_first(guard, view)
         kube = read_kube() if read_kube is not None else KubeRead(list(kube_nodes), kube_complete)
         the_plan = plan(
             kube.nodes,
@@ -85,15 +93,20 @@ class Reconciler:
             cidrless_expired=kube.cidrless_expired,
             keep=kube.deleted_recently,
         )
-        guard = self._guard
         holding_before = guard.holding if guard is not None else None
         if guard is not None:
             # No await between the check and the spend: concurrent node passes cannot both
             # squeeze under the same budget.
             if only is None:
-                guard.learn(view, the_plan.owned)
+                guard.learn(view, the_plan.owned, len(kube.nodes) if kube.complete else None)
             the_plan = guard.check(the_plan, view, full=only is None)
             charge = guard.spent(the_plan, view)
+            # Write-ahead: what is about to be deleted is in the cluster before it is sent
+            # (and a full pass's counts, once per pass). Unsaved, the deletes wait.
+            # A trip is saved when it happens (a pass that held deletes back).
+            needs_save = charge.deletes or only is None or the_plan.withheld
+            if needs_save and not await guard.save():
+                the_plan = guard.withhold_deletes(the_plan, charge)
         for warning in the_plan.warnings:
             # Each is a node's skip reason too, which the controller logs once when it starts
             # and once when it ends (node_states.py), not on every pass.
@@ -108,4 +121,28 @@ class Reconciler:
         if guard is not None:
             guard.created(result.made)
             guard.settle(charge, result)
+            if only is None:
+                # What the full pass wrote, for the next process (node passes' creates are
+                # saved with the next delete or full pass: not one Lease write per node event).
+                await guard.save()
         return PassReport(plan=the_plan, result=result, view=view)
+
+    async def _confirm_first(self, guard: WriteGuard, view: NetmakerView) -> NetmakerView:
+        """The first egress list of a process, against the count the cluster remembers: one
+        that shows fewer rules of ours is read again, uncached, before anything is planned on
+        it (a new process has no earlier list of its own to suspect it against)."""
+        if not guard.owner:
+            return view  # nothing remembered to compare with yet: deletes wait meanwhile
+        guard.first_view_pending = False
+        remembered = guard.state.owned
+        seen = owned_in(view, self._settings.cluster)
+        if remembered is None or not suspect_first(remembered, seen):
+            return view
+        log.warning(
+            "the first egress list shows %d rules of ours where %d were last seen; reading it "
+            "again before believing it",
+            seen,
+            remembered,
+        )
+        self._netmaker.invalidate()
+        return await self._netmaker.view()

@@ -17,3 +17,15 @@ def suspect_shrink(before: int, after: int) -> bool:
     if after >= before:
         return False
     return after == 0 or (before - after > SHRINK_FLOOR and after < before / 2)
+
+
+def suspect_first(remembered: int, seen: int) -> bool:
+    """Whether the first list a new process reads, of `seen` items where the cluster last had
+    `remembered`, is to be read again before it is trusted.
+
+    Stricter than `suspect_shrink`: any shrink. A new process has no earlier list of its own,
+    and one partial answer at start (7 nodes of 12: 5 fewer, not more than half) would
+    otherwise pass as real and delete the missing nodes' rules; the price is one more list,
+    once per start, when items really went while it was down.
+    """
+    return seen < remembered

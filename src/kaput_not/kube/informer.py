@@ -17,7 +17,9 @@ Failure handling, in order of what happens most:
 A relist that comes back empty, or sharply shrunk (more than half of the store and more than
 5 nodes gone), is suspect: a broken or lying API server must not turn into one
 delete event per node. It is read once more after `confirm_delay`, and only the second answer
-is applied.
+is applied. The first list of a process is compared with `remembered`, the node count the
+cluster last had (the write guard's state), and read again on any shrink: a new process has no
+list of its own to compare with, and a partial first list would stand until the next relist.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import msgspec
 
 from kaput_not import ratelimit
 from kaput_not.core.model import KubeNode
-from kaput_not.core.suspect import suspect_shrink
+from kaput_not.core.suspect import suspect_first, suspect_shrink
 from kaput_not.kube import wire
 from kaput_not.kube.api import Gone, KubeApi, KubeError
 
@@ -88,6 +90,9 @@ class NodeInformer:
         self._confirm_delay = confirm_delay
         self._store: dict[str, _Stored] = {}
         self.synced = asyncio.Event()
+        #: Nodes the cluster last had, as the write guard remembers (None: unknown). Set before
+        #: the first list, which is read again when it shows fewer.
+        self.remembered: int | None = None
         #: False from a broken watch until the relist: the store may miss changes meanwhile.
         self.fresh = True
         self.lists = 0
@@ -131,10 +136,16 @@ class NodeInformer:
     async def _relist(self) -> str:
         """A complete paged list, diffed against the store; returns its resourceVersion."""
         seen, version = await self._list()
-        if self.synced.is_set() and suspect_shrink(len(self._store), len(seen)):
+        if self.synced.is_set():
+            before: int | None = len(self._store)
+            suspect = suspect_shrink(len(self._store), len(seen))
+        else:
+            before = self.remembered
+            suspect = before is not None and suspect_first(before, len(seen))
+        if suspect:
             log.warning(
                 "the node list shrank from %d to %d; reading it again before believing it",
-                len(self._store),
+                before,
                 len(seen),
             )
             await self._sleep(self._confirm_delay)

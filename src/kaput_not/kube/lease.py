@@ -19,6 +19,7 @@ holder so a standby takes over at its next try instead of waiting out the lease.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import logging
 import random
@@ -30,6 +31,13 @@ from kaput_not.kube import wire
 from kaput_not.kube.api import Conflict, KubeApi, KubeError, NotFound
 
 log = logging.getLogger("kaput_not.lease")
+
+#: Conflicting annotation writes (a renewal between our read and our write) are retried this often.
+_ANNOTATE_ATTEMPTS = 5
+
+
+class NotLeader(Exception):
+    """An annotation write was refused: this process does not hold the Lease (one line)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +101,9 @@ class LeaderElector:
         self._observed: tuple[str, str] | None = None
         self._observed_at = 0.0
         self._lease: wire.Lease | None = None
+        # One writer of the Lease at a time: a renewal and an annotation write (the guard's
+        # state) each read, change and PUT it; side by side they would fail each other.
+        self._write_lock = asyncio.Lock()
 
     @property
     def identity(self) -> str:
@@ -142,9 +153,53 @@ class LeaderElector:
         except (KubeError, TimeoutError) as exc:
             log.warning("could not release the lease (a standby waits it out): %s", exc)
 
+    @property
+    def holder(self) -> str:
+        """The holder last seen on the Lease ("" if none, or not read yet)."""
+        return self._observed[0] if self._observed is not None else ""
+
+    async def try_acquire(self) -> bool:
+        """One acquire step, for a one-shot writer (`plan --apply`): True if we hold it now.
+
+        A Lease held by another is not taken, even if that holder stopped renewing: only a
+        full lease duration watched without a renewal would show that, and one-shot writers
+        do not wait for it (`holder` names who holds it)."""
+        return await self._locked_try_once()
+
+    async def renew_until_lost(self) -> None:
+        """Keep the Lease acquired with `try_acquire` until cancelled or lost."""
+        await self._renew_until_lost()
+
+    async def write_annotations(self, change: Callable[[dict[str, str]], None]) -> None:
+        """Apply `change` to the Lease's annotations and PUT it, beside the renewals.
+
+        Under the write lock, a PUT with the resourceVersion just read; on Conflict it reads
+        again and retries, only while we still hold the Lease. Raises `NotLeader` when we do
+        not, and `KubeError` when the API fails."""
+        for _ in range(_ANNOTATE_ATTEMPTS):
+            async with self._write_lock:
+                if not self.is_leader():
+                    raise NotLeader(f"{self.identity} does not hold the lease")
+                lease = await self._api.get(self._path, wire.lease_decoder)
+                holder = lease.spec.holderIdentity or ""
+                if holder != self.identity:
+                    raise NotLeader(f"the lease is held by {holder or 'no one'}")
+                annotations = dict(lease.metadata.annotations or {})
+                change(annotations)
+                lease.metadata.annotations = annotations
+                with contextlib.suppress(Conflict):  # a renewal came between: read again
+                    self._lease = await self._put(lease)
+                    return
+            await asyncio.sleep(0)
+        raise NotLeader("the lease kept changing under the annotation writes")
+
+    async def _locked_try_once(self) -> bool:
+        async with self._write_lock:
+            return await self._try_once()
+
     async def _acquire(self) -> None:
         while True:
-            if await self._try_once():
+            if await self._locked_try_once():
                 return
             await self._sleep(self._jittered())
 
@@ -160,7 +215,7 @@ class LeaderElector:
             assert self._renewed_at is not None
             left = self._config.renew_deadline_seconds - (self._monotonic() - self._renewed_at)
             try:
-                if await asyncio.wait_for(self._try_once(), max(left, 0.001)):
+                if await asyncio.wait_for(self._locked_try_once(), max(left, 0.001)):
                     return True
             except TimeoutError:
                 log.warning("renewing the lease timed out")

@@ -227,16 +227,21 @@ class KubeState:
             return [copy.deepcopy(self._leases[k]) for k in keys]
 
     def put_lease(
-        self, namespace: str, name: str, spec: Mapping[str, Any] | None = None
+        self,
+        namespace: str,
+        name: str,
+        spec: Mapping[str, Any] | None = None,
+        annotations: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         """Seed a Lease (create or overwrite, no concurrency check), e.g. one held by another.
 
         ``spec`` uses the API's field names (``holderIdentity``, ``renewTime``...), stored as
-        given. The namespace is created if needed.
+        given, as are ``annotations``. The namespace is created if needed.
         """
+        meta = {"annotations": dict(annotations)} if annotations else {}
         with self.lock:
             self._namespaces.add(namespace)
-            return self.save_lease(namespace, name, spec=dict(spec or {}), meta={})
+            return self.save_lease(namespace, name, spec=dict(spec or {}), meta=meta)
 
     def save_lease(
         self, namespace: str, name: str, *, spec: dict[str, Any], meta: Mapping[str, Any]

@@ -1,0 +1,133 @@
+"""Issue 17, "Safety that forgets": the write guard's memory across restarts and one-shot
+writers, replayed through the real `run` path (and `plan --apply`) against both stand-ins.
+Every test here failed on the code before the guard's state moved onto the Lease."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from kaput_not.controller import oneshot
+from kaput_not.controller.guard_state import ANNOTATION, decode
+from kaput_not.testing.kube.routes import LIST_NODES
+from tests.waiting import eventually
+
+from .stack import Stack
+
+LEASE = ("kube-system", "kaput-not")  # LEADER_ELECTION_NAMESPACE/ID when running locally
+
+
+def deletes(s: Stack) -> int:
+    return s.nm.log.counts().get("DELETE /api/v1/egress", 0)
+
+
+def creates(s: Stack) -> int:
+    return s.nm.log.counts().get("POST /api/v1/egress", 0)
+
+
+async def converged(s: Stack, count: int) -> None:
+    await eventually(lambda: len(s.rules()) == count, what=f"{count} rules")
+
+
+async def restart(s: Stack, task: asyncio.Task[int], stop: asyncio.Event, **env: str) -> None:
+    stop.set()
+    await task
+    s.start(s.settings(**env))
+
+
+def first(count: int) -> Any:
+    def change(body: dict[str, Any]) -> dict[str, Any]:
+        return {**body, "items": body["items"][:count]}
+
+    return change
+
+
+async def test_item_1_a_restart_does_not_forget_a_tripped_budget(stack: Stack):
+    for i in range(12):
+        stack.node(f"w{i}", f"10.244.{i}.0/24")
+    stop, task = stack.start(stack.settings(DELETE_GRACE="0s"))
+    await converged(stack, 12)
+    # Every list from now on answers 3 of the 12 nodes: a lying relist.
+    stack.kube.faults.rewrite(LIST_NODES, first(3), times=None)
+    stack.kube.faults.inject_watch_error(410)
+    await asyncio.sleep(3)
+    held = len(stack.rules())
+    assert held >= 6
+    spent = deletes(stack)
+    await restart(stack, task, stop, DELETE_GRACE="0s")  # a rollout, an OOM kill
+    await eventually(lambda: stack.kube.log.counts().get(LIST_NODES, 0) >= 4, what="relists")
+    await asyncio.sleep(2.5)
+    assert len(stack.rules()) == held
+    assert deletes(stack) == spent
+    state = stack.kube.state.lease(*LEASE)
+    assert state is not None
+    assert decode(state["metadata"]["annotations"][ANNOTATION]).trip is not None
+
+
+async def test_item_3_a_partial_first_node_list_after_a_start_is_read_again(stack: Stack):
+    for i in range(12):
+        stack.node(f"w{i}", f"10.244.{i}.0/24")
+    stop, task = stack.start(stack.settings())
+    await converged(stack, 12)
+    stack.kube.faults.rewrite(LIST_NODES, first(7), times=1)  # the new process's first list
+    await restart(stack, task, stop)
+    await eventually(lambda: stack.kube.log.counts().get(LIST_NODES, 0) >= 3, what="the re-read")
+    await asyncio.sleep(2)
+    assert len(stack.rules()) == 12
+    assert deletes(stack) == 0
+
+
+async def test_item_3_an_empty_first_egress_list_after_a_restart_creates_nothing(stack: Stack):
+    for i in range(8):
+        stack.node(f"w{i}", f"10.244.{i}.0/24")
+    stop, task = stack.start(stack.settings())
+    await converged(stack, 8)
+    assert creates(stack) == 8
+    stack.nm.faults.rewrite("GET /api/v1/egress", lambda body: {**body, "Response": []}, times=1)
+    reads = stack.nm.log.counts().get("GET /api/v1/egress", 0)
+    await restart(stack, task, stop)
+    await eventually(
+        lambda: stack.nm.log.counts().get("GET /api/v1/egress", 0) >= reads + 2, what="re-read"
+    )
+    await asyncio.sleep(2)
+    assert len(stack.rules()) == 8
+    assert creates(stack) == 8
+
+
+async def test_item_4_plan_apply_spends_the_budget_run_spent(stack: Stack):
+    for i in range(16):
+        stack.node(f"w{i}", f"10.244.{i}.0/24")
+    settings = stack.settings()
+    await oneshot.read_once(settings, apply=True)
+    assert len(stack.rules()) == 16
+    # Four runs against a shrinking node list: half the nodes gone each time.
+    present = {f"w{i}" for i in range(16)}
+    for left in (8, 4, 2, 0):
+        for i in range(left, 16):
+            if f"w{i}" in present:
+                stack.kube.state.delete_node(f"w{i}")
+                present.discard(f"w{i}")
+        await oneshot.read_once(settings, apply=True)
+    assert len(stack.rules()) == 8  # half of the high-water mark of 16, and no more
+
+
+async def test_item_4_plan_apply_under_dry_run_writes_nothing(stack: Stack):
+    for i in range(4):
+        stack.node(f"w{i}", f"10.244.{i}.0/24")
+    reading = await oneshot.read_once(stack.settings(DRY_RUN="true"), apply=True)
+    assert reading.dry_run
+    assert len(reading.plan.actions) == 4
+    assert creates(stack) == 0
+    assert stack.kube.state.lease(*LEASE) is None  # no Lease taken, no state written
+
+
+async def test_item_4_plan_apply_refuses_while_another_replica_leads(stack: Stack):
+    stack.node("w0", "10.244.0.0/24")
+    stop, task = stack.start(stack.settings(LEADER_ELECTION_ENABLED="true", POD_NAME="leader-a"))
+    await converged(stack, 1)
+    with pytest.raises(oneshot.LeaseHeld, match="held by leader-a"):
+        await oneshot.read_once(stack.settings(LEADER_ELECTION_ENABLED="true"), apply=True)
+    stop.set()
+    await task
