@@ -17,6 +17,10 @@ class ObjectMeta(msgspec.Struct, omit_defaults=True):
     name: str = ""
     namespace: str = ""
     resourceVersion: str = ""  # noqa: N815 - Kubernetes field name
+    # Kept so that a read-modify-PUT (the Lease's renewals) does not drop them: the guard's
+    # state lives in an annotation of the Lease.
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
 
 
 class NodeMeta(msgspec.Struct):
