@@ -744,6 +744,24 @@ def test_a_wrong_type_or_value_fails_naming_the_value(helm, value, where):
     assert lint(helm, *REQUIRED, "--set", value).returncode != 0
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--set", "leaderElection.leaseDuration=15.5s"),
+        ("--set", "leaderElection.leaseDuration=15.5"),
+        ("--set", "leaderElection.leaseDuration=15500ms"),
+        ("--set", "leaderElection.leaseDuration=1m500ms"),
+        ("--set-json", "leaderElection.leaseDuration=15.5"),
+    ],
+)
+def test_a_lease_duration_that_is_not_whole_seconds_fails(helm, tmp_path, args):
+    """Issue 17: the program refuses it at start (the Lease carries whole seconds); the chart
+    accepted it, so the pods crash-looped instead of helm naming the value."""
+    assert "at '/leaderElection/leaseDuration'" in render_error(helm, *REQUIRED, *args)
+    assert lint(helm, *REQUIRED, *args).returncode != 0
+    assert not program_accepts("LEADER_ELECTION_LEASE_DURATION", args[1].split("=")[1], tmp_path)
+
+
 def program_accepts(variable: str, raw: str, tmp_path: Path) -> bool:
     """Whether `kaput-not run` starts with `variable=raw` (and the required settings)."""
     namespace_file = tmp_path / "namespace"
@@ -804,6 +822,10 @@ def program_accepts(variable: str, raw: str, tmp_path: Path) -> bool:
             for raw in ("0s", "1", "2", "10m", "1h30m")
         ],
         *[
+            ("leaderElection.leaseDuration", "LEADER_ELECTION_LEASE_DURATION", raw)
+            for raw in ("15", "15.0", "15.5", "15s", "15.5s", "16000ms", "15500ms", "1m", "1h30m")
+        ],
+        *[
             ("clusterName", "K8S_CLUSTER_NAME", raw)
             for raw in ("prod-eu-1", "-x", "a" * 63, "a" * 64)
         ],
@@ -812,8 +834,9 @@ def program_accepts(variable: str, raw: str, tmp_path: Path) -> bool:
 def test_the_schema_and_the_program_agree(helm, tmp_path, value, variable, raw):
     """At the edges of each range: helm renders the value exactly when `kaput-not run` would
     start with it, and what it renders does load. Not listed: where the schema is stricter on
-    purpose (lower-case log levels, true/false only) and what it cannot see in a string (a
-    resyncPeriod string under 1s, a duration string over a year), left to the program."""
+    purpose (lower-case log levels, true/false only, a lease duration with a fraction that adds
+    up to whole seconds such as 1.5m) and what it cannot see in a string (a resyncPeriod string
+    under 1s, a duration string over a year), left to the program."""
     done = _template(helm, *REQUIRED, "--set", f"{value}={raw}")
     if done.returncode == 0:
         objects = [doc for doc in yaml.safe_load_all(done.stdout) if doc]

@@ -220,3 +220,73 @@ def test_a_lease_duration_the_lease_cannot_carry_is_refused(
     )
     with pytest.raises(ValueError, match=r"LEADER_ELECTION_LEASE_DURATION.*whole number"):
         config.validate()
+
+
+GUARD_NOTE = {"kaput-not.io/guard": '{"high": 12}'}
+
+
+def seed_lease(kube: KubeApiServer, holder: str) -> dict[str, Any]:
+    """Store the Lease as another writer would: held by `holder`, with the guard's annotation."""
+    spec = {"holderIdentity": holder, "leaseDurationSeconds": 15, "leaseTransitions": 3}
+    with kube.state.lock:
+        return kube.state.save_lease(NS, NAME, spec=spec, meta={"annotations": GUARD_NOTE})
+
+
+async def lead_then_lose_a_renewal_answer(
+    kube: KubeApiServer,
+) -> tuple[LeaderElector, KubeApi]:
+    """ "a" takes the seeded free Lease; its first renewal is written at the server, the answer
+    never comes back and the renewal is cancelled, as SIGTERM's shutdown does. Its clock does
+    not move, so only `release()` ends its leadership."""
+    seed_lease(kube, holder="")
+    api = KubeApi(httpx2.AsyncClient(base_url=kube.base_url, timeout=5.0))
+    config = LeaseConfig(namespace=NS, name=NAME, identity="a")  # the defaults: 15/10/2
+
+    async def no_wait(_: float) -> None:
+        await asyncio.sleep(0)
+
+    elector = LeaderElector(api, config, monotonic=FakeClock(), sleep=no_wait)
+    started = asyncio.Event()
+
+    def lose_the_next_answer() -> None:
+        kube.faults.hang(UPDATE_LEASE, when="after", times=1)
+        started.set()
+
+    task = asyncio.create_task(elector.run(lose_the_next_answer))
+    await started.wait()
+    while kube.faults.pending:  # consumed once the renewal's PUT is written
+        await asyncio.sleep(0.01)
+    renewed = kube.state.lease(NS, NAME)
+    assert renewed is not None
+    assert renewed["spec"]["holderIdentity"] == "a"
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert elector.is_leader()
+    return elector, api
+
+
+async def test_release_after_a_renewal_whose_answer_was_lost_still_frees_the_lease(kube):
+    """Issue 17 follow-up: on SIGTERM the renewal that succeeded at the server was cancelled
+    before its answer came, release() sent the out-of-date resourceVersion, got 409 and the
+    new pod waited out the lease. Now it reads the Lease again and frees it, annotations kept."""
+    elector, api = await asyncio.wait_for(lead_then_lose_a_renewal_answer(kube), 5)
+    await elector.release()
+    lease = kube.state.lease(NS, NAME)
+    assert lease is not None
+    assert lease["spec"].get("holderIdentity") is None
+    assert lease["spec"]["leaseDurationSeconds"] == 1
+    assert lease["spec"]["leaseTransitions"] == 4  # 3 seeded, +1 when "a" took it
+    assert lease["metadata"]["annotations"] == GUARD_NOTE
+    assert not elector.is_leader()
+    await api.aclose()
+
+
+async def test_release_leaves_a_lease_another_replica_took_meanwhile(kube):
+    """The re-read after a Conflict frees the Lease only while we still hold it: a Lease
+    that "b" holds now is left to "b" untouched."""
+    elector, api = await asyncio.wait_for(lead_then_lose_a_renewal_answer(kube), 5)
+    taken = seed_lease(kube, holder="b")
+    await elector.release()
+    assert kube.state.lease(NS, NAME) == taken
+    assert not elector.is_leader()
+    await api.aclose()

@@ -139,19 +139,51 @@ class LeaderElector:
         if lease is None or not self.is_leader():
             return
         self._renewed_at = None  # stop writing before the lease is visibly free
+        try:
+            released = await asyncio.wait_for(
+                self._release(lease), self._config.retry_period_seconds
+            )
+        except (KubeError, TimeoutError) as exc:
+            log.warning("could not release the lease (a standby waits it out): %s", exc)
+            return
+        if released:
+            log.info("released lease %s/%s", self._config.namespace, self._config.name)
+
+    async def _release(self, lease: wire.Lease) -> bool:
+        """PUT the lease freed; on Conflict read it again and free it only if still ours.
+
+        A renewal cancelled at shutdown may have succeeded at the server after all, leaving
+        our copy's resourceVersion out of date. The re-read keeps the Lease's metadata (the
+        guard's annotations); its resourceVersion makes the PUT fail if anyone else takes it
+        between our read and our write."""
+        try:
+            await self._put(self._freed(lease))
+        except Conflict:
+            lease = await self._api.get(self._path, wire.lease_decoder)
+        else:
+            return True
+        holder = lease.spec.holderIdentity or ""
+        if holder != self.identity:
+            log.info("not releasing the lease: it is held by %s now", holder or "no one")
+            return False
+        try:
+            await self._put(self._freed(lease))
+        except Conflict:
+            log.info("not releasing the lease: it changed again while we released it")
+            return False
+        return True
+
+    def _freed(self, lease: wire.Lease) -> wire.Lease:
+        """`lease` with no holder and a 1 s duration, its metadata as given."""
         now = micro_time(self._now())
-        lease.spec = wire.LeaseSpec(
+        spec = wire.LeaseSpec(
             holderIdentity=None,
             leaseDurationSeconds=1,
             acquireTime=now,
             renewTime=now,
             leaseTransitions=lease.spec.leaseTransitions,
         )
-        try:
-            await asyncio.wait_for(self._put(lease), self._config.retry_period_seconds)
-            log.info("released lease %s/%s", self._config.namespace, self._config.name)
-        except (KubeError, TimeoutError) as exc:
-            log.warning("could not release the lease (a standby waits it out): %s", exc)
+        return wire.Lease(metadata=lease.metadata, spec=spec)
 
     @property
     def holder(self) -> str:
