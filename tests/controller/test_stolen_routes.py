@@ -117,3 +117,12 @@ def test_the_owner_of_a_host_is_told_once_when_an_annotation_names_it():
     )
     states.record(cleared, nodes)
     assert metrics.registry.get_sample_value("kaput_not_host_conflicts") == 0.0
+
+
+async def test_a_pod_cidr_inside_the_mesh_range_is_never_written(stack: Stack):
+    stack.node("w0", "10.244.0.0/24")
+    stack.node("w9", "100.64.9.0/24")  # the stack's network "mesh" is 100.64.0.0/16
+    stack.start(stack.settings())
+    await eventually(lambda: len(stack.rules()) == 1)
+    await asyncio.sleep(0.5)
+    assert set(ranges(stack)) == {"w0 pods (1/1)"}

@@ -46,6 +46,14 @@ class Host:
 
 
 @dataclass(frozen=True, slots=True)
+class Network:
+    """A Netmaker network: its name (`netid`) and its own address ranges (IPv4, IPv6)."""
+
+    name: str
+    ranges: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class NmNode:
     """A Netmaker node: one host's membership of one network."""
 
