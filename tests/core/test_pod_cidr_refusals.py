@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kaput_not.core.claims import KubeClaims
 from kaput_not.core.model import KubeNode, SkipReason
@@ -101,3 +103,16 @@ def test_the_claims_index_finds_overlaps_inside_around_and_equal():
     assert claims.overlapping(a) == []
     claims.update(d, None)
     assert claims.overlapping(c) == []
+
+
+POOL = ["10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24", "10.1.2.128/25", "10.2.0.0/24", "fd00::/48"]
+POOL += ["fd00:0:0:1::/64", "fd01::/64", "0.0.0.0/0", "::/0", "bad"]
+
+
+@given(st.lists(st.lists(st.sampled_from(POOL), max_size=2, unique=True), max_size=6))
+def test_the_full_pass_sweep_finds_what_each_node_query_finds(cidrs):
+    nodes = [KubeNode(f"n{i}", tuple(c)) for i, c in enumerate(cidrs)]
+    claims = KubeClaims(nodes)
+    swept = claims.overlaps()
+    for node in nodes:
+        assert swept.get(node.name, []) == claims.overlapping(node)

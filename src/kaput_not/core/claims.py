@@ -42,13 +42,14 @@ def _entries(node: KubeNode) -> list[_Entry]:
 class KubeClaims:
     """Host claims and pod CIDRs of every Kubernetes node, kept up to date event by event."""
 
-    __slots__ = ("_by_host", "_cidrs", "_lengths")
+    __slots__ = ("_by_host", "_cidrs", "_lengths", "_overlaps")
 
     def __init__(self, nodes: Iterable[KubeNode] = ()) -> None:
         # One node per host name nearly always: the node itself, a tuple only when shared.
         self._by_host: dict[str, KubeNode | tuple[KubeNode, ...]] = {}
         self._cidrs: list[_Entry] = []
         self._lengths: Counter[tuple[int, int]] = Counter()
+        self._overlaps: dict[str, list[str]] | None = None
         for node in nodes:
             self._claim(node)
             for entry in _entries(node):
@@ -58,6 +59,7 @@ class KubeClaims:
 
     def update(self, old: KubeNode | None, new: KubeNode | None) -> None:
         """Take in one change: `old` replaced by `new` (either may be None: added, deleted)."""
+        self._overlaps = None
         if old is not None:
             self._unclaim(old)
             for entry in _entries(old):
@@ -101,6 +103,27 @@ class KubeClaims:
                     at += 1
         names.discard(node.name)
         return sorted(names)
+
+    def overlaps(self) -> dict[str, list[str]]:
+        """Every node with a pod CIDR overlapping another node's, with those nodes (sorted):
+        what `overlapping` says of each node, found in one sweep for a full pass (a query per
+        node parsed every CIDR again). Kept until the next `update`."""
+        if self._overlaps is not None:
+            return self._overlaps
+        found: dict[str, set[str]] = {}
+        # CIDRs are nested or apart: in start order, the open ones enclosing a CIDR are a stack.
+        open_: list[tuple[int, int, str]] = []  # (version, last address, name)
+        for version, start, length, name in self._cidrs:
+            end = start | ((1 << ((32 if version == 4 else 128) - length)) - 1)
+            while open_ and (open_[-1][0] != version or open_[-1][1] < start):
+                open_.pop()
+            for _, _, outer in open_:
+                if outer != name:
+                    found.setdefault(name, set()).add(outer)
+                    found.setdefault(outer, set()).add(name)
+            open_.append((version, end, name))
+        self._overlaps = {name: sorted(others) for name, others in found.items()}
+        return self._overlaps
 
     def _claim(self, node: KubeNode) -> None:
         host = node.netmaker_host

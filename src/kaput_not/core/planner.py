@@ -201,6 +201,9 @@ class _Index:
     claims: KubeClaims
     settings: PlanSettings
     address_ranges: Mapping[str, tuple[str, ...]]
+    #: Every overlap of pod CIDRs, found in one sweep for a full pass; None in a node's pass,
+    #: which asks the claims index about its few nodes.
+    overlaps: Mapping[str, list[str]] | None
     #: Per Kubernetes node, its pod CIDRs as Netmaker stores them, or why one is unusable:
     #: parsed once per pass for the three readers, and dropped with the pass (a cache kept
     #: between passes held 20,000 entries, 3 MB, for the life of the process).
@@ -262,7 +265,7 @@ def plan(
             relevant[me.name] = me
         kube_nodes = list(relevant.values())
         netmaker = _narrowed(netmaker, sorted(scope))
-    index = _index(kube_nodes, netmaker, settings, claims)
+    index = _index(kube_nodes, netmaker, settings, claims, full=only is None)
     warnings: list[str] = []
     protected = _unusable_node_ids(index, warnings, cidrless_expired)
     for name in keep - index.kube.keys():
@@ -445,6 +448,8 @@ def _index(
     netmaker: NetmakerView,
     settings: PlanSettings,
     claims: KubeClaims,
+    *,
+    full: bool,
 ) -> _Index:
     kube = {k.name: k for k in kube_nodes}
     nodes = {n.id: n for n in netmaker.nodes if n.id != ZERO_UUID}
@@ -475,6 +480,7 @@ def _index(
         claims=claims,
         settings=settings,
         address_ranges=netmaker.address_ranges,
+        overlaps=claims.overlaps() if full else None,
     )
 
 
@@ -601,16 +607,18 @@ def _refused_range(kube: KubeNode, ranges: tuple[str, ...], index: _Index) -> st
     """Rule 13: why `kube`'s pod CIDRs must not become mesh routes, or None."""
     allowed = [ipaddress.ip_network(c, strict=False) for c in index.settings.cluster_pod_cidrs]
     for cidr in ranges:
-        net = ipaddress.ip_network(cidr)
-        if net.prefixlen == 0:
+        if cidr.endswith("/0"):  # normalised: the prefix length is what follows the slash
             return f"pod CIDR {cidr} is a default route; refused, its rules are left alone"
-        if allowed and not any(_within(net, outer) for outer in allowed):
+        if allowed and not any(_within(ipaddress.ip_network(cidr), o) for o in allowed):
             pods = ", ".join(index.settings.cluster_pod_cidrs)
             return (
                 f"pod CIDR {cidr} is outside the cluster's pod ranges ({pods}, "
                 "CLUSTER_POD_CIDRS); refused, its rules are left alone"
             )
-    others = index.claims.overlapping(kube)
+    if index.overlaps is not None:
+        others = index.overlaps.get(kube.name, [])
+    else:
+        others = index.claims.overlapping(kube)
     if others:
         shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
         return (
