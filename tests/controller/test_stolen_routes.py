@@ -126,3 +126,20 @@ async def test_a_pod_cidr_inside_the_mesh_range_is_never_written(stack: Stack):
     await eventually(lambda: len(stack.rules()) == 1)
     await asyncio.sleep(0.5)
     assert set(ranges(stack)) == {"w0 pods (1/1)"}
+
+
+async def test_an_annotated_node_rebuilt_in_the_delete_grace_keeps_its_rule_through_full_passes(
+    stack: Stack,
+):
+    stack.nm.state.add_host("w7.example.com", ["mesh"])
+    annotations = {ANNOTATION: "w7.example.com"}
+    stack.kube.state.create_node("ip-10-0-0-7", ("10.244.7.0/24",), annotations=annotations)
+    stack.start(stack.settings(DELETE_GRACE="4s", RESYNC_PERIOD="1.1s"))
+    await eventually(lambda: len(stack.rules()) == 1)
+    [rule] = stack.rules()
+    stack.kube.state.delete_node("ip-10-0-0-7")
+    await asyncio.sleep(2.5)  # two full passes inside the grace
+    assert [r["id"] for r in stack.rules()] == [rule["id"]]
+    stack.kube.state.create_node("ip-10-0-0-7", ("10.244.8.0/24",), annotations=annotations)
+    await eventually(lambda: ranges(stack) == {"ip-10-0-0-7 pods (1/1)": "10.244.8.0/24"})
+    assert [r["id"] for r in stack.rules()] == [rule["id"]]  # updated in place

@@ -5,6 +5,10 @@ Netmaker hosts and nodes, and every egress in the networks involved. The same fu
 one Kubernetes node (after an event) and the whole cluster (start-up and periodic resync), so an
 event and a resync can never disagree. Every action carries a reason a person can read.
 
+A node's pass is a pass over the hosts it resolves to (now, and before a delete or a change of
+annotation) and every node that claims them, found through the claims index (core/claims.py)
+rather than a scan: ownership of a host is decided from all its claimants in either scope.
+
 Rules (DESIGN.md section 3), each in a function named for it:
 
 1. Match an existing rule to E(N, M, i) by ownership, index i and M.id in `nodes`; a slot left
@@ -20,10 +24,19 @@ Rules (DESIGN.md section 3), each in a function named for it:
    delete an implausible share of our rules unless the operator allows it.
 9. Skip static pseudo-nodes and nodes pending delete. A Kubernetes node name matched by two
    Netmaker hosts is ambiguous: its rules are left alone and a warning says so. A node whose pod
-   CIDRs do not parse is treated the same way: nothing is lost on bad input.
+   CIDRs do not parse is treated the same way: nothing is lost on bad input. The host
+   annotation is untrusted (a kubelet may edit its own Node): a host a node matches by name is
+   that node's, and an annotation naming it is refused (`host-taken`, the owner told through
+   `NodeReport.claimed_by`); a host named only by several annotations is contested, its rules
+   kept (`host-contested`); an annotation the settings turn off or do not allow claims nothing
+   (`host-annotation-refused`). A deleted node's rules, and its delete grace, follow the host it
+   resolved to (`resolved`), not its name.
 11. A Kubernetes node with no pod CIDRs yet (a rebuilt node registers first and gets its CIDRs
    seconds later) keeps its rules, unless the caller says its grace is over (`cidrless_expired`).
 10. No update or delete without an id (enforced by `Action` itself).
+13. A pod CIDR that is a default route, overlaps the address range of a network its rules would
+   be in, overlaps another node's CIDR (both nodes), or lies outside the cluster's pod ranges
+   (when set) is refused as `bad-pod-cidr`: never written, the node's rules left alone.
 
 Foreign rules (no marker, or another cluster's) never appear in any action.
 """
