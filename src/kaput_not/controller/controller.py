@@ -266,9 +266,7 @@ class Controller:
             if current.get(host) != previous.get(host)
         }
         # The Kubernetes nodes matched to those hosts: by name, or by the host annotation.
-        changed = sorted(
-            node.name for node in self.informer.nodes() if node.netmaker_host in hosts_changed
-        )
+        changed = sorted({k.name for host in hosts_changed for k in self.claims.claimants(host)})
         for name in changed:
             log.info("Netmaker host of node %s changed; reconciling the node", name)
             self.queue.add(name)
@@ -300,6 +298,8 @@ class Controller:
 
     async def _cluster_pass(self) -> None:
         report = await self._full_pass()
+        # The pass planned every host: earlier hosts matter only to deletes still in their grace.
+        self._resolved = {n: h for n, h in self._resolved.items() if n in self._deleted_at}
         if self._options.freeze_after_first_sync and not self.first_sync_done.is_set():
             freeze_long_lived()
         self.first_sync_done.set()
