@@ -349,6 +349,17 @@ def test_every_run_variable_is_set_from_the_full_values(full):
     assert mounted_secret(full, env["NETMAKER_CA_FILE"]["value"]) == ("netmaker-ca", "bundle.pem")
 
 
+def test_the_host_annotation_limits_and_pod_ranges_reach_the_program(full, tmp_path):
+    env = environment(full)
+    assert env["HOST_ANNOTATION_ENABLED"]["value"] == "true"
+    assert env["HOST_ANNOTATION_HOSTS"]["value"] == r"w[0-9]+\.nodes\.example\.com"
+    assert env["CLUSTER_POD_CIDRS"]["value"] == "10.244.0.0/16,fd00:10:244::/56"
+    settings = load_settings(full, tmp_path)
+    assert settings.host_annotation_hosts is not None
+    assert settings.host_annotation_hosts.fullmatch("w3.nodes.example.com")
+    assert settings.cluster_pod_cidrs == ("10.244.0.0/16", "fd00:10:244::/56")
+
+
 def test_default_values_set_the_password_file_and_nothing_secret(default):
     env = environment(default)
     assert "NETMAKER_PASSWORD" not in env
@@ -728,6 +739,8 @@ def test_a_mistyped_key_fails_naming_the_key(helm, value, where, key):
         ("config.logFormat=xml", "/config/logFormat"),
         ("config.logLevel=verbose", "/config/logLevel"),
         ("config.dryRun=maybe", "/config/dryRun"),
+        ("config.hostAnnotation.enabled=maybe", "/config/hostAnnotation/enabled"),
+        ("config.clusterPodCidrs={10.244.0.0}", "/config/clusterPodCidrs/0"),
         ("config.resyncPeriod=ten minutes", "/config/resyncPeriod"),
         ("metrics.port=0", "/metrics/port"),
         ("metrics.service.type=ExternalName", "/metrics/service/type"),

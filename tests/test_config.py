@@ -108,6 +108,10 @@ def test_password_from_a_file(tmp_path: Path):
         ({"POD_NAME": "two words"}, "POD_NAME"),
         ({"NETMAKER_USERNAME": "kaput-\udcff"}, "NETMAKER_USERNAME"),
         ({"NETMAKER_PASSWORD": "pass-\udcffword"}, "NETMAKER_PASSWORD"),
+        # Issue 17: the host annotation's limits and the cluster's pod ranges.
+        ({"HOST_ANNOTATION_ENABLED": "maybe"}, "HOST_ANNOTATION_ENABLED"),
+        ({"HOST_ANNOTATION_HOSTS": "w[0-9"}, "HOST_ANNOTATION_HOSTS"),
+        ({"CLUSTER_POD_CIDRS": "10.244.0.0/16,10.300.0.0/16"}, "CLUSTER_POD_CIDRS"),
     ],
 )
 def test_bad_values_are_one_line_naming_the_variable(change, variable):
@@ -120,6 +124,23 @@ def test_bad_values_are_one_line_naming_the_variable(change, variable):
     assert "\n" not in message
     assert message.startswith(variable), message
     assert BASE["NETMAKER_PASSWORD"] not in message
+
+
+def test_the_host_annotation_and_the_cluster_pod_ranges_are_read():
+    s = load(BASE)
+    assert (s.host_annotation, s.host_annotation_hosts, s.cluster_pod_cidrs) == (True, None, ())
+    s = load(
+        {
+            **BASE,
+            "HOST_ANNOTATION_ENABLED": "false",
+            "HOST_ANNOTATION_HOSTS": r"w[0-9]+\.example\.com",
+            "CLUSTER_POD_CIDRS": " 10.244.0.0/16, fd00:10:244::/56 ",
+        }
+    )
+    assert s.host_annotation is False
+    assert s.host_annotation_hosts is not None
+    assert s.host_annotation_hosts.fullmatch("w12.example.com")
+    assert s.cluster_pod_cidrs == ("10.244.0.0/16", "fd00:10:244::/56")
 
 
 def test_a_password_file_that_is_not_utf8_is_one_line(tmp_path: Path):

@@ -50,6 +50,7 @@ from kaput_not.core.model import (
     EgressSpec,
     Host,
     KubeNode,
+    Network,
     NmNode,
     Plan,
 )
@@ -305,6 +306,10 @@ def _all(items: object, check: Callable[[Any], bool]) -> bool:
     return isinstance(items, list) and all(check(item) for item in items)
 
 
+def _is_network(n: object) -> bool:
+    return isinstance(n, Network) and _strs(n.name, *n.ranges)
+
+
 def _strs(*values: object) -> bool:
     return all(isinstance(v, str) for v in values)
 
@@ -336,7 +341,7 @@ Call = Callable[[NetmakerClient], Awaitable[object]]
 CALLS: list[tuple[str, Call, Callable[[Any], bool]]] = [
     ("list_hosts", lambda c: c.list_hosts(), lambda v: _all(v, _is_host)),
     ("list_nodes", lambda c: c.list_nodes(), lambda v: _all(v, _is_node)),
-    ("list_networks", lambda c: c.list_networks(), lambda v: _all(v, lambda s: _strs(s))),
+    ("list_networks", lambda c: c.list_networks(), lambda v: _all(v, _is_network)),
     ("list_egress", lambda c: c.list_egress("net1"), lambda v: _all(v, _is_egress)),
     ("create_egress", lambda c: c.create_egress(SPEC), _is_egress),
     ("update_egress", lambda c: c.update_egress("e-1", SPEC), _is_egress),

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from kaput_not.core.egress import check_cluster_name
+from kaput_not.core.egress import InvalidCidr, check_cluster_name, normalize_cidr
 from kaput_not.netmaker.settings import shown_url, url_problem
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -67,6 +67,11 @@ class Settings:
     log_format: str = "json"
     dry_run: bool = False
     events: bool = True
+    host_annotation: bool = True
+    #: The host names the annotation may name (the whole name must match); None: any.
+    host_annotation_hosts: re.Pattern[str] | None = None
+    #: The cluster's pod ranges, normalised; empty: no check.
+    cluster_pod_cidrs: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         shown = ", ".join(
@@ -137,6 +142,21 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("LOG_FORMAT", "(auto)", "json or text; json in-cluster, text locally"),
     ("DRY_RUN", "false", "plan and log, never write to Netmaker"),
     ("EVENTS_ENABLED", "true", "Kubernetes Events on Nodes that get no rule or got rules written"),
+    (
+        "HOST_ANNOTATION_ENABLED",
+        "true",
+        "honour the kaput-not.io/netmaker-host Node annotation (any Node patcher can set it)",
+    ),
+    (
+        "HOST_ANNOTATION_HOSTS",
+        "(any)",
+        "regular expression the whole host name an annotation names must match",
+    ),
+    (
+        "CLUSTER_POD_CIDRS",
+        "",
+        "comma-separated pod ranges of the cluster; a pod CIDR outside them is refused",
+    ),
 )
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -315,7 +335,35 @@ def load(
         log_format=log_format,
         dry_run=r.flag("DRY_RUN", False),
         events=r.flag("EVENTS_ENABLED", True),
+        host_annotation=r.flag("HOST_ANNOTATION_ENABLED", True),
+        host_annotation_hosts=_pattern(r, "HOST_ANNOTATION_HOSTS"),
+        cluster_pod_cidrs=_cidrs(r, "CLUSTER_POD_CIDRS"),
     )
+
+
+def _pattern(r: _Reader, name: str) -> re.Pattern[str] | None:
+    raw = r.text(name)
+    if raw is None:
+        return None
+    try:
+        return re.compile(raw)
+    except re.error as exc:
+        raise ConfigError(f"{name}={raw!r} is not a valid regular expression: {exc}") from None
+
+
+def _cidrs(r: _Reader, name: str) -> tuple[str, ...]:
+    raw = r.text(name)
+    if raw is None:
+        return ()
+    found: list[str] = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        try:
+            found.append(normalize_cidr(item))
+        except InvalidCidr as exc:
+            raise ConfigError(f"{name}: {exc}; use e.g. 10.244.0.0/16,fd00:10:244::/56") from None
+    return tuple(found)
 
 
 def _password(r: _Reader) -> str:

@@ -55,7 +55,7 @@ async def test_the_client_lists_networks_hosts_and_nodes(client: NetmakerClient,
     first, second = await seeder.network(), await seeder.network()
     host = await seeder.host([first, second], name="client-w1")
     bare = await seeder.bare_host("client-bare")
-    assert {first, second} <= set(await client.list_networks())
+    assert {first, second} <= {n.name for n in await client.list_networks()}
     hosts = {h.id: h for h in await client.list_hosts()}
     assert hosts[host.id].name == "client-w1"
     assert set(hosts[host.id].node_ids) == set(host.nodes.values())

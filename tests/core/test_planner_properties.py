@@ -3,7 +3,10 @@ rules. The oracle below states the contract directly, without the planner's matc
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 from collections import Counter
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -144,6 +147,9 @@ def expected_rules(
         except InvalidCidr:
             protected |= mine
             continue
+        if overlaps_another(k, kube):  # rule 13: both nodes are refused, their rules kept
+            protected |= mine
+            continue
         if len(hosts) > 1:
             protected |= mine
             continue
@@ -165,6 +171,26 @@ def expected_rules(
     return want, protected
 
 
+def overlaps_another(k: KubeNode, kube: list[KubeNode]) -> bool:
+    """Whether a pod CIDR of `k` overlaps a (parseable) pod CIDR of another node."""
+
+    def nets(node: KubeNode) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        found = []
+        for cidr in node.pod_cidrs:
+            with contextlib.suppress(ValueError):
+                found.append(ipaddress.ip_network(cidr, strict=False))
+        return found
+
+    mine = nets(k)
+    return any(
+        a.version == b.version and a.overlaps(b)
+        for other in kube
+        if other.name != k.name
+        for a in mine
+        for b in nets(other)
+    )
+
+
 def as_row(e: Egress):
     return (
         e.network,
@@ -181,7 +207,7 @@ def owned(e: Egress, cluster) -> bool:
     return owned_by(parse_description(e.description), cluster)
 
 
-ALLOW = {"allow_mass_delete": True}
+ALLOW: dict[str, Any] = {"allow_mass_delete": True}
 
 
 @settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])

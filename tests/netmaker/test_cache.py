@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kaput_not.core.model import Egress, EgressSpec, Host, NmNode
+from kaput_not.core.model import Egress, EgressSpec, Host, Network, NmNode
 from kaput_not.core.planner import members
 from kaput_not.netmaker import errors
 from kaput_not.netmaker.cache import CachedNetmaker, _grouped, _Rules
@@ -26,7 +26,7 @@ class FakeApi:
     def __init__(self) -> None:
         self.hosts = [Host(id="h1", name="w1", node_ids=("n1",))]
         self.nodes = [NmNode(id="n1", host_id="h1", network="a")]
-        self.networks = ["a", "empty"]
+        self.networks = [Network("a"), Network("empty")]
         self.egress: dict[str, list[Egress]] = {"a": [], "empty": []}
         self.calls: Counter[str] = Counter()
         self.gate: asyncio.Event | None = None
@@ -50,7 +50,7 @@ class FakeApi:
         self.held["nodes"] = held
         return list(self.nodes)
 
-    async def list_networks(self) -> list[str]:
+    async def list_networks(self) -> list[Network]:
         await self._list("networks")
         return list(self.networks)
 
@@ -399,7 +399,7 @@ def test_network_names_are_never_taken_from_lists_that_were_freed(api, clock):
         # Fresh lists each time, freed after the call in the order that lets CPython hand the
         # same two addresses to the next pair.
         nodes = [NmNode(id="n", host_id="h", network=network)]
-        networks = ["a"]
+        networks = [Network("a")]
         assert cache._network_names(networks, nodes) == sorted({"a", network})
         del networks, nodes
 

@@ -27,7 +27,7 @@ import pytest
 
 import kaput_not
 import kaput_not.netmaker
-from kaput_not.core.model import Egress, EgressSpec, Host, NmNode
+from kaput_not.core.model import Egress, EgressSpec, Host, Network, NmNode
 from kaput_not.netmaker import (
     ApiError,
     BadResponse,
@@ -627,7 +627,7 @@ async def test_json_sent_as_text_plain_is_read_by_its_body(
     server.routes["GET /api/v1/egress"] = lambda _: httpx2.Response(
         200, headers=SNIFFED, content=b'{"Code":200,"Message":"fetched","Response":[]}'
     )
-    assert await client.list_networks() == ["kaput"]
+    assert await client.list_networks() == [Network("kaput", ("100.64.0.0/16",))]
     assert await client.list_egress("kaput") == []
 
 
@@ -1087,7 +1087,7 @@ async def test_lists_convert_to_core_types(server: FakeNetmaker, client: Netmake
     )
     assert await client.list_hosts() == [Host("h1", "w1", ("n1",)), Host("h2", "w2", ())]
     assert await client.list_nodes() == [NmNode("n1", "h1", "kaput", pending_delete=True)]
-    assert await client.list_networks() == ["kaput"]
+    assert await client.list_networks() == [Network("kaput", ("100.64.0.0/16",))]
 
 
 async def test_long_lists_convert_whole_and_in_order_while_other_tasks_run(

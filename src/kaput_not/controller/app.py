@@ -279,6 +279,9 @@ def plan_settings(settings: Settings) -> PlanSettings:
         max_delete_fraction=settings.max_delete_fraction,
         max_delete_floor=settings.max_delete_floor,
         allow_mass_delete=settings.allow_mass_delete,
+        host_annotation=settings.host_annotation,
+        host_annotation_hosts=settings.host_annotation_hosts,
+        cluster_pod_cidrs=settings.cluster_pod_cidrs,
     )
 
 

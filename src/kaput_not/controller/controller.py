@@ -33,6 +33,7 @@ from kaput_not.controller.metrics import Metrics
 from kaput_not.controller.node_states import Emit, NodeStates
 from kaput_not.controller.queue import WorkQueue
 from kaput_not.controller.reconciler import KubeRead, PassReport, Reconciler
+from kaput_not.core.claims import KubeClaims
 from kaput_not.core.model import ActionKind, Host, KubeNode, NmNode, SkipReason
 from kaput_not.kube.api import KubeApi
 from kaput_not.kube.informer import EventKind, NodeEvent, NodeInformer
@@ -93,7 +94,15 @@ class Controller:
         self._options = options
         self._wall_clock = wall_clock
         self._clock = clock
-        self.node_states = NodeStates(emit=emit, on_counts=self._count_skipped)
+        self.node_states = NodeStates(
+            emit=emit, on_counts=self._count_skipped, on_conflicts=metrics.host_conflicts.set
+        )
+        #: Every node's host claim and pod CIDRs, kept with the informer's store event by event:
+        #: a node's pass judges it against all the others without a scan.
+        self.claims = KubeClaims()
+        #: The host a deleted or re-annotated node resolved to before, until its pass ran: its
+        #: rules are found (and, in the delete grace, kept) through that host.
+        self._resolved: dict[str, str] = {}
         #: When each node was first seen without pod CIDRs (rule 11's grace starts there).
         self._cidrless_since: dict[str, float] = {}
         #: When each node was deleted: full passes leave its rules for DELETE_GRACE too.
@@ -122,6 +131,11 @@ class Controller:
 
     def on_event(self, event: NodeEvent) -> None:
         """Handlers only enqueue; the reconcile reads the store again."""
+        self.claims.update(event.old, event.new)  # every change, so the index is the store's
+        if event.old is not None and (
+            event.new is None or event.new.netmaker_host != event.old.netmaker_host
+        ):
+            self._resolved[event.name] = event.old.netmaker_host
         if not self._accepting:
             return
         if event.kind is EventKind.MODIFIED:
@@ -255,9 +269,7 @@ class Controller:
             if current.get(host) != previous.get(host)
         }
         # The Kubernetes nodes matched to those hosts: by name, or by the host annotation.
-        changed = sorted(
-            node.name for node in self.informer.nodes() if node.netmaker_host in hosts_changed
-        )
+        changed = sorted({k.name for host in hosts_changed for k in self.claims.claimants(host)})
         for name in changed:
             log.info("Netmaker host of node %s changed; reconciling the node", name)
             self.queue.add(name)
@@ -301,6 +313,8 @@ class Controller:
 
     async def _cluster_pass(self) -> None:
         report = await self._full_pass()
+        # The pass planned every host: earlier hosts matter only to deletes still in their grace.
+        self._resolved = {n: h for n, h in self._resolved.items() if n in self._deleted_at}
         if self._options.freeze_after_first_sync and not self.first_sync_done.is_set():
             freeze_long_lived()
         self.first_sync_done.set()
@@ -326,11 +340,14 @@ class Controller:
         self._record(report, "node")
         # Exact between full passes too: what this pass wrote changes how many rules are ours.
         self._metrics.managed_egress.inc(report.result.created - report.result.deleted)
-        node = self.informer.get(name)
-        self.node_states.record(report, {name: node} if node else {}, only=name)
+        # The pass reports every node claiming the same host: each is told what it learnt.
+        nodes = {r.name: k for r in report.plan.nodes if (k := self.informer.get(r.name))}
+        self.node_states.record(report, nodes, only=name)
         if report.result.failures:
             first = report.result.failures[0]
             raise PassFailed(f"{len(report.result.failures)} write(s) failed, first: {first.error}")
+        if name not in self._deleted_at:  # in the grace, full passes still need its host
+            self._resolved.pop(name, None)
         self.queue.forget(name)
 
     def _read_kube(self, *, only: str | None = None) -> KubeRead:
@@ -352,6 +369,8 @@ class Controller:
             complete=self.informer.synced.is_set() and self.informer.fresh,
             cidrless_expired=self._cidrless_expired(nodes, only=only),
             deleted_recently=frozenset(self._deleted_at),
+            claims=self.claims,
+            resolved=dict(self._resolved),
         )
 
     def _cidrless_expired(

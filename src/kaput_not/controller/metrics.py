@@ -119,8 +119,15 @@ class Metrics:
         self.nodes_skipped = Gauge(
             f"{_PREFIX}_nodes_skipped",
             "Kubernetes nodes that get no rule, by reason (no-netmaker-host, ambiguous-host, "
-            "no-pod-cidrs, bad-pod-cidr, no-writable-network, writes-held).",
+            "no-pod-cidrs, bad-pod-cidr, no-writable-network, writes-held, host-taken, "
+            "host-contested, host-annotation-refused).",
             ["reason"],
+            registry=r,
+        )
+        self.host_conflicts = Gauge(
+            f"{_PREFIX}_host_conflicts",
+            "Kubernetes nodes that keep their Netmaker host (matched by name) while another "
+            "node's kaput-not.io/netmaker-host annotation names it (refused as host-taken).",
             registry=r,
         )
         self.events_dropped = Counter(

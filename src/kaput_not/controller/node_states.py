@@ -33,17 +33,31 @@ EVENT_REASONS = {
     SkipReason.BAD_POD_CIDR: "BadPodCIDR",
     SkipReason.NO_NETWORK: "NoWritableNetwork",
     SkipReason.HELD: "WritesHeldBack",
+    SkipReason.HOST_TAKEN: "HostTaken",
+    SkipReason.HOST_CONTESTED: "HostContested",
+    SkipReason.HOST_ANNOTATION_REFUSED: "HostAnnotationRefused",
 }
 WRITTEN = "EgressRulesWritten"
+#: The Warning Event on a node whose host another node's annotation names (refused).
+CLAIMED = "HostClaimedByAnnotation"
 
 #: `emit(node, warning=..., reason=..., note=...)`: an Event about a node.
 Emit = Callable[..., None]
 
 
 class NodeStates:
-    def __init__(self, *, emit: Emit | None, on_counts: Callable[[Mapping[str, int]], None]):
+    def __init__(
+        self,
+        *,
+        emit: Emit | None,
+        on_counts: Callable[[Mapping[str, int]], None],
+        on_conflicts: Callable[[int], None] | None = None,
+    ):
         self._emit = emit
         self._on_counts = on_counts
+        self._on_conflicts = on_conflicts
+        #: Owners of a host that other nodes' annotations name, with those nodes: told once.
+        self._claimed: dict[str, tuple[str, ...]] = {}
         # Skipped nodes only, by name: the reason is all a change is told against, and holding
         # every node's last report kept 10,000 of them, replaced on every full pass.
         self._skips: dict[str, SkipReason] = {}
@@ -63,6 +77,7 @@ class NodeStates:
             seen.add(node_report.name)
             now = _settled(node_report, failed, held, result.skipped == 0)
             self._change(now, nodes.get(node_report.name))
+            self._claim(node_report, nodes.get(node_report.name))
             writes = {
                 kind: written[(node_report.name, kind)]
                 for kind in (ActionKind.CREATE, ActionKind.UPDATE)
@@ -73,6 +88,35 @@ class NodeStates:
         for name in [n for n in gone if n not in seen]:
             self._forget(name)
         self._on_counts(Counter(reason.value for reason in self._skips.values()))
+        if self._on_conflicts is not None:
+            self._on_conflicts(len(self._claimed))
+
+    def _claim(self, now: NodeReport, node: KubeNode | None) -> None:
+        """Tell the owner of a host, once, that other nodes' annotations name it (refused)."""
+        was = self._claimed.get(now.name, ())
+        if now.claimed_by == was:
+            return
+        if not now.claimed_by:
+            del self._claimed[now.name]
+            log.info(
+                "node %s: no other node's annotation names its host any more",
+                now.name,
+                extra={"node": now.name, "reason": CLAIMED, "action": "resolved"},
+            )
+            return
+        self._claimed[now.name] = now.claimed_by
+        note = (
+            f"node(s) {', '.join(now.claimed_by)} name this node's Netmaker host "
+            f"{now.host or now.name!r} in their kaput-not.io/netmaker-host annotation; refused "
+            "(a host matched by name stays with its node)"
+        )
+        log.warning(
+            "node %s keeps its host: %s",
+            now.name,
+            note,
+            extra={"node": now.name, "reason": CLAIMED, "action": "conflict"},
+        )
+        self._tell(node, True, CLAIMED, note)
 
     def _change(self, now: NodeReport, node: KubeNode | None) -> None:
         was = self._skips.get(now.name)
@@ -101,6 +145,7 @@ class NodeStates:
 
     def _forget(self, name: str) -> None:
         self._skips.pop(name, None)
+        self._claimed.pop(name, None)
 
     def _tell(self, node: KubeNode | None, warning: bool, reason: str, note: str) -> None:
         if self._emit is not None and node is not None:

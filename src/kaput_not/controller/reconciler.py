@@ -7,11 +7,12 @@ resync, so the two can never disagree about what a rule should be.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from kaput_not.controller.executor import ApplyResult, Executor
 from kaput_not.controller.guard import WriteGuard, owned_in
+from kaput_not.core.claims import KubeClaims
 from kaput_not.core.model import KubeNode, Plan
 from kaput_not.core.planner import NetmakerView, PlanSettings, plan
 from kaput_not.core.suspect import suspect_first
@@ -28,13 +29,17 @@ class KubeRead:
     stale (a broken watch, until the relist): deletes wait then. `cidrless_expired` (rule 11)
     and `deleted_recently` (nodes deleted less than DELETE_GRACE ago, whose rules wait in full
     passes too, so a rebuild arriving late still updates them in place) come from the
-    controller's clocks.
+    controller's clocks. `claims` indexes every node's host claim and pod CIDRs, so a node's
+    pass judges it against all the others; `resolved` is the host a deleted or re-annotated
+    node resolved to before.
     """
 
     nodes: Sequence[KubeNode]
     complete: bool = True
     cidrless_expired: frozenset[str] = frozenset()
     deleted_recently: frozenset[str] = frozenset()
+    claims: KubeClaims | None = None
+    resolved: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +97,8 @@ class Reconciler:
             kube_complete=kube.complete,
             cidrless_expired=kube.cidrless_expired,
             keep=kube.deleted_recently,
+            claims=kube.claims,
+            resolved=kube.resolved,
         )
         holding_before = guard.holding if guard is not None else None
         if guard is not None:

@@ -46,6 +46,14 @@ class Host:
 
 
 @dataclass(frozen=True, slots=True)
+class Network:
+    """A Netmaker network: its name (`netid`) and its own address ranges (IPv4, IPv6)."""
+
+    name: str
+    ranges: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class NmNode:
     """A Netmaker node: one host's membership of one network."""
 
@@ -187,6 +195,12 @@ class SkipReason(StrEnum):
     BAD_POD_CIDR = "bad-pod-cidr"
     NO_NETWORK = "no-writable-network"
     HELD = "writes-held"
+    #: Its host annotation names a host that another node matches by name: that node owns it.
+    HOST_TAKEN = "host-taken"
+    #: Its host annotation names a host that other nodes claim by annotation too: nobody owns it.
+    HOST_CONTESTED = "host-contested"
+    #: Its host annotation is turned off, or names a host the allowed pattern does not match.
+    HOST_ANNOTATION_REFUSED = "host-annotation-refused"
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +216,9 @@ class NodeReport:
     detail: str = ""
     host: str | None = None
     networks: tuple[str, ...] = ()
+    #: Nodes whose host annotation names this node's host, refused (`HOST_TAKEN`): the owner
+    #: keeps its rules and is told.
+    claimed_by: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

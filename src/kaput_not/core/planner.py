@@ -5,6 +5,10 @@ Netmaker hosts and nodes, and every egress in the networks involved. The same fu
 one Kubernetes node (after an event) and the whole cluster (start-up and periodic resync), so an
 event and a resync can never disagree. Every action carries a reason a person can read.
 
+A node's pass is a pass over the hosts it resolves to (now, and before a delete or a change of
+annotation) and every node that claims them, found through the claims index (core/claims.py)
+rather than a scan: ownership of a host is decided from all its claimants in either scope.
+
 Rules (DESIGN.md section 3), each in a function named for it:
 
 1. Match an existing rule to E(N, M, i) by ownership, index i and M.id in `nodes`; a slot left
@@ -20,22 +24,35 @@ Rules (DESIGN.md section 3), each in a function named for it:
    delete an implausible share of our rules unless the operator allows it.
 9. Skip static pseudo-nodes and nodes pending delete. A Kubernetes node name matched by two
    Netmaker hosts is ambiguous: its rules are left alone and a warning says so. A node whose pod
-   CIDRs do not parse is treated the same way: nothing is lost on bad input.
+   CIDRs do not parse is treated the same way: nothing is lost on bad input. The host
+   annotation is untrusted (a kubelet may edit its own Node): a host a node matches by name is
+   that node's, and an annotation naming it is refused (`host-taken`, the owner told through
+   `NodeReport.claimed_by`); a host named only by several annotations is contested, its rules
+   kept (`host-contested`); an annotation the settings turn off or do not allow claims nothing
+   (`host-annotation-refused`). A deleted node's rules, and its delete grace, follow the host it
+   resolved to (`resolved`), not its name.
 11. A Kubernetes node with no pod CIDRs yet (a rebuilt node registers first and gets its CIDRs
    seconds later) keeps its rules, unless the caller says its grace is over (`cidrless_expired`).
 10. No update or delete without an id (enforced by `Action` itself).
+13. A pod CIDR that is a default route, overlaps the address range of a network its rules would
+   be in, overlaps another node's CIDR (both nodes), or lies outside the cluster's pod ranges
+   (when set) is refused as `bad-pod-cidr`: never written, the node's rules left alone.
 
 Foreign rules (no marker, or another cluster's) never appear in any action.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import ipaddress
 import itertools
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
+from kaput_not.core.claims import KubeClaims
 from kaput_not.core.egress import (
     InvalidCidr,
     Marker,
@@ -81,6 +98,12 @@ class PlanSettings:
     max_delete_fraction: float = 0.5
     max_delete_floor: int = 5
     allow_mass_delete: bool = False
+    #: Whether the host annotation is honoured at all, and the host names it may name (the
+    #: whole name must match; None: any). A kubelet may edit its own Node's annotations.
+    host_annotation: bool = True
+    host_annotation_hosts: re.Pattern[str] | None = None
+    #: The cluster's pod ranges: a pod CIDR outside all of them is refused. Empty: no check.
+    cluster_pod_cidrs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +119,9 @@ class NetmakerView:
     #: Optional index: the hosts named so, and their nodes, as `_narrowed` would find them. A
     #: single-node pass uses it instead of scanning every host and node (2 ms at 10,000).
     members: Callable[[str], tuple[Sequence[Host], Sequence[NmNode]]] | None = None
+    #: Each network's own address ranges (`addressrange`, `addressrange6`): a pod CIDR that
+    #: overlaps the range of a network its rules would be written in is refused.
+    address_ranges: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def networks(self) -> set[str]:
         """Networks whose egress lists a full pass needs: every network a node is in."""
@@ -176,8 +202,21 @@ class _Index:
     #: Sorted tuples, not sets: a one-element set takes 216 bytes, 2 MB at 10,000 hosts.
     node_ids_by_host: dict[str, tuple[str, ...]]
     hosts_by_name: dict[str, list[Host]]
-    #: Kubernetes nodes by the Netmaker host name they match (their own, or the annotation's).
+    #: Kubernetes nodes by the Netmaker host name they own (by their name, or as the one node
+    #: whose annotation names it): see `_resolve`.
     kube_by_host: dict[str, KubeNode]
+    #: Nodes that own no host, why, and the one line that says so (refused or contested claims).
+    skips: dict[str, tuple[SkipReason, str]]
+    #: Per owner by name, the nodes whose annotations name its host (refused).
+    claimed_by: dict[str, tuple[str, ...]]
+    #: Host names claimed only by annotation, by more than one node: their rules are kept.
+    contested: set[str]
+    claims: KubeClaims
+    settings: PlanSettings
+    address_ranges: Mapping[str, tuple[str, ...]]
+    #: Every overlap of pod CIDRs, found in one sweep for a full pass; None in a node's pass,
+    #: which asks the claims index about its few nodes.
+    overlaps: Mapping[str, list[str]] | None
     #: Per Kubernetes node, its pod CIDRs as Netmaker stores them, or why one is unusable:
     #: parsed once per pass for the three readers, and dropped with the pass (a cache kept
     #: between passes held 20,000 entries, 3 MB, for the life of the process).
@@ -187,7 +226,10 @@ class _Index:
         """`kube`'s pod CIDRs normalised, or the problem with the first that is not usable."""
         found = self.ranges.get(kube.name)
         if found is None:
-            found = self.ranges[kube.name] = _normalized(kube.pod_cidrs)
+            found = _normalized(kube.pod_cidrs)
+            if not isinstance(found, str):
+                found = _refused_range(kube, found, self) or found
+            self.ranges[kube.name] = found
         return found
 
 
@@ -200,6 +242,8 @@ def plan(
     kube_complete: bool = True,
     cidrless_expired: frozenset[str] = frozenset(),
     keep: frozenset[str] = frozenset(),
+    claims: KubeClaims | None = None,
+    resolved: Mapping[str, str] | None = None,
 ) -> Plan:
     """Plan one pass: for the whole cluster, or for the Kubernetes node named `only`.
 
@@ -208,20 +252,39 @@ def plan(
     name can claim (`nodes: {}`, vanished node ids) are left to the full pass.
     `kube_complete` is False until the first complete list of Kubernetes nodes has arrived.
     `cidrless_expired` names the nodes without pod CIDRs whose grace is over: only their rules
-    may go for want of CIDRs. `keep` names Kubernetes nodes deleted a moment ago: their rules
-    are left alone while the delete grace runs (a rebuild may bring the node back).
+    may go for want of CIDRs. `keep` names Kubernetes nodes deleted a moment ago: the rules of
+    the hosts they resolved to are left alone while the delete grace runs (a rebuild may bring
+    the node back).
+
+    `claims` holds every Kubernetes node's host claim and pod CIDRs (built from `kube_nodes`
+    when not given): a single-node pass judges its node against all the others through it, and
+    plans every node that claims the same host, so each of their passes decides alike.
+    `resolved` gives, per node name, the host it resolved to before (deleted, or annotated
+    elsewhere since): its delete and grace are judged by that host, not by its name.
     """
     all_hosts = netmaker.hosts  # a near miss may be any host, not only the narrowed ones
+    resolved = resolved or {}
+    if claims is None:
+        kube_nodes = list(kube_nodes)
+        claims = KubeClaims(kube_nodes)
     if only is not None:
-        kube_nodes = [k for k in kube_nodes if k.name == only]
-        netmaker = _narrowed(netmaker, kube_nodes[0].netmaker_host if kube_nodes else only)
-    index = _index(kube_nodes, netmaker)
+        me = next((k for k in kube_nodes if k.name == only), None)
+        scope = {me.netmaker_host} if me is not None else set()
+        if only in resolved:
+            scope.add(resolved[only])
+        scope = scope or {only}
+        relevant = {k.name: k for host in sorted(scope) for k in claims.claimants(host)}
+        if me is not None:
+            relevant[me.name] = me
+        kube_nodes = list(relevant.values())
+        netmaker = _narrowed(netmaker, sorted(scope))
+    index = _index(kube_nodes, netmaker, settings, claims, full=only is None)
     warnings: list[str] = []
-    protected = _unusable_node_ids(index, only, warnings, cidrless_expired)
+    protected = _unusable_node_ids(index, warnings, cidrless_expired)
     for name in keep - index.kube.keys():
-        for host in index.hosts_by_name.get(name, []):
+        for host in index.hosts_by_name.get(resolved.get(name, name), []):
             protected.update(index.node_ids_by_host.get(host.id, ()))
-    desired = _desired_rules(index, settings, only, protected)
+    desired = _desired_rules(index, settings, protected)
     owned = _owned_rules(netmaker, settings, index, only, protected)
 
     actions: list[Action] = []
@@ -285,10 +348,14 @@ def node_reports(
                 lookalikes[_loose(host.name)].append(host.name)
         return [n for n in lookalikes.get(_loose(name), []) if n != name]
 
-    return tuple(
-        _report(kube, index, kube.name in pending, near)
-        for kube in sorted(index.kube.values(), key=lambda k: k.name)
-    )
+    reports = []
+    for kube in sorted(index.kube.values(), key=lambda k: k.name):
+        report = _report(kube, index, kube.name in pending, near)
+        claimed_by = index.claimed_by.get(kube.name)
+        if claimed_by:
+            report = dataclasses.replace(report, claimed_by=claimed_by)
+        reports.append(report)
+    return tuple(reports)
 
 
 def _served(action: Action, index: _Index) -> str | None:
@@ -314,6 +381,9 @@ def _report(
     kube: KubeNode, index: _Index, pending: bool, near_misses: Callable[[str], list[str]]
 ) -> NodeReport:
     wanted = kube.netmaker_host
+    claim = index.skips.get(kube.name)
+    if claim is not None:
+        return NodeReport(kube.name, NodeState.SKIPPED, claim[0], claim[1], wanted)
     hosts = index.hosts_by_name.get(wanted, [])
     if not hosts:
         near = near_misses(wanted)
@@ -356,13 +426,24 @@ def _report(
     return NodeReport(kube.name, state, None, "", host.name, networks)
 
 
-def _narrowed(netmaker: NetmakerView, name: str) -> NetmakerView:
-    """The hosts named `name` and their nodes only: all a single-node pass can touch."""
-    if netmaker.members is not None:
-        hosts, nodes = netmaker.members(name)
-    else:
-        hosts, nodes = members(netmaker.hosts, netmaker.nodes, name)
-    return NetmakerView(hosts=hosts, nodes=nodes, egress=netmaker.egress, routed=netmaker.routed)
+def _narrowed(netmaker: NetmakerView, names: Sequence[str]) -> NetmakerView:
+    """The hosts named so and their nodes only: all a single-node pass can touch."""
+    hosts: list[Host] = []
+    nodes: list[NmNode] = []
+    for name in names:
+        if netmaker.members is not None:
+            found = netmaker.members(name)
+        else:
+            found = members(netmaker.hosts, netmaker.nodes, name)
+        hosts.extend(found[0])
+        nodes.extend(found[1])
+    return NetmakerView(
+        hosts=hosts,
+        nodes=nodes,
+        egress=netmaker.egress,
+        routed=netmaker.routed,
+        address_ranges=netmaker.address_ranges,
+    )
 
 
 def members(
@@ -375,7 +456,14 @@ def members(
     return named, tuple(n for n in nodes if n.host_id in host_ids or n.id in listed)
 
 
-def _index(kube_nodes: Iterable[KubeNode], netmaker: NetmakerView) -> _Index:
+def _index(
+    kube_nodes: Iterable[KubeNode],
+    netmaker: NetmakerView,
+    settings: PlanSettings,
+    claims: KubeClaims,
+    *,
+    full: bool,
+) -> _Index:
     kube = {k.name: k for k in kube_nodes}
     nodes = {n.id: n for n in netmaker.nodes if n.id != ZERO_UUID}
     hosts = {h.id: h for h in netmaker.hosts}
@@ -391,29 +479,118 @@ def _index(kube_nodes: Iterable[KubeNode], netmaker: NetmakerView) -> _Index:
     hosts_by_name: dict[str, list[Host]] = defaultdict(list)
     for host in netmaker.hosts:
         hosts_by_name[host.name].append(host)
+    owners, skips, claimed_by, contested = _resolve(kube, settings)
     return _Index(
         kube=kube,
         nodes=nodes,
         hosts=hosts,
         node_ids_by_host=node_ids_by_host,
         hosts_by_name=hosts_by_name,
-        kube_by_host={k.netmaker_host: k for k in kube.values()},
+        kube_by_host=owners,
+        skips=skips,
+        claimed_by=claimed_by,
+        contested=contested,
+        claims=claims,
+        settings=settings,
+        address_ranges=netmaker.address_ranges,
+        overlaps=claims.overlaps() if full else None,
     )
 
 
+def _annotated(kube: KubeNode) -> bool:
+    """Whether `kube` claims its host through the annotation (one naming another host)."""
+    return kube.host_name is not None and kube.host_name != kube.name
+
+
+def _resolve(
+    kube: Mapping[str, KubeNode], settings: PlanSettings
+) -> tuple[
+    dict[str, KubeNode], dict[str, tuple[SkipReason, str]], dict[str, tuple[str, ...]], set[str]
+]:
+    """Rule 9: which node owns each host name claimed, from every claimant of it.
+
+    A node owns the host of its own name, and no annotation takes it: an annotation naming it
+    is refused (`HOST_TAKEN`) and the owner is told (`claimed_by`). A host claimed only by
+    annotation belongs to its one claimant; claimed so by several, to none of them
+    (`HOST_CONTESTED`: its rules are kept). An annotation the settings refuse claims nothing.
+    Returns the owners by host name, the skipped nodes, the owners' refused claimants and the
+    contested host names.
+    """
+    owners: dict[str, KubeNode] = {}
+    skips: dict[str, tuple[SkipReason, str]] = {}
+    by_annotation: dict[str, list[KubeNode]] = {}
+    for node in kube.values():
+        if not _annotated(node):
+            owners[node.name] = node
+            continue
+        refused = _annotation_refused(node, settings)
+        if refused is not None:
+            skips[node.name] = (SkipReason.HOST_ANNOTATION_REFUSED, refused)
+        else:
+            by_annotation.setdefault(node.netmaker_host, []).append(node)
+    claimed_by: dict[str, tuple[str, ...]] = {}
+    contested: set[str] = set()
+    for host, claimants in by_annotation.items():
+        names = tuple(sorted(k.name for k in claimants))
+        owner = owners.get(host)
+        if owner is not None:
+            claimed_by[owner.name] = names
+            for node in claimants:
+                skips[node.name] = (
+                    SkipReason.HOST_TAKEN,
+                    f"its annotation {HOST_ANNOTATION}={host} names the Netmaker host of "
+                    f"Kubernetes node {host}, which matches it by name and keeps it; remove "
+                    "the annotation or correct it",
+                )
+        elif len(claimants) > 1:
+            contested.add(host)
+            for node in claimants:
+                skips[node.name] = (
+                    SkipReason.HOST_CONTESTED,
+                    f"nodes {', '.join(names)} all name Netmaker host {host!r} in their "
+                    f"{HOST_ANNOTATION} annotation; its rules are left as they are until "
+                    "one claim remains",
+                )
+        else:
+            owners[host] = claimants[0]
+    return owners, skips, claimed_by, contested
+
+
+def _annotation_refused(kube: KubeNode, settings: PlanSettings) -> str | None:
+    """Why the settings refuse `kube`'s host annotation, or None when they allow it."""
+    if not settings.host_annotation:
+        return (
+            f"its annotation {HOST_ANNOTATION}={kube.host_name} is ignored: the host "
+            "annotation is turned off (HOST_ANNOTATION_ENABLED=false)"
+        )
+    pattern = settings.host_annotation_hosts
+    if pattern is not None and pattern.fullmatch(kube.netmaker_host) is None:
+        return (
+            f"its annotation {HOST_ANNOTATION}={kube.host_name} names a host that "
+            f"HOST_ANNOTATION_HOSTS ({pattern.pattern}) does not allow"
+        )
+    return None
+
+
 def _unusable_node_ids(
-    index: _Index, only: str | None, warnings: list[str], cidrless_expired: frozenset[str]
+    index: _Index, warnings: list[str], cidrless_expired: frozenset[str]
 ) -> set[str]:
     """Netmaker node ids whose rules must be left alone this pass, with a warning for each cause.
 
-    A Kubernetes node name held by two Netmaker hosts is ambiguous, and a node whose pod CIDRs
-    do not parse cannot be planned: writing either would guess, deleting either would lose.
+    A Kubernetes node name held by two Netmaker hosts is ambiguous, a host claimed by several
+    annotations is contested, and a node whose pod CIDRs do not parse or are refused (rule 13)
+    cannot be planned: writing any would guess, deleting any would lose.
     """
     protected: set[str] = set()
     for name, kube in index.kube.items():
-        if only is not None and name != only:
-            continue
         hosts = index.hosts_by_name.get(kube.netmaker_host, [])
+        claim = index.skips.get(name)
+        if claim is not None:
+            warnings.append(f"node {name}: {claim[1]}")
+            if claim[0] is SkipReason.HOST_CONTESTED:
+                for host in hosts:
+                    protected.update(index.node_ids_by_host.get(host.id, ()))
+            continue
         if not kube.pod_cidrs and name not in cidrless_expired:
             # Rule 11: no CIDRs *yet* is no reason to delete; nothing to warn about either.
             for host in hosts:
@@ -421,6 +598,10 @@ def _unusable_node_ids(
             continue
         ranges = index.pod_ranges(kube)
         problem = ranges if isinstance(ranges, str) else None
+        if not isinstance(ranges, str) and len(hosts) == 1 and index.address_ranges:
+            problem = _inside_a_mesh(ranges, hosts[0], index)
+            if problem is not None:
+                index.ranges[name] = problem
         if len(hosts) > 1:
             ids = ", ".join(sorted(h.id for h in hosts))
             problem = (
@@ -435,6 +616,60 @@ def _unusable_node_ids(
     return protected
 
 
+def _refused_range(kube: KubeNode, ranges: tuple[str, ...], index: _Index) -> str | None:
+    """Rule 13: why `kube`'s pod CIDRs must not become mesh routes, or None."""
+    allowed = [ipaddress.ip_network(c, strict=False) for c in index.settings.cluster_pod_cidrs]
+    for cidr in ranges:
+        if cidr.endswith("/0"):  # normalised: the prefix length is what follows the slash
+            return f"pod CIDR {cidr} is a default route; refused, its rules are left alone"
+        if allowed and not any(_within(ipaddress.ip_network(cidr), o) for o in allowed):
+            pods = ", ".join(index.settings.cluster_pod_cidrs)
+            return (
+                f"pod CIDR {cidr} is outside the cluster's pod ranges ({pods}, "
+                "CLUSTER_POD_CIDRS); refused, its rules are left alone"
+            )
+    if index.overlaps is not None:
+        others = index.overlaps.get(kube.name, [])
+    else:
+        others = index.claims.overlapping(kube)
+    if others:
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        return (
+            f"pod CIDR(s) {', '.join(ranges)} overlap those of node(s) {shown}; both are "
+            "refused and their rules left alone until the overlap is gone"
+        )
+    return None
+
+
+def _inside_a_mesh(ranges: tuple[str, ...], host: Host, index: _Index) -> str | None:
+    """Rule 13: a pod CIDR overlapping the address range of a network the host's rules would be
+    written in, or None."""
+    for node_id in index.node_ids_by_host.get(host.id, ()):
+        node = index.nodes.get(node_id)
+        if node is None:
+            continue
+        for mesh in index.address_ranges.get(node.network, ()):
+            try:
+                outer = ipaddress.ip_network(mesh, strict=False)
+            except ValueError:
+                continue  # the network's own range is Netmaker's to keep sound
+            for cidr in ranges:
+                net = ipaddress.ip_network(cidr)
+                if net.version == outer.version and net.overlaps(outer):
+                    return (
+                        f"pod CIDR {cidr} overlaps the address range {mesh} of Netmaker "
+                        f"network {node.network}; refused, its rules are left alone"
+                    )
+    return None
+
+
+def _within(
+    net: ipaddress.IPv4Network | ipaddress.IPv6Network,
+    outer: ipaddress.IPv4Network | ipaddress.IPv6Network,
+) -> bool:
+    return net.version == outer.version and net.subnet_of(outer)  # type: ignore[arg-type]
+
+
 def _normalized(cidrs: Sequence[str]) -> tuple[str, ...] | str:
     try:
         return tuple(normalize_cidr(cidr) for cidr in cidrs)
@@ -442,13 +677,12 @@ def _normalized(cidrs: Sequence[str]) -> tuple[str, ...] | str:
         return f"pod CIDR {exc}; its rules are left alone"
 
 
-def _desired_rules(
-    index: _Index, settings: PlanSettings, only: str | None, protected: set[str]
-) -> _DesiredRules:
-    """E(N, M, i) for every Kubernetes node N, routable Netmaker node M of N's host, and index i."""
+def _desired_rules(index: _Index, settings: PlanSettings, protected: set[str]) -> _DesiredRules:
+    """E(N, M, i) for every Kubernetes node N that owns its host, routable Netmaker node M of
+    that host, and index i."""
     desired = _DesiredRules()
     for name, kube in index.kube.items():
-        if (only is not None and name != only) or not kube.pod_cidrs:
+        if not kube.pod_cidrs or name in index.skips:
             continue
         hosts = index.hosts_by_name.get(kube.netmaker_host, [])
         if len(hosts) != 1:
@@ -492,9 +726,8 @@ def _owned_rules(
     `_marker` reads one again from the description cache."""
     in_scope: set[str] | None = None
     if only is not None:
-        in_scope = set()
-        kube = index.kube.get(only)
-        for host in index.hosts_by_name.get(kube.netmaker_host if kube else only, []):
+        in_scope = set()  # the view is narrowed to the hosts of the pass
+        for host in netmaker.hosts:
             in_scope.update(index.node_ids_by_host.get(host.id, ()))
     owned: list[Egress] = []
     candidates: Iterable[Iterable[Egress]] = netmaker.egress.values()

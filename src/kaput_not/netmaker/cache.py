@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Se
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar, cast
 
-from kaput_not.core.model import Egress, EgressSpec, Host, NmNode
+from kaput_not.core.model import Egress, EgressSpec, Host, Network, NmNode
 from kaput_not.core.planner import NetmakerView
 from kaput_not.core.planner import members as planner_members
 from kaput_not.core.suspect import suspect_shrink
@@ -51,7 +51,7 @@ class NetmakerApi(Protocol):
 
     async def list_hosts(self, *, held: Mapping[str, Host] | None = None) -> list[Host]: ...
     async def list_nodes(self, *, held: Mapping[str, NmNode] | None = None) -> list[NmNode]: ...
-    async def list_networks(self) -> list[str]: ...
+    async def list_networks(self) -> list[Network]: ...
     async def list_egress(
         self, network: str, *, held: Mapping[str, Egress] | None = None
     ) -> list[Egress]: ...
@@ -93,13 +93,13 @@ class CachedNetmaker:
         self._clock = clock
         self._hosts: _Slot[list[Host]] = _Slot()
         self._nodes: _Slot[list[NmNode]] = _Slot()
-        self._networks: _Slot[list[str]] = _Slot()
+        self._networks: _Slot[list[Network]] = _Slot()
         # Per network, the rules by id and by routing node: a write patches one entry, not the
         # whole list (at 10,000 nodes, rebuilding a 20,000-rule list per write made the first
         # sync quadratic), and a node event finds its node's rules without a scan.
         self._egress: dict[str, _Slot[_Rules]] = {}
         # The network names of the last view, and the lists they were derived from.
-        self._names: tuple[list[str], list[NmNode], list[str]] | None = None
+        self._names: tuple[list[Network], list[NmNode], list[str]] | None = None
         # The host and node index of the last view (`_members`), and its lists.
         self._members_memo: tuple[list[Host], list[NmNode], _Members] | None = None
         # One list read at a time, background refreshes included: each big list is held twice
@@ -128,7 +128,7 @@ class CachedNetmaker:
 
         return await self._read(slot, fetch, stale_ok)
 
-    async def networks(self, *, stale_ok: bool = False) -> list[str]:
+    async def networks(self, *, stale_ok: bool = False) -> list[Network]:
         return await self._read(self._networks, self._api.list_networks, stale_ok)
 
     async def egress(self, network: str) -> list[Egress]:
@@ -170,7 +170,16 @@ class CachedNetmaker:
         # pass (and `kaput-not plan`) keeps its view past its own writes: copied now, a snapshot.
         egress = _Lists(by_network) if stale_ok else {n: r.values() for n, r in by_network.items()}
         members = self._members(hosts, nodes)
-        return NetmakerView(hosts=hosts, nodes=nodes, egress=egress, routed=routed, members=members)
+        # Each network's own ranges: a pod CIDR overlapping one is refused (rule 13).
+        ranges = {n.name: n.ranges for n in networks if n.ranges}
+        return NetmakerView(
+            hosts=hosts,
+            nodes=nodes,
+            egress=egress,
+            routed=routed,
+            members=members,
+            address_ranges=ranges,
+        )
 
     def _members(self, hosts: list[Host], nodes: list[NmNode]) -> _Members:
         """`planner.members` for these lists, from an index built once per pair of lists (kept
@@ -192,13 +201,13 @@ class CachedNetmaker:
         self._members_memo = (hosts, nodes, lookup)
         return lookup
 
-    def _network_names(self, networks: list[str], nodes: list[NmNode]) -> list[str]:
+    def _network_names(self, networks: list[Network], nodes: list[NmNode]) -> list[str]:
         """Declared networks and every network a node is in; computed once per pair of lists
         (kept by identity, so a list freed and another allocated at its address is no match)."""
         memo = self._names
         if memo is not None and memo[0] is networks and memo[1] is nodes:
             return memo[2]
-        names = sorted(set(networks) | {n.network for n in nodes if n.routable})
+        names = sorted({n.name for n in networks} | {n.network for n in nodes if n.routable})
         self._names = (networks, nodes, names)
         return names
 

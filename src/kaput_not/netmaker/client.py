@@ -49,7 +49,7 @@ import httpx2
 import msgspec
 
 from kaput_not import __version__
-from kaput_not.core.model import Egress, EgressSpec, Host, NmNode
+from kaput_not.core.model import Egress, EgressSpec, Host, Network, NmNode
 from kaput_not.decoding import Decoder, first_byte
 from kaput_not.netmaker import errors, wire
 from kaput_not.netmaker.list_reader import Item, ListReader
@@ -380,9 +380,12 @@ class NetmakerClient:
         """Every node of every network, pseudo-nodes and pending deletes included."""
         return await self._list("/api/nodes", None, wire.NODES, wire.node_from_wire, held)
 
-    async def list_networks(self) -> list[str]:
+    async def list_networks(self) -> list[Network]:
         networks = await self._call("GET", "/api/networks", expect=wire.NETWORKS)
-        return [network.netid for network in networks]
+        return [
+            Network(n.netid, tuple(r for r in (n.addressrange, n.addressrange6) if r))
+            for n in networks
+        ]
 
     async def list_egress(
         self, network: str, *, held: Mapping[str, Egress] | None = None

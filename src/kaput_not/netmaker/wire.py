@@ -80,6 +80,8 @@ class ApiNode(msgspec.Struct):
 
 class ApiNetwork(msgspec.Struct):
     netid: str
+    addressrange: str = ""
+    addressrange6: str = ""
 
 
 class EgressWire(msgspec.Struct):

@@ -1,0 +1,118 @@
+"""Rule 13: a pod CIDR that would make a harmful mesh route is refused (`bad-pod-cidr`), never
+written, and the node's existing rules are left as they are."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kaput_not.core.claims import KubeClaims
+from kaput_not.core.model import KubeNode, SkipReason
+from kaput_not.core.planner import PlanSettings, plan
+from tests.core.test_planner_rules import good, one_host
+from tests.core.world import view
+
+S = PlanSettings()
+
+
+def report(p, name):
+    return next(r for r in p.nodes if r.name == name)
+
+
+def refused(p, name: str, phrase: str) -> None:
+    r = report(p, name)
+    assert r.reason is SkipReason.BAD_POD_CIDR, r
+    assert phrase in r.detail, r.detail
+
+
+@pytest.mark.parametrize("cidr", ["0.0.0.0/0", "::/0"])
+def test_a_default_route_is_refused_and_the_nodes_rule_kept(cidr):
+    host, nodes = one_host()
+    kept = good()  # the rule from before the node was rebuilt with the bad CIDR
+    world = view([host], nodes, [kept])
+    for p in (
+        plan([KubeNode("w1", (cidr,))], world, S),
+        plan([KubeNode("w1", (cidr,))], world, S, only="w1"),
+    ):
+        assert p.empty, [a.describe() for a in p.actions]
+        assert not p.withheld
+        refused(p, "w1", "default route")
+    fresh = plan([KubeNode("w1", (cidr,))], view([host], nodes, []), S)
+    assert fresh.empty  # nothing written
+
+
+def test_a_cidr_overlapping_the_mesh_networks_own_range_is_refused():
+    host, nodes = one_host()
+    world = replace(view([host], nodes, []), address_ranges={"net": ("100.64.0.0/16",)})
+    p = plan([KubeNode("w1", ("100.64.3.0/24",))], world, S)
+    assert p.empty
+    refused(p, "w1", "address range 100.64.0.0/16 of Netmaker network net")
+    # A CIDR outside it is fine; a range of another version is no overlap.
+    ok = plan([KubeNode("w1", ("10.1.0.0/24", "fd00:1::/64"))], world, S)
+    assert len(ok.actions) == 2
+
+
+def test_two_nodes_with_overlapping_cidrs_are_both_refused_whatever_the_order():
+    h1, n1 = one_host()
+    h2, n2 = one_host(name="w2", host_id="h2")
+    kept = good()  # w1's rule, written before w2 came with an overlapping CIDR
+    world = view([h1, h2], [*n1, *n2], [kept])
+    w1 = KubeNode("w1", ("10.1.0.0/24",))
+    w2 = KubeNode("w2", ("10.1.0.128/25",))
+    claims = KubeClaims([w1, w2])
+    for p in (
+        plan([w1, w2], world, S),
+        plan([w2, w1], world, S),
+        plan([w1], world, S, only="w1", claims=claims),
+        plan([w2], world, S, only="w2", claims=claims),
+    ):
+        assert p.empty, [a.describe() for a in p.actions]
+        assert not p.withheld
+        for r in p.nodes:
+            assert r.reason is SkipReason.BAD_POD_CIDR
+            assert "overlap" in r.detail
+
+
+def test_a_cidr_outside_the_cluster_pod_ranges_is_refused_when_configured():
+    host, nodes = one_host()
+    world = view([host], nodes, [])
+    pods = PlanSettings(cluster_pod_cidrs=("10.244.0.0/16", "fd00:10:244::/56"))
+    p = plan([KubeNode("w1", ("10.0.0.0/8",))], world, pods)
+    assert p.empty
+    refused(p, "w1", "outside the cluster's pod ranges")
+    inside = plan([KubeNode("w1", ("10.244.3.0/24", "fd00:10:244:3::/64"))], world, pods)
+    assert len(inside.actions) == 2
+    assert len(plan([KubeNode("w1", ("10.0.0.0/8",))], world, S).actions) == 1  # no check
+
+
+def test_the_claims_index_finds_overlaps_inside_around_and_equal():
+    a = KubeNode("a", ("10.1.0.0/16",))
+    b = KubeNode("b", ("10.1.2.0/24",))
+    c = KubeNode("c", ("10.2.0.0/24", "fd00::/64"))
+    d = KubeNode("d", ("fd00::/64",))
+    claims = KubeClaims([a, b, c])
+    assert claims.overlapping(a) == ["b"]
+    assert claims.overlapping(b) == ["a"]
+    assert claims.overlapping(c) == []
+    claims.update(None, d)
+    assert claims.overlapping(c) == ["d"]
+    claims.update(b, replace(b, pod_cidrs=("10.3.0.0/24",)))
+    assert claims.overlapping(a) == []
+    claims.update(d, None)
+    assert claims.overlapping(c) == []
+
+
+POOL = ["10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24", "10.1.2.128/25", "10.2.0.0/24", "fd00::/48"]
+POOL += ["fd00:0:0:1::/64", "fd01::/64", "0.0.0.0/0", "::/0", "bad"]
+
+
+@given(st.lists(st.lists(st.sampled_from(POOL), max_size=2, unique=True), max_size=6))
+def test_the_full_pass_sweep_finds_what_each_node_query_finds(cidrs):
+    nodes = [KubeNode(f"n{i}", tuple(c)) for i, c in enumerate(cidrs)]
+    claims = KubeClaims(nodes)
+    swept = claims.overlaps()
+    for node in nodes:
+        assert swept.get(node.name, []) == claims.overlapping(node)
