@@ -494,11 +494,16 @@ class Kube:
             )
         return answer.json() if answer.content else None
 
-    async def create_node(self, name: str, *pod_cidrs: str) -> dict[str, Any]:
+    async def create_node(
+        self, name: str, *pod_cidrs: str, annotations: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
         spec: dict[str, object] = {}
         if pod_cidrs:
             spec = {"podCIDR": pod_cidrs[0], "podCIDRs": list(pod_cidrs)}
-        node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}, "spec": spec}
+        metadata: dict[str, object] = {"name": name}
+        if annotations:
+            metadata["annotations"] = dict(annotations)
+        node = {"apiVersion": "v1", "kind": "Node", "metadata": metadata, "spec": spec}
         created: dict[str, Any] = await self.call("POST", "/api/v1/nodes", body=node)
         return created
 

@@ -72,9 +72,10 @@ async def test_a_node_without_a_netmaker_host_is_explained_then_served(
 
 
 def one_shot(
-    control_plane: ControlPlane, mesh: Mesh, *args: str
+    control_plane: ControlPlane, mesh: Mesh, *args: str, **settings: str
 ) -> subprocess.CompletedProcess[str]:
-    """`kaput-not <args>` as a process, configured like `run`, against this test's stack."""
+    """`kaput-not <args>` as a process, configured like `run` (plus `settings`), against this
+    test's stack."""
     env = controller_environment(
         {
             "NETMAKER_API_URL": mesh.server.url,
@@ -82,6 +83,7 @@ def one_shot(
             "NETMAKER_PASSWORD": mesh.password,
             "KUBECONFIG": str(control_plane.admin_kubeconfig),
             "LEADER_ELECTION_ENABLED": "false",
+            **settings,
         }
     )
     return subprocess.run(
