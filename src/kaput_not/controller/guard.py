@@ -14,9 +14,10 @@ before the first write of every process (`run` and `plan --apply`), and what a p
 to delete is charged and saved before the deletes are sent: a state that cannot be saved holds
 the deletes.
 
-A delete whose (network, range) stays served by another rule of ours, kept or created in the
-same plan (a node-pool replacement that reused the CIDRs, a duplicate), takes no route away:
-it is no loss, and is never held.
+A delete whose (network, range) stays served by another rule of ours that exists and keeps that
+range (a node-pool replacement that reused the CIDRs, once the new rules are written; a
+duplicate) takes no route away: it is no loss, and is never held. A rule created in the same
+plan does not count yet: its write may fail.
 
 The re-create budget guards the other direction, within the process: an egress list that comes
 back incomplete makes our rules look missing, and re-creating them all would pile up
@@ -547,22 +548,33 @@ def owned_in(view: NetmakerView, cluster: str | None) -> int:
 def _losing(
     deletes: list[Action], actions: list[Action], view: NetmakerView | None, cluster: str | None
 ) -> list[Action]:
-    """The deletes that take a route away: not those whose (network, range) stays served by
-    another rule of ours that the plan keeps, updates or creates. A full pass passes its
-    `view` (every rule kept counts); a node pass only its own plan (no scan per event)."""
+    """The deletes that take a route away: all but those whose (network, range) stays served by
+    another rule of ours that exists now and keeps that range through the plan. A rule this plan
+    creates, or updates onto the range, does not count: its write may fail, and the delete would
+    then have taken the route away unbudgeted (the next pass sees the new rule and lets the
+    delete go). A full pass passes its `view` (every rule kept counts); a node pass only its own
+    plan's updates (no scan per event)."""
     if not deletes:
         return []
     gone = {a.target.id for a in deletes if a.target is not None}
-    served: set[tuple[str, str]] = set()
+    moved: set[str] = set()
+    kept: set[tuple[str, str]] = set()
     for action in actions:
-        if action.kind is not ActionKind.DELETE and action.spec is not None:
-            served.add((action.network, _range(action.spec.range)))
+        target, spec = action.target, action.spec
+        if action.kind is not ActionKind.UPDATE or target is None or spec is None:
+            continue
+        if _range(spec.range) == _range(target.range):
+            kept.add((action.network, _range(target.range)))
+        else:
+            moved.add(target.id)
+    served = set(kept)
     if view is not None:
         networks = {a.network for a in deletes}
         for network in networks:
             for egress in view.egress.get(network, ()):
                 if (
                     egress.id not in gone
+                    and egress.id not in moved
                     and egress.nodes
                     and _our_index(egress, cluster) is not None
                 ):
