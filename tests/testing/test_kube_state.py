@@ -94,6 +94,16 @@ def test_an_update_that_changes_nothing_is_a_no_op(state):
     assert len(state.history) == 1
 
 
+def test_an_annotation_edit_is_a_modified_node_with_the_new_annotations(state):
+    """A kubelet may edit its own Node's annotations (kaput-not.io/netmaker-host among them)."""
+    state.create_node("n1", pod_cidrs=("10.244.1.0/24",), annotations={"a": "1"})
+    node = state.update_node("n1", annotations={"kaput-not.io/netmaker-host": "w1"})
+    assert node.to_dict()["metadata"]["annotations"]["kaput-not.io/netmaker-host"] == "w1"
+    assert "a" not in node.annotations
+    assert [e.type for e in state.history.since(0, live=False)][-1] == "MODIFIED"
+    assert state.update_node("n1", annotations={"kaput-not.io/netmaker-host": "w1"}) is node
+
+
 def test_one_resource_version_counter_spans_every_object(state):
     first = state.create_node("n1")
     lease = state.put_lease("kube-system", "kaput-not", {"holderIdentity": "a"})

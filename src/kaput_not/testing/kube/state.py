@@ -118,13 +118,17 @@ class KubeState:
         *,
         labels: Mapping[str, str] | None = None,
         pod_cidrs: tuple[str, ...] | None = None,
+        annotations: Mapping[str, str] | None = None,
     ) -> NodeRecord:
-        """Replace the labels and/or set the pod CIDRs (once: see the module docstring)."""
+        """Replace the labels and/or the annotations, and/or set the pod CIDRs (once: see the
+        module docstring). A kubelet may edit its own Node's annotations at any time."""
         with self.lock:
             old = self._existing(name)
             changes: dict[str, Any] = {}
             if labels is not None and dict(labels) != dict(old.labels):
                 changes["labels"] = labels
+            if annotations is not None and dict(annotations) != dict(old.annotations):
+                changes["annotations"] = annotations
             if pod_cidrs is not None:
                 check_pod_cidrs(name, old.pod_cidrs, tuple(pod_cidrs))
                 if tuple(pod_cidrs) != old.pod_cidrs:
