@@ -4,12 +4,14 @@ each is a typed error whose message is one line naming the call and the cause, a
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from kaput_not.core.model import EgressSpec
+from kaput_not.netmaker import client as client_module
 from kaput_not.netmaker import errors
 from kaput_not.netmaker.client import NetmakerClient
 from kaput_not.netmaker.list_reader import ListReader
@@ -197,3 +199,44 @@ async def test_a_trickling_body_fails_at_the_whole_request_deadline(
     assert took < 2.0, took
     name = route + ("?network=mesh" if "egress" in route and route.startswith("GET") else "")
     assert_one_clear_line(caught.value, name, "within 1 s", "reading the answer's body", failure)
+
+
+async def test_a_write_is_traced_only_until_its_answer_is_awaited(
+    emulator: NetmakerEmulator, monkeypatch: pytest.MonkeyPatch
+):
+    """Issue 21 (CPU a write): the deadline's progress tracking ran a trace callback for all
+    ten of httpcore2's events a request, the answer's body and close included, where none can
+    change what a deadline error says (`reading()` marks the body). It stops at the answer."""
+    seen: list[str] = []
+    trace = client_module._Progress.trace
+
+    async def recording(progress: Any, event: str, info: Any) -> None:
+        seen.append(event)
+        await trace(progress, event, info)
+
+    monkeypatch.setattr(client_module._Progress, "trace", recording)
+    host = emulator.state.add_host("w0", ["mesh"])
+    spec = EgressSpec(
+        network="mesh",
+        name="w0 pods (1/1)",
+        description="d",
+        range="10.0.0.0/24",
+        nat=False,
+        status=True,
+        nodes={host.node_id("mesh"): 500},
+    )
+    async with NetmakerClient(settings(emulator)) as client:
+        await client.login()
+        seen.clear()
+        await client.create_egress(spec)
+        await client.create_egress(dataclasses.replace(spec, range="10.0.1.0/24"))
+    steps = [
+        "http11.send_request_headers.started",
+        "http11.send_request_headers.complete",
+        "http11.send_request_body.started",
+        "http11.send_request_body.complete",
+        "http11.receive_response_headers.started",
+        "http11.receive_response_headers.complete",
+    ]
+    assert seen == steps + steps  # on one kept-alive connection: no connect
+    assert len(emulator.state.egresses("mesh")) == 2

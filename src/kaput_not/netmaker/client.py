@@ -267,6 +267,14 @@ _PHASES = {
     "receive_response_headers": "waiting for the answer",
     "receive_response_body": "reading the answer's body",
 }
+_READING = _PHASES["receive_response_body"]
+#: The step of each `.started` event of httpcore2's layers ("<layer>.<step>.started"), looked
+#: up whole: the trace callback runs several times a request, so it must not parse its event.
+_STARTED = {
+    f"{layer}.{step}.started": step
+    for layer in ("connection", "http11", "http2", "proxy", "socks")
+    for step in _PHASES
+}
 
 
 class _Progress:
@@ -274,22 +282,38 @@ class _Progress:
     anything was sent decides between Unreachable and OutcomeUnknown when the deadline passes.
 
     `traced` says the events can be trusted: a transport that sends none (a test's mock) leaves
-    it False, and a request whose progress is unknown counts as sent."""
+    it False, and a request whose progress is unknown counts as sent.
 
-    __slots__ = ("phase", "sent", "traced")
+    Given the request's `extensions`, it takes itself out of them once the answer's headers
+    are awaited: every later step is the answer's (`reading()` says when its body is read), and
+    the events of its body and its close were four of the ten a request."""
+
+    __slots__ = ("extensions", "phase", "sent", "traced")
 
     def __init__(self, *, traced: bool) -> None:
         self.phase = "waiting for a free connection"
         self.sent = False
         self.traced = traced
+        self.extensions: dict[str, Any] | None = None
 
     async def trace(self, event: str, info: Mapping[str, Any]) -> None:
         self.traced = True
-        name, _, stage = event.partition(".")[2].rpartition(".")
-        if stage == "started":
-            self.phase = _PHASES.get(name, self.phase)
-            if name == "send_request_headers":
-                self.sent = True
+        step = _STARTED.get(event)
+        if step is None:
+            if not event.endswith(".started"):
+                return  # `.complete` or `.failed`: the step's start said all
+            step = event.partition(".")[2].rpartition(".")[0]  # another layer's, if any
+            if step not in _PHASES:
+                return
+        self.phase = _PHASES[step]
+        if step == "send_request_headers":
+            self.sent = True
+        elif step == "receive_response_headers" and self.extensions is not None:
+            self.extensions.pop("trace", None)  # this step's Trace keeps it to its end
+
+    def reading(self) -> None:
+        """The answer's headers are in: its body is read from now on."""
+        self.phase = _READING
 
 
 class NetmakerClient:
@@ -514,6 +538,7 @@ class NetmakerClient:
                         extensions={"trace": progress.trace},
                     )
                     response = await self._http.send(request, stream=True)
+                    progress.reading()
                     try:
                         answer = await _answer(response, reader)
                     finally:
@@ -549,14 +574,18 @@ class NetmakerClient:
         sent = self._head + [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
         if content is not None:
             sent.append((b"Content-Length", str(len(content)).encode("ascii")))
+        extensions: dict[str, Any] = {"timeout": self._timeouts, "trace": progress.trace}
+        progress.extensions = extensions
         request = httpcore2.Request(
             method.encode("ascii"),
             self._target(path, query),
             headers=sent,
             content=content or b"",
-            extensions={"timeout": self._timeouts, "trace": progress.trace},
+            extensions=extensions,
         )
-        return await _core_answer(await self._pool.handle_async_request(request), reader)
+        response = await self._pool.handle_async_request(request)
+        progress.reading()
+        return await _core_answer(response, reader)
 
     def _target(self, path: str, query: str) -> httpcore2.URL:
         """The pool's URL for `path` and `query`, kept for the paths without a query."""
