@@ -3,13 +3,14 @@ written, and the node's existing rules are left as they are."""
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import replace
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kaput_not.core.claims import KubeClaims
+from kaput_not.core.claims import KubeClaims, parse_cidr
 from kaput_not.core.model import KubeNode, SkipReason
 from kaput_not.core.planner import PlanSettings, plan
 from tests.core.test_planner_rules import good, one_host
@@ -116,3 +117,53 @@ def test_the_full_pass_sweep_finds_what_each_node_query_finds(cidrs):
     swept = claims.overlaps()
     for node in nodes:
         assert swept.get(node.name, []) == claims.overlapping(node)
+
+
+def _ipaddress_reads(text: str) -> tuple[int, int, int] | None:
+    try:
+        net = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return None
+    return net.version, int(net.network_address), net.prefixlen
+
+
+SPELLINGS = ["10.1.2.0/24", "10.1.2.3/24", "fd00:1::/64", "::ffff:1.2.3.4/120", "::/0", "1.2.3.4"]
+SPELLINGS += ["FD00:0:0:1::/64", "010.1.2.0/24", "10.1.2.0/024", "10.1.2.0/33", "fe80::1%eth0/64"]
+SPELLINGS += ["10.1.2.0/255.255.255.0", "1:2:3:4:5:6:7:8:9/64", "::1.2.3.4/127", " 10.0.0.0/8"]
+
+
+@given(
+    st.one_of(
+        st.sampled_from(SPELLINGS),
+        st.text(alphabet="0123456789abcdefABCDEF:./% \u0663", max_size=24),
+        st.tuples(st.sampled_from(SPELLINGS), st.integers(0, 20), st.sampled_from(":./0a%")).map(
+            lambda t: t[0][: t[1]] + t[2] + t[0][t[1] :]
+        ),
+    )
+)
+def test_the_fast_cidr_reader_reads_what_ipaddress_reads(text):
+    """Issue 21 (CPU): the claims index and rule 13 read every pod CIDR through `parse_cidr`
+    (inet_pton for the usual form), not ipaddress; it must accept, refuse and clear host bits
+    exactly as `ipaddress.ip_network(strict=False)` does, whatever the spelling."""
+    assert parse_cidr(text) == _ipaddress_reads(text)
+
+
+@pytest.mark.parametrize(
+    ("cidr", "inside"),
+    [
+        ("100.63.255.0/24", False),  # ends just below the range
+        ("100.64.0.0/24", True),
+        ("100.65.255.0/24", True),
+        ("100.66.0.0/24", False),  # starts just past it
+        ("100.0.0.0/8", True),  # around it
+        ("fd00::/64", False),
+    ],
+)
+def test_a_mesh_range_overlap_is_decided_at_its_edges(cidr, inside):
+    host, nodes = one_host()
+    world = replace(view([host], nodes, []), address_ranges={"net": ("100.64.0.0/15", "bad")})
+    p = plan([KubeNode("w1", (cidr,))], world, S)
+    if inside:
+        refused(p, "w1", "address range 100.64.0.0/15 of Netmaker network net")
+    else:
+        assert len(p.actions) == 1, p.actions

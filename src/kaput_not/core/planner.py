@@ -52,7 +52,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
-from kaput_not.core.claims import KubeClaims
+from kaput_not.core.claims import KubeClaims, Span, last_address, parse_cidr
 from kaput_not.core.egress import (
     InvalidCidr,
     Marker,
@@ -221,6 +221,9 @@ class _Index:
     #: parsed once per pass for the three readers, and dropped with the pass (a cache kept
     #: between passes held 20,000 entries, 3 MB, for the life of the process).
     ranges: dict[str, tuple[str, ...] | str] = field(default_factory=dict)
+    #: Each network's address ranges read as numbers (an unparsable one left out): read once
+    #: a pass, not once a node.
+    mesh_spans: dict[str, list[tuple[str, Span]]] = field(default_factory=dict)
 
     def pod_ranges(self, kube: KubeNode) -> tuple[str, ...] | str:
         """`kube`'s pod CIDRs normalised, or the problem with the first that is not usable."""
@@ -644,23 +647,35 @@ def _refused_range(kube: KubeNode, ranges: tuple[str, ...], index: _Index) -> st
 def _inside_a_mesh(ranges: tuple[str, ...], host: Host, index: _Index) -> str | None:
     """Rule 13: a pod CIDR overlapping the address range of a network the host's rules would be
     written in, or None."""
+    spans: list[tuple[str, Span]] | None = None
     for node_id in index.node_ids_by_host.get(host.id, ()):
         node = index.nodes.get(node_id)
         if node is None:
             continue
-        for mesh in index.address_ranges.get(node.network, ()):
-            try:
-                outer = ipaddress.ip_network(mesh, strict=False)
-            except ValueError:
-                continue  # the network's own range is Netmaker's to keep sound
-            for cidr in ranges:
-                net = ipaddress.ip_network(cidr)
-                if net.version == outer.version and net.overlaps(outer):
+        meshes = index.mesh_spans.get(node.network)
+        if meshes is None:
+            meshes = index.mesh_spans[node.network] = [
+                (mesh, span)
+                for mesh in index.address_ranges.get(node.network, ())
+                if (span := parse_cidr(mesh)) is not None
+            ]  # an unparsable range is Netmaker's to keep sound
+        if not meshes:
+            continue
+        if spans is None:  # normalised: each parses
+            spans = [(cidr, span) for cidr in ranges if (span := parse_cidr(cidr)) is not None]
+        for mesh, outer in meshes:
+            for cidr, net in spans:
+                if _overlap(net, outer):
                     return (
                         f"pod CIDR {cidr} overlaps the address range {mesh} of Netmaker "
                         f"network {node.network}; refused, its rules are left alone"
                     )
     return None
+
+
+def _overlap(a: Span, b: Span) -> bool:
+    """Whether two CIDRs share an address (as `ipaddress`'s `overlaps`)."""
+    return a[0] == b[0] and a[1] <= last_address(b) and b[1] <= last_address(a)
 
 
 def _within(
