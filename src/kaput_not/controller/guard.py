@@ -455,6 +455,8 @@ class WriteGuard:
         unknown = [f.action for f in result.failures if isinstance(f.error, errors.OutcomeUnknown)]
         unknown_deletes = sum(1 for a in unknown if a.kind is ActionKind.DELETE)
         self._refund_deletes(charge, charge.deletes - result.deleted - unknown_deletes)
+        if not charge.recreates:
+            return  # the usual pass: no re-create charged, none to refund or to remember
         written = {slot for e in result.made for slot in _slots(e.network, e, self._cluster)}
         for egress in result.made:
             if any(slot in charge.recreates for slot in _slots(egress.network, egress, None)):
