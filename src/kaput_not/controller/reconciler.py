@@ -152,4 +152,8 @@ class Reconciler:
             remembered,
         )
         self._netmaker.invalidate()
-        return await self._netmaker.view()
+        again = await self._netmaker.view()
+        # Still short: the missing rules may be there and the list may keep hiding them, so
+        # creates for as many slots are re-creates, within the re-create budget.
+        guard.unseen = max(remembered - owned_in(again, self._settings.cluster), 0)
+        return again
