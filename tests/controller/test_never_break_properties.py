@@ -32,6 +32,7 @@ its shrunk steps).
 from __future__ import annotations
 
 import asyncio
+import io
 import ipaddress
 import logging
 import os
@@ -82,6 +83,8 @@ NO_SA = Path("/nonexistent/serviceaccount/namespace")
 NETWORK, NETWORK_RANGE = "mesh", "100.64.0.0/16"
 MAX_DELETE_FRACTION, MAX_DELETE_MIN = 0.25, 2
 CACHE_TTL = 30.0
+#: Seconds a stopping replica's cancelled tasks have to end (they end at once when sound).
+STOP_WITHIN = 30.0
 
 #: Hosts in Netmaker, each with one node in NETWORK. `w*` Kubernetes nodes match them by name;
 #: `spare` is a host no Kubernetes node is named after (an annotation may claim it).
@@ -161,6 +164,18 @@ class Replica:
         await self.controller.stop()
         for task in self.tasks:
             task.cancel()
+        # Bounded: `app._supervise` stops the same way, so a task that ignores its cancellation
+        # would hang a real shutdown too. Say which, with every pending task's stack.
+        _, pending = await asyncio.wait(self.tasks, timeout=STOP_WITHIN)
+        if pending:
+            stacks = io.StringIO()
+            for other in asyncio.all_tasks():
+                if other is not asyncio.current_task() and not other.done():
+                    other.print_stack(file=stacks)
+            raise AssertionError(
+                f"{len(pending)} of the replica's tasks still running {STOP_WITHIN:g}s after "
+                f"being cancelled; pending tasks:\n{stacks.getvalue()}"
+            )
         await asyncio.gather(*self.tasks, return_exceptions=True)
         if self.elector is not None:
             await self.elector.release()
