@@ -11,10 +11,12 @@ promises are checked (`NeverBreak`'s invariants):
 
 1. no foreign rule written (seeded at the start, damaged markers and another cluster's
    included);
-2. never more of our rules lost against their high-water mark than the budget allows;
+2. never more of our rules lost against their high-water mark than the budget allows (counted
+   by slot: a duplicate cleaned up takes no route away, README and DESIGN rule 8);
 3. no rule written through a host its node does not unambiguously own (and never a refused pod
    CIDR: a default route, one inside the mesh's range, or one another node holds);
-4. no two rules of ours for one slot after a pass completes on honest lists;
+4. no two rules of ours for one slot after a pass completes on honest lists (but the slots of
+   hosts whose rules are left as they are: `bad-pod-cidr`, `host-contested`);
 5. every wanted rule present, exactly once, once the world is honest for one full pass.
 
 Steps never sleep for wall-clock time where a clock is injected: the controller, its queue, the
