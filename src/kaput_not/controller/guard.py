@@ -565,7 +565,8 @@ def _losing(
     deletes: list[Action], actions: list[Action], view: NetmakerView | None, cluster: str | None
 ) -> list[Action]:
     """The deletes that take a route away: all but those whose (network, range) stays served by
-    another rule of ours that exists now and keeps that range through the plan. A rule this plan
+    another rule of ours that exists now and keeps that range through the plan, and one per
+    range of those that do not (the others are its duplicates). A rule this plan
     creates, or updates onto the range, does not count: its write may fail, and the delete would
     then have taken the route away unbudgeted (the next pass sees the new rule and lets the
     delete go). A full pass passes its `view` (every rule kept counts); a node pass only its own
@@ -595,9 +596,18 @@ def _losing(
                     and _our_index(egress, cluster) is not None
                 ):
                     served.add((network, _range(egress.range)))
-    return [
-        a for a in deletes if a.target is None or (a.network, _range(a.target.range)) not in served
-    ]
+    # Of the deletes of one range that nothing kept serves, one takes the route away; the
+    # others are its duplicates: were that one held, it would keep serving the range.
+    losing: list[Action] = []
+    for action in deletes:
+        if action.target is None:
+            losing.append(action)
+            continue
+        route = (action.network, _range(action.target.range))
+        if route not in served:
+            losing.append(action)
+            served.add(route)
+    return losing
 
 
 def _range(cidr: str) -> str:
