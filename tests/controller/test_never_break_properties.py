@@ -84,7 +84,7 @@ USER, PASSWORD = "kaput-not", "state-machine-password"
 NO_SA = Path("/nonexistent/serviceaccount/namespace")
 NETWORK, NETWORK_RANGE = "mesh", "100.64.0.0/16"
 MAX_DELETE_FRACTION, MAX_DELETE_MIN = 0.25, 2
-CACHE_TTL = 30.0
+CACHE_TTL, DELETE_GRACE = 30.0, 15.0
 #: Seconds a stopping replica's cancelled tasks have to end (they end at once when sound).
 STOP_WITHIN = 30.0
 
@@ -497,7 +497,7 @@ class NeverBreak(RuleBasedStateMachine):
             "KUBECONFIG": str(Path(self.tmp.name) / "kubeconfig"),
             "CACHE_TTL": f"{CACHE_TTL:g}s",
             "RESYNC_PERIOD": "600s",
-            "DELETE_GRACE": "15s",
+            "DELETE_GRACE": f"{DELETE_GRACE:g}s",
             "MAX_DELETE_FRACTION": str(MAX_DELETE_FRACTION),
             "MAX_DELETE_MIN": str(MAX_DELETE_MIN),
             "METRICS_ADDRESS": "127.0.0.1:0",
@@ -721,13 +721,18 @@ class NeverBreak(RuleBasedStateMachine):
 
     @rule()
     def honest_pass(self) -> None:
-        """Every fault cleared, one full pass with fresh lists; then every wanted rule must be
-        there exactly once (invariant 5, checked here where the world is honest)."""
+        """Every fault cleared, the product catches up, one full pass with fresh lists after the
+        delete grace; then every wanted rule must be there exactly once (invariant 5, checked
+        here where the world is honest)."""
 
         async def work() -> None:
             self.kube.faults.clear()
             self.nm.faults.clear()
-            self.clock.advance(CACHE_TTL + 1)
+            # The product sees every change first: a delete it sees now starts its grace
+            # (DELETE_GRACE, during which a node's rules stay as they are, duplicates too), and
+            # the full pass comes after the grace and the cache's TTL.
+            await self.live.sync()
+            self.clock.advance(max(CACHE_TTL, DELETE_GRACE) + 1)
             await self.live.full_pass()
 
         self._product(work)
