@@ -133,3 +133,22 @@ def test_netmaker_requests_are_counted_by_method_endpoint_and_status():
     assert value(f"{timed}_count", post) == 4
     assert value(f"{timed}_sum", post) == pytest.approx(5.06)
     assert value(f"{timed}_count", {"method": "GET", "endpoint": "/api/hosts"}) == 1
+
+
+async def test_an_injected_empty_queue_is_the_queue_the_controller_uses():
+    # An empty WorkQueue has a length of 0, so it is falsy: `queue or WorkQueue(...)` replaced
+    # it silently, and a caller's queue (its clock, its observer) was never the one used.
+    from kaput_not.controller.queue import WorkQueue
+
+    metrics = Metrics()
+    queue: WorkQueue[str] = WorkQueue(name="nodes", observer=metrics)
+    assert len(queue) == 0
+    controller = Controller(
+        kube=KubeApi(httpx2.AsyncClient()),
+        netmaker=Netmaker(),  # type: ignore[arg-type]
+        reconciler=Reconciler(),  # type: ignore[arg-type]
+        metrics=metrics,
+        options=ControllerOptions(),
+        queue=queue,
+    )
+    assert controller.queue is queue

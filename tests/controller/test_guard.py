@@ -309,3 +309,45 @@ def test_item_6_a_mass_hand_delete_is_repaired_without_starving():
         actions = tuple(create(i) for i in range(12) if f"10.244.{i}.0/24" in wanted)
         full_pass(guard, rules, actions)
     assert len(rules) == 12
+
+
+def test_a_new_process_s_short_first_list_repairs_a_real_hand_delete_without_starving():
+    # The cluster remembered 12 rules; the first list, read twice, shows none (deleted by hand
+    # while the controller was down): the first pass re-creates within the budget, and once a
+    # full pass lists what it wrote (the list is honest), the rest follows.
+    clock = FakeClock()
+    guard = WriteGuard(SETTINGS, cluster=None, clock=clock)
+    guard.state.sample(clock(), SETTINGS.window_seconds, 12, 12)  # as read from the Lease
+    guard.unseen = 12  # as the reconciler's re-read of the first list sets it
+    rules: list[Egress] = []
+    checked = full_pass(guard, rules, tuple(create(i) for i in range(12)))
+    assert checked.count(ActionKind.CREATE) == 6  # half of the 12 remembered
+    for _ in range(3):
+        wanted = {f"10.244.{i}.0/24" for i in range(12)} - {r.range for r in rules}
+        full_pass(
+            guard,
+            rules,
+            tuple(c for c in map(create, range(12)) if c.spec and c.spec.range in wanted),
+        )
+    assert len(rules) == 12
+    assert guard.unseen == 0
+
+
+def test_the_duplicates_of_a_rule_whose_route_goes_are_never_held_and_cost_one_delete():
+    """Four copies of a gone node's rule (three duplicates a lying egress list left): deleting
+    them takes one route away, not four. With the budget spent, the one loss waits and keeps
+    serving the range; the duplicates go (fails where every copy counted as a loss, and all
+    four were held)."""
+    guard = WriteGuard(SETTINGS, cluster=None, clock=FakeClock())
+    copies = [dataclasses.replace(rule(3), id=f"d{k}") for k in range(3)]
+    guard.learn(view([*(rule(i) for i in range(8)), *copies], routers=40), 11)  # limit 5
+    everything = view([*(rule(i) for i in range(8)), *copies], routers=40)
+    first = guard.check(Plan(actions=tuple(map(delete, (0, 4, 5, 6, 7))), owned=11), everything)
+    guard.spent(first, everything)
+    assert first.count(ActionKind.DELETE) == 5  # the budget is spent now
+    left = view([rule(1), rule(2), rule(3), *copies], routers=40)
+    gone = (delete(3), *(Action(ActionKind.DELETE, "gone", "mesh", target=c) for c in copies))
+    checked = guard.check(Plan(actions=gone, owned=6), left, full=True)
+    assert checked.count(ActionKind.DELETE) == 3
+    assert len(checked.withheld) == 1
+    assert guard.spent(checked, left).losing == 0

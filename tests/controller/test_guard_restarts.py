@@ -96,6 +96,49 @@ async def test_item_3_an_empty_first_egress_list_after_a_restart_creates_nothing
     assert creates(stack) == 8
 
 
+async def test_item_3_an_egress_list_that_stays_empty_after_a_restart_recreates_within_budget(
+    stack: Stack,
+):
+    # The first egress list read twice is still empty (a lie that outlasts the re-read): the
+    # new process has no earlier list of its own, so the creates for the rules the cluster
+    # remembers and the list does not show are re-creates, within the re-create budget.
+    for i in range(8):
+        stack.node(f"w{i}", f"10.244.{i}.0/24")
+    stop, task = stack.start(stack.settings(MAX_DELETE_MIN="2"))
+    await converged(stack, 8)
+    stack.nm.faults.rewrite("GET /api/v1/egress", lambda body: {**body, "Response": []}, times=None)
+    reads = stack.nm.log.counts().get("GET /api/v1/egress", 0)
+    await restart(stack, task, stop, MAX_DELETE_MIN="2", RESYNC_PERIOD="1.1s", CACHE_TTL="0.2s")
+    await eventually(
+        lambda: stack.nm.log.counts().get("GET /api/v1/egress", 0) >= reads + 2, what="re-read"
+    )
+    await asyncio.sleep(2.5)  # resyncs on the same lie
+    assert creates(stack) - 8 <= 4  # half of the 8 remembered: MAX_DELETE_FRACTION's default
+    stack.nm.faults.clear()
+    await converged(stack, 8)  # the list is whole again: the duplicates are cleaned up
+
+
+async def test_item_3_a_list_that_lied_to_the_last_process_does_not_lower_what_the_next_trusts(
+    stack: Stack,
+):
+    # The resyncs of a process on an empty egress list save that they saw no rule of ours;
+    # the next process's first list is still judged against the high-water mark, so each
+    # process re-creates within the re-create budget, never the whole list.
+    for i in range(8):
+        stack.node(f"w{i}", f"10.244.{i}.0/24")
+    settings = {"MAX_DELETE_MIN": "2", "RESYNC_PERIOD": "1.1s", "CACHE_TTL": "0.2s"}
+    stop, task = stack.start(stack.settings(**settings))
+    await converged(stack, 8)
+    stack.nm.faults.rewrite("GET /api/v1/egress", lambda body: {**body, "Response": []}, times=None)
+    for _ in range(2):
+        await restart(stack, task, stop, **settings)
+        stop, task = stack.running[-1]
+        await asyncio.sleep(2.5)  # the first pass and resyncs, on the same lie
+    assert creates(stack) - 8 <= 2 * 4  # two processes, each within half of the 8 remembered
+    stack.nm.faults.clear()
+    await converged(stack, 8)
+
+
 async def test_item_4_plan_apply_spends_the_budget_run_spent(stack: Stack):
     for i in range(16):
         stack.node(f"w{i}", f"10.244.{i}.0/24")

@@ -425,3 +425,20 @@ def test_a_rule_listed_again_in_another_networks_list_is_kept_and_matched_once()
     listed = replace(view([host], nodes, []), egress={"net": [w1], "b": [routed_in_b]})
     p = plan([kube("w1", "10.1.0.0/24")], listed, S)
     assert [(a.kind, a.target) for a in p.actions] == [(ActionKind.CREATE, None)]
+
+
+def test_rule_8_the_copies_of_one_gone_rule_are_no_mass_delete():
+    """A gone node's rule and three duplicates (a lying egress list wrote them) are one rule's
+    worth of loss: the mass-delete guard counts a slot's copies once (fails where it counted
+    four deletes of eight rules, past the limit of two, and held all four)."""
+    hosts, nodes, rules = [], [], []
+    for i in range(5):
+        h, ns = one_host(name=f"w{i}", host_id=f"h{i}")
+        hosts.append(h)
+        nodes += ns
+        rules.append(good(node_id=f"h{i}-net", name=f"w{i}", cidr=f"10.{i}.0.0/24"))
+    rules += [replace(rules[4], id=f"copy-{k}") for k in range(3)]
+    tight = PlanSettings(max_delete_fraction=0.25, max_delete_floor=2)
+    p = plan([kube(f"w{i}", f"10.{i}.0.0/24") for i in range(4)], view(hosts, nodes, rules), tight)
+    assert p.count(ActionKind.DELETE) == 4
+    assert p.refusal is None

@@ -85,8 +85,11 @@ class Controller:
         emit: Emit | None = None,
     ) -> None:
         self.informer = NodeInformer(kube, self.on_event)
-        self.queue: WorkQueue[str] = queue or WorkQueue(
-            name="nodes", exclusive=CLUSTER, observer=metrics
+        # `is None`, not `or`: an empty queue has a length of 0, so it is falsy.
+        self.queue: WorkQueue[str] = (
+            queue
+            if queue is not None
+            else WorkQueue(name="nodes", exclusive=CLUSTER, observer=metrics)
         )
         self._netmaker = netmaker
         self._reconciler = reconciler

@@ -23,7 +23,10 @@ The re-create budget guards the other direction, within the process: an egress l
 back incomplete makes our rules look missing, and re-creating them all would pile up
 duplicates. A create for a slot that held one of our rules a moment ago is a re-create; up to
 the budget of them are written, and once a full pass lists the rules they made (the list is
-honest: a hand delete), they are given back, so repairs are never starved.
+honest: a hand delete), they are given back, so repairs are never starved. A new process has
+no earlier list: when its first egress list, read twice, still shows fewer rules of ours than
+the cluster remembers, its creates for as many slots as are missing count as re-creates too
+(`unseen`), so a list that stays incomplete across a restart piles up no more duplicates.
 
 The guard works on the plan the pure planner made, before the executor writes it.
 """
@@ -188,6 +191,10 @@ class WriteGuard:
         self._known: dict[Slot, str] = {}
         #: Ids of rules re-created and not listed by a full pass yet.
         self._recreated: set[str] = set()
+        #: Rules of ours the cluster remembers that this process's first egress list, read
+        #: twice, did not show: as many creates count as re-creates (the list may hide them),
+        #: until a full pass lists what they wrote (the list is honest then).
+        self.unseen = 0
         #: The deletes `check` let through that take a route away (by identity), for `spent`.
         self._losing: set[int] = set()
         #: Why the last pass held writes back, or None: for /readyz and the logs.
@@ -322,6 +329,7 @@ class WriteGuard:
             self.recreates.refund(len(self._recreated))
             self.recreates.recovered()
             self._recreated.clear()
+            self.unseen = 0
         unseen = [
             slot
             for slot, rule_id in known.items()
@@ -408,8 +416,13 @@ class WriteGuard:
         """Count what `plan` (as checked against `view`) is about to write against the budgets,
         write-ahead (`save()` it before the writes); `settle` the returned charge with what the
         executor did."""
-        recreates = [_slot(a) for a in self._recreates(list(plan.actions), view)]
+        recreated = self._recreates(list(plan.actions), view)
+        recreates = [_slot(a) for a in recreated]
         self.recreates.spend(len(recreates))
+        if self.unseen:
+            known = self._known
+            self.unseen -= sum(1 for slot in recreates if slot is None or slot not in known)
+            self.unseen = max(self.unseen, 0)
         losing = 0
         for action in plan.actions:
             if action.kind is ActionKind.DELETE and action.target is not None:
@@ -520,21 +533,24 @@ class WriteGuard:
 
     def _recreates(self, actions: list[Action], view: NetmakerView) -> list[Action]:
         creates = [a for a in actions if a.kind is ActionKind.CREATE]
-        if not creates or not self._known:
+        if not creates or not (self._known or self.unseen):
             return []
         present: dict[str, set[str]] = {}
         found: list[Action] = []
+        others: list[Action] = []
         for action in creates:
             slot = _slot(action)
             known = self._known.get(slot) if slot is not None else None
             if known is None or slot is None:
+                others.append(action)
                 continue
             network = slot[0]
             if network not in present:
                 present[network] = {e.id for e in view.egress.get(network, ())}
             if known not in present[network]:
                 found.append(action)
-        return found
+        # The rules a new process's first list did not show may be there: re-creates too.
+        return found + others[: self.unseen]
 
 
 def owned_in(view: NetmakerView, cluster: str | None) -> int:
@@ -551,7 +567,8 @@ def _losing(
     deletes: list[Action], actions: list[Action], view: NetmakerView | None, cluster: str | None
 ) -> list[Action]:
     """The deletes that take a route away: all but those whose (network, range) stays served by
-    another rule of ours that exists now and keeps that range through the plan. A rule this plan
+    another rule of ours that exists now and keeps that range through the plan, and one per
+    range of those that do not (the others are its duplicates). A rule this plan
     creates, or updates onto the range, does not count: its write may fail, and the delete would
     then have taken the route away unbudgeted (the next pass sees the new rule and lets the
     delete go). A full pass passes its `view` (every rule kept counts); a node pass only its own
@@ -581,9 +598,18 @@ def _losing(
                     and _our_index(egress, cluster) is not None
                 ):
                     served.add((network, _range(egress.range)))
-    return [
-        a for a in deletes if a.target is None or (a.network, _range(a.target.range)) not in served
-    ]
+    # Of the deletes of one range that nothing kept serves, one takes the route away; the
+    # others are its duplicates: were that one held, it would keep serving the range.
+    losing: list[Action] = []
+    for action in deletes:
+        if action.target is None:
+            losing.append(action)
+            continue
+        route = (action.network, _range(action.target.range))
+        if route not in served:
+            losing.append(action)
+            served.add(route)
+    return losing
 
 
 def _range(cidr: str) -> str:

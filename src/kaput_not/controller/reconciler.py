@@ -137,19 +137,27 @@ class Reconciler:
     async def _confirm_first(self, guard: WriteGuard, view: NetmakerView) -> NetmakerView:
         """The first egress list of a process, against the count the cluster remembers: one
         that shows fewer rules of ours is read again, uncached, before anything is planned on
-        it (a new process has no earlier list of its own to suspect it against)."""
+        it (a new process has no earlier list of its own to suspect it against). Against the
+        high-water mark, not only the count last seen: a list that lied to the last process
+        lowered the count it saved."""
         if not guard.owner:
             return view  # nothing remembered to compare with yet: deletes wait meanwhile
         guard.first_view_pending = False
-        remembered = guard.state.owned
+        state = guard.state
+        remembered = None if state.owned is None else state.high_owned()
         seen = owned_in(view, self._settings.cluster)
         if remembered is None or not suspect_first(remembered, seen):
             return view
         log.warning(
-            "the first egress list shows %d rules of ours where %d were last seen; reading it "
-            "again before believing it",
+            "the first egress list shows %d rules of ours where the cluster remembers %d "
+            "(last seen %d); reading it again before believing it",
             seen,
             remembered,
+            state.owned,
         )
         self._netmaker.invalidate()
-        return await self._netmaker.view()
+        again = await self._netmaker.view()
+        # Still short: the missing rules may be there and the list may keep hiding them, so
+        # creates for as many slots are re-creates, within the re-create budget.
+        guard.unseen = max(remembered - owned_in(again, self._settings.cluster), 0)
+        return again

@@ -980,7 +980,14 @@ def _guard_deletes(
             ),
         )
     limit = max(settings.max_delete_floor, int(owned * settings.max_delete_fraction))
-    if len(deletes) > limit and not settings.allow_mass_delete:
+    # A slot's copies (duplicates a lying egress list left) count once: one rule's worth lost.
+    slots = {
+        (a.network, _marker(a.target).index, tuple(sorted(a.target.nodes)))
+        if a.target is not None and a.target.nodes
+        else (a.network, -1, (a.target.id if a.target is not None else str(id(a)),))
+        for a in deletes
+    }
+    if len(slots) > limit and not settings.allow_mass_delete:
         return (
             [],
             deletes,
