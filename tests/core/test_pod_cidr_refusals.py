@@ -110,13 +110,45 @@ POOL = ["10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24", "10.1.2.128/25", "10.2.0.0/2
 POOL += ["fd00:0:0:1::/64", "fd01::/64", "0.0.0.0/0", "::/0", "bad"]
 
 
-@given(st.lists(st.lists(st.sampled_from(POOL), max_size=2, unique=True), max_size=6))
-def test_the_full_pass_sweep_finds_what_each_node_query_finds(cidrs):
+PODS = [(), ("10.1.0.0/16",), ("10.1.2.0/24", "fd00::/48"), ("10.0.0.0/8", "fd00::/64")]
+
+
+def _writable(
+    cidr: str, bounds: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
+) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    try:
+        net = ipaddress.ip_network(cidr, strict=False)
+    except ValueError:
+        return None
+    if not net.prefixlen:
+        return None
+    if bounds and not any(net.network_address in b and net.broadcast_address in b for b in bounds):
+        return None
+    return net
+
+
+@given(
+    st.lists(st.lists(st.sampled_from(POOL), max_size=2, unique=True), max_size=6),
+    st.sampled_from(PODS),
+)
+def test_the_full_pass_sweep_finds_what_each_node_query_finds(cidrs, pods):
     nodes = [KubeNode(f"n{i}", tuple(c)) for i, c in enumerate(cidrs)]
     claims = KubeClaims(nodes)
-    swept = claims.overlaps()
+    within = [span for p in pods if (span := parse_cidr(p)) is not None]
+    swept = claims.overlaps(within)
     for node in nodes:
-        assert swept.get(node.name, []) == claims.overlapping(node)
+        assert swept.get(node.name, []) == claims.overlapping(node, within)
+    # Only a CIDR that could be written (no default route, inside the ranges) overlaps: an
+    # ipaddress reading of the rule, independent of the index.
+    bounds = [ipaddress.ip_network(p) for p in pods]
+    writable = {n.name: [w for c in n.pod_cidrs if (w := _writable(c, bounds))] for n in nodes}
+    for node in nodes:
+        expected = sorted(
+            other
+            for other, nets in writable.items()
+            if other != node.name and any(a.overlaps(b) for a in writable[node.name] for b in nets)
+        )
+        assert swept.get(node.name, []) == expected
 
 
 def _ipaddress_reads(text: str) -> tuple[int, int, int] | None:
@@ -167,3 +199,57 @@ def test_a_mesh_range_overlap_is_decided_at_its_edges(cidr, inside):
         refused(p, "w1", "address range 100.64.0.0/15 of Netmaker network net")
     else:
         assert len(p.actions) == 1, p.actions
+
+
+def _writes(p) -> list[tuple[str, str, str | None]]:
+    return [(a.kind, a.spec.range if a.spec else "", a.kube_node) for a in p.actions]
+
+
+def _evil_and_w2():
+    h1, n1 = one_host(name="evil", host_id="h1")
+    h2, n2 = one_host(name="w2", host_id="h2")
+    return view([h1, h2], [*n1, *n2], [])
+
+
+@pytest.mark.parametrize(
+    ("default", "cidr"), [("0.0.0.0/0", "10.2.0.0/24"), ("::/0", "fd00:2::/64")]
+)
+def test_a_default_route_on_one_node_does_not_refuse_the_others(default, cidr):
+    """Rule 13: a CIDR refused on its own is never written, so it makes no other node overlap:
+    one hostile or broken node must not block every other node's new routes."""
+    world = _evil_and_w2()
+    evil = KubeNode("evil", (default,))
+    w2 = KubeNode("w2", (cidr,))
+    claims = KubeClaims([evil, w2])
+    for p in (plan([evil, w2], world, S), plan([w2, evil], world, S)):
+        assert _writes(p) == [("create", cidr, "w2")]
+        refused(p, "evil", "default route")
+    mine = plan([evil, w2], world, S, only="w2", claims=claims)
+    assert _writes(mine) == [("create", cidr, "w2")]
+    alone = plan([evil, w2], world, S, only="evil", claims=claims)
+    assert alone.empty
+    refused(alone, "evil", "default route")
+
+
+def test_a_cidr_outside_the_cluster_pod_ranges_does_not_refuse_the_nodes_inside():
+    """Rule 13: with CLUSTER_POD_CIDRS set, a broad CIDR outside them is refused on its own and
+    refuses no node inside them; unset, it overlaps them and both are refused."""
+    world = _evil_and_w2()
+    evil = KubeNode("evil", ("10.0.0.0/8",))
+    w2 = KubeNode("w2", ("10.244.2.0/24",))
+    claims = KubeClaims([evil, w2])
+    pods = PlanSettings(cluster_pod_cidrs=("10.244.0.0/16",))
+    for p in (plan([evil, w2], world, pods), plan([w2, evil], world, pods)):
+        assert _writes(p) == [("create", "10.244.2.0/24", "w2")]
+        refused(p, "evil", "outside the cluster's pod ranges")
+    mine = plan([evil, w2], world, pods, only="w2", claims=claims)
+    assert _writes(mine) == [("create", "10.244.2.0/24", "w2")]
+    alone = plan([evil, w2], world, pods, only="evil", claims=claims)
+    assert alone.empty
+    refused(alone, "evil", "outside the cluster's pod ranges")
+    for p in (
+        plan([evil, w2], world, S),
+        plan([evil, w2], world, S, only="w2", claims=claims),
+    ):
+        assert p.empty
+        refused(p, "w2", "overlap those of node(s) evil")

@@ -4,7 +4,9 @@ one node against all the others without scanning them.
 - `claimants(host)`: the nodes that resolve to a Netmaker host name (by their own name or by the
   host annotation), so a pass can tell the owner by name from an annotation that would take it.
 - `overlapping(node)`: the other nodes whose pod CIDRs overlap this node's, so two nodes routing
-  one range are both refused, whichever event came first.
+  one range are both refused, whichever event came first. Only a CIDR that could be written
+  counts: a default route (never indexed) or one outside the cluster's pod ranges (`within`)
+  is refused on its own, so one broken or hostile node cannot refuse every other node.
 
 Maintained incrementally (`update(old, new)` per informer event), or built once from a list
 (a full pass, `plan` without an index). Pure: the core's own data, no adapter.
@@ -16,7 +18,7 @@ import bisect
 import ipaddress
 import socket
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from kaput_not.core.model import KubeNode
 
@@ -54,6 +56,17 @@ def last_address(span: Span) -> int:
     return start | ((1 << ((32 if version == 4 else 128) - prefix)) - 1)
 
 
+def inside(span: Span, within: Sequence[Span]) -> bool:
+    """Whether `span` lies within one of `within` (an empty `within`: no bounds, always)."""
+    if not within:
+        return True
+    end = last_address(span)
+    return any(
+        o[0] == span[0] and o[2] <= span[2] and o[1] <= span[1] and end <= last_address(o)
+        for o in within
+    )
+
+
 def _parsed(text: str) -> Span | None:
     try:
         net = ipaddress.ip_network(text, strict=False)
@@ -66,7 +79,8 @@ def _entries(node: KubeNode) -> list[_Entry]:
     found: list[_Entry] = []
     for cidr in node.pod_cidrs:
         span = parse_cidr(cidr.strip())
-        if span is not None:
+        # A default route is refused on its own (rule 13) and would overlap every node.
+        if span is not None and span[2]:
             found.append((*span, node.name))
     return found
 
@@ -81,7 +95,8 @@ class KubeClaims:
         self._by_host: dict[str, KubeNode | tuple[KubeNode, ...]] = {}
         self._cidrs: list[_Entry] = []
         self._lengths: Counter[tuple[int, int]] = Counter()
-        self._overlaps: dict[str, list[str]] | None = None
+        # The last sweep, with the cluster ranges it was made for.
+        self._overlaps: tuple[tuple[Span, ...], dict[str, list[str]]] | None = None
         for node in nodes:
             self._claim(node)
             for entry in _entries(node):
@@ -114,21 +129,27 @@ class KubeClaims:
             return ()
         return found if isinstance(found, tuple) else (found,)
 
-    def overlapping(self, node: KubeNode) -> list[str]:
-        """The names of the other nodes with a pod CIDR overlapping one of `node`'s, sorted."""
+    def overlapping(self, node: KubeNode, within: Sequence[Span] = ()) -> list[str]:
+        """The names of the other nodes with a pod CIDR overlapping one of `node`'s, sorted.
+        With `within` (the cluster's pod ranges), a CIDR outside them is left out on both
+        sides: it is refused on its own, never written, so it overlaps nothing."""
         names: set[str] = set()
         for version, start, length, _ in _entries(node):
+            if not inside((version, start, length), within):
+                continue
             bits = 32 if version == 4 else 128
             end = start | ((1 << (bits - length)) - 1)
             # Inside it (or the same): a CIDR that starts within it.
             lo = bisect.bisect_left(self._cidrs, (version, start))
             hi = bisect.bisect_right(self._cidrs, (version, end, bits + 1))
-            names.update(e[3] for e in self._cidrs[lo:hi])
+            names.update(e[3] for e in self._cidrs[lo:hi] if inside(e[:3], within))
             # Around it: a shorter prefix of a length in use, starting where its supernet does.
             for v, shorter in self._lengths:
                 if v != version or shorter >= length:
                     continue
                 outer = start >> (bits - shorter) << (bits - shorter)
+                if not inside((version, outer, shorter), within):
+                    continue
                 at = bisect.bisect_left(self._cidrs, (version, outer, shorter))
                 while at < len(self._cidrs) and self._cidrs[at][:3] == (version, outer, shorter):
                     names.add(self._cidrs[at][3])
@@ -136,16 +157,19 @@ class KubeClaims:
         names.discard(node.name)
         return sorted(names)
 
-    def overlaps(self) -> dict[str, list[str]]:
+    def overlaps(self, within: Sequence[Span] = ()) -> dict[str, list[str]]:
         """Every node with a pod CIDR overlapping another node's, with those nodes (sorted):
-        what `overlapping` says of each node, found in one sweep for a full pass (a query per
-        node parsed every CIDR again). Kept until the next `update`."""
-        if self._overlaps is not None:
-            return self._overlaps
+        what `overlapping` says of each node (with the same `within`), found in one sweep for a
+        full pass (a query per node parsed every CIDR again). Kept until the next `update`."""
+        within = tuple(within)
+        if self._overlaps is not None and self._overlaps[0] == within:
+            return self._overlaps[1]
         found: dict[str, set[str]] = {}
         # CIDRs are nested or apart: in start order, the open ones enclosing a CIDR are a stack.
         open_: list[tuple[int, int, str]] = []  # (version, last address, name)
         for version, start, length, name in self._cidrs:
+            if not inside((version, start, length), within):
+                continue
             end = start | ((1 << ((32 if version == 4 else 128) - length)) - 1)
             while open_ and (open_[-1][0] != version or open_[-1][1] < start):
                 open_.pop()
@@ -154,8 +178,9 @@ class KubeClaims:
                     found.setdefault(name, set()).add(outer)
                     found.setdefault(outer, set()).add(name)
             open_.append((version, end, name))
-        self._overlaps = {name: sorted(others) for name, others in found.items()}
-        return self._overlaps
+        swept = {name: sorted(others) for name, others in found.items()}
+        self._overlaps = (within, swept)
+        return swept
 
     def _claim(self, node: KubeNode) -> None:
         host = node.netmaker_host

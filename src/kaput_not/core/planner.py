@@ -37,6 +37,8 @@ Rules (DESIGN.md section 3), each in a function named for it:
 13. A pod CIDR that is a default route, overlaps the address range of a network its rules would
    be in, overlaps another node's CIDR (both nodes), or lies outside the cluster's pod ranges
    (when set) is refused as `bad-pod-cidr`: never written, the node's rules left alone.
+   A CIDR refused on its own (a default route, outside the pod ranges) overlaps no other
+   node: only a CIDR that could be written can get another node refused.
 
 Foreign rules (no marker, or another cluster's) never appear in any action.
 """
@@ -44,7 +46,6 @@ Foreign rules (no marker, or another cluster's) never appear in any action.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import itertools
 import re
 from collections import defaultdict
@@ -52,7 +53,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
-from kaput_not.core.claims import KubeClaims, Span, last_address, parse_cidr
+from kaput_not.core.claims import KubeClaims, Span, inside, last_address, parse_cidr
 from kaput_not.core.egress import (
     InvalidCidr,
     Marker,
@@ -214,6 +215,8 @@ class _Index:
     claims: KubeClaims
     settings: PlanSettings
     address_ranges: Mapping[str, tuple[str, ...]]
+    #: The cluster's pod ranges read as numbers, once a pass (empty: no bounds).
+    cluster_spans: tuple[Span, ...]
     #: Every overlap of pod CIDRs, found in one sweep for a full pass; None in a node's pass,
     #: which asks the claims index about its few nodes.
     overlaps: Mapping[str, list[str]] | None
@@ -483,6 +486,7 @@ def _index(
     for host in netmaker.hosts:
         hosts_by_name[host.name].append(host)
     owners, skips, claimed_by, contested = _resolve(kube, settings)
+    cluster_spans = tuple(_cluster_span(cidr) for cidr in settings.cluster_pod_cidrs)
     return _Index(
         kube=kube,
         nodes=nodes,
@@ -496,7 +500,8 @@ def _index(
         claims=claims,
         settings=settings,
         address_ranges=netmaker.address_ranges,
-        overlaps=claims.overlaps() if full else None,
+        cluster_spans=cluster_spans,
+        overlaps=claims.overlaps(cluster_spans) if full else None,
     )
 
 
@@ -621,11 +626,13 @@ def _unusable_node_ids(
 
 def _refused_range(kube: KubeNode, ranges: tuple[str, ...], index: _Index) -> str | None:
     """Rule 13: why `kube`'s pod CIDRs must not become mesh routes, or None."""
-    allowed = [ipaddress.ip_network(c, strict=False) for c in index.settings.cluster_pod_cidrs]
+    # Decided by the CIDR alone: such a CIDR is also left out of the overlap check (claims.py),
+    # so it refuses no other node. The two tests must stay the same.
     for cidr in ranges:
         if cidr.endswith("/0"):  # normalised: the prefix length is what follows the slash
             return f"pod CIDR {cidr} is a default route; refused, its rules are left alone"
-        if allowed and not any(_within(ipaddress.ip_network(cidr), o) for o in allowed):
+        span = parse_cidr(cidr)  # normalised: it parses
+        if index.cluster_spans and (span is None or not inside(span, index.cluster_spans)):
             pods = ", ".join(index.settings.cluster_pod_cidrs)
             return (
                 f"pod CIDR {cidr} is outside the cluster's pod ranges ({pods}, "
@@ -634,7 +641,7 @@ def _refused_range(kube: KubeNode, ranges: tuple[str, ...], index: _Index) -> st
     if index.overlaps is not None:
         others = index.overlaps.get(kube.name, [])
     else:
-        others = index.claims.overlapping(kube)
+        others = index.claims.overlapping(kube, index.cluster_spans)
     if others:
         shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
         return (
@@ -678,11 +685,11 @@ def _overlap(a: Span, b: Span) -> bool:
     return a[0] == b[0] and a[1] <= last_address(b) and b[1] <= last_address(a)
 
 
-def _within(
-    net: ipaddress.IPv4Network | ipaddress.IPv6Network,
-    outer: ipaddress.IPv4Network | ipaddress.IPv6Network,
-) -> bool:
-    return net.version == outer.version and net.subnet_of(outer)  # type: ignore[arg-type]
+def _cluster_span(cidr: str) -> Span:
+    span = parse_cidr(cidr)
+    if span is None:  # the config normalises it: only a PlanSettings built by hand gets here
+        raise ValueError(f"cluster pod range {cidr!r} is not a CIDR; use e.g. 10.244.0.0/16")
+    return span
 
 
 def _normalized(cidrs: Sequence[str]) -> tuple[str, ...] | str:
