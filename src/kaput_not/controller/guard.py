@@ -17,7 +17,8 @@ the deletes.
 A delete whose (network, range) stays served by another rule of ours that exists and keeps that
 range (a node-pool replacement that reused the CIDRs, once the new rules are written; a
 duplicate) takes no route away: it is no loss, and is never held. A rule created in the same
-plan does not count yet: its write may fail.
+plan does not count yet: its write may fail. A full pass counts a slot's copies once in our
+rules: counted as rules, the copies a lying egress list made would hide the routes lost.
 
 The re-create budget guards the other direction, within the process: an egress list that comes
 back incomplete makes our rules look missing, and re-creating them all would pile up
