@@ -340,14 +340,39 @@ def test_the_duplicates_of_a_rule_whose_route_goes_are_never_held_and_cost_one_d
     four were held)."""
     guard = WriteGuard(SETTINGS, cluster=None, clock=FakeClock())
     copies = [dataclasses.replace(rule(3), id=f"d{k}") for k in range(3)]
-    guard.learn(view([*(rule(i) for i in range(8)), *copies], routers=40), 11)  # limit 5
+    # Eleven rules of ours, the copies counted once: eight, limit 4.
+    guard.learn(view([*(rule(i) for i in range(8)), *copies], routers=40), 11)
     everything = view([*(rule(i) for i in range(8)), *copies], routers=40)
-    first = guard.check(Plan(actions=tuple(map(delete, (0, 4, 5, 6, 7))), owned=11), everything)
+    first = guard.check(Plan(actions=tuple(map(delete, (0, 4, 5, 6))), owned=11), everything)
     guard.spent(first, everything)
-    assert first.count(ActionKind.DELETE) == 5  # the budget is spent now
-    left = view([rule(1), rule(2), rule(3), *copies], routers=40)
+    assert first.count(ActionKind.DELETE) == 4  # the budget is spent now
+    left = view([rule(1), rule(2), rule(3), rule(7), *copies], routers=40)
     gone = (delete(3), *(Action(ActionKind.DELETE, "gone", "mesh", target=c) for c in copies))
-    checked = guard.check(Plan(actions=gone, owned=6), left, full=True)
+    checked = guard.check(Plan(actions=gone, owned=7), left, full=True)
     assert checked.count(ActionKind.DELETE) == 3
     assert len(checked.withheld) == 1
     assert guard.spent(checked, left).losing == 0
+
+
+def test_copies_of_a_rule_do_not_hide_the_routes_already_lost():
+    """Two of six routes lost spend the budget (limit 2); a lying egress list then made the
+    product write three copies of a kept rule, so the next full pass lists seven rules of ours.
+    The copies count once: the loss is still two, and the next route's delete is held (fails
+    where the seven rules raised the count back to the mark and hid the two routes lost: the
+    long run lost three slots of six with a budget of two)."""
+    tight = BudgetSettings(window_seconds=86400, max_fraction=0.25, floor=2)
+    guard = WriteGuard(tight, cluster=None, clock=FakeClock())
+    guard.learn(view([rule(i) for i in range(6)], routers=40), 6)
+    for i in (0, 1):  # node passes: two nodes gone
+        left = view([rule(k) for k in range(i, 6)], routers=40)
+        checked = guard.check(Plan(actions=(delete(i),), owned=1), left)
+        guard.spent(checked, left)
+        assert checked.count(ActionKind.DELETE) == 1
+    copies = [dataclasses.replace(rule(5), id=f"copy{k}") for k in range(3)]
+    listed = view([*(rule(i) for i in range(2, 6)), *copies], routers=40)
+    guard.learn(listed, 7)
+    guard.spent(guard.check(Plan(owned=7), listed, full=True), listed)
+    checked = guard.check(Plan(actions=(delete(2),), owned=1), listed)
+    assert checked.count(ActionKind.DELETE) == 0
+    assert len(checked.withheld) == 1
+    assert "2 of our rules already lost against their high-water mark of 6" in str(checked.refusal)

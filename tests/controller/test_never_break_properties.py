@@ -875,3 +875,144 @@ def test_it_never_breaks_the_network() -> None:
     finally:
         FIGURES["seconds"] = round(time.monotonic() - started)
         print(f"\nnever-break state machine: {dict(FIGURES)}")
+
+
+# -- the long run's failures, replayed as plain tests -------------------------------------------
+
+
+class _Drawn:
+    """Stands for hypothesis' `data`: each draw gives the first choice `pick` accepts."""
+
+    def __init__(self, pick: Callable[[Any], bool]) -> None:
+        self.pick = pick
+
+    def draw(self, strategy: Any) -> Any:
+        return next(e for e in strategy.elements if self.pick(e))
+
+
+def _named(name: str) -> _Drawn:
+    return _Drawn(lambda e: e == name)
+
+
+def _replay(slots: list[int], steps: list[tuple[str, dict[str, Any]]]) -> None:
+    """Run `steps` on a machine started on `slots`, every invariant checked after each."""
+    machine = NeverBreak()
+    checks = (
+        machine.no_foreign_rule_written,
+        machine.never_more_than_the_budget_lost,
+        machine.no_rule_through_a_host_its_node_does_not_own,
+        machine.no_two_rules_for_one_slot,
+    )
+    try:
+        machine.start(slots=slots, dual=False)
+        for check in checks:
+            check()
+        for step, kwargs in steps:
+            getattr(machine, step)(**kwargs)
+            for check in checks:
+                check()
+    finally:
+        machine.teardown()
+
+
+HONEST: tuple[str, dict[str, Any]] = ("honest_pass", {})
+NODES = "GET /api/nodes"
+
+
+def _gone(name: str) -> tuple[str, dict[str, Any]]:
+    return ("delete_node", {"data": _named(name)})
+
+
+def test_long_run_a_refused_mass_delete_left_a_gone_node_s_duplicate() -> None:
+    """The long run's "2 rules for one slot after an honest pass": every node gone, a gone
+    node's rule and the duplicate a lying egress list wrote; the mass-delete guard held both.
+    The steps that did nothing (a node added under a name in use, CIDRs given where no node
+    waits) are left out; the run's hand edits picked rules by random id, here the first by
+    content (other picks fail the same way on the old code)."""
+    first = _Drawn(lambda e: True)
+    _replay(
+        [0, 1, 2, 3, 4, 5],
+        [
+            _gone("w0"),
+            HONEST,
+            ("lying_netmaker_list", {"how": "empty", "route": "GET /api/hosts", "times": 1}),
+            *[HONEST] * 4,
+            ("lying_egress_list", {"how": "empty", "times": None}),
+            ("restart", {"leader_change": False}),
+            ("time_passes", {"seconds": 31.0}),
+            ("lying_node_list", {"how": "empty", "times": 1}),
+            ("node_events", {}),
+            ("hand_edit", {"data": first, "what": "range"}),
+            ("lying_netmaker_list", {"how": "one", "route": "GET /api/hosts", "times": None}),
+            ("hand_edit", {"data": first, "what": "status"}),
+            ("node_events", {}),
+            (
+                "netmaker_error",
+                {"after": False, "code": 500, "route": "GET /api/nodes", "times": 3},
+            ),
+            ("lying_netmaker_list", {"how": "empty", "route": "GET /api/nodes", "times": None}),
+            ("lying_egress_list", {"how": "third", "times": None}),
+            ("node_events", {}),
+            _gone("w5"),
+            _gone("w4"),
+            ("netmaker_error", {"after": True, "code": 503, "route": "GET /api/hosts", "times": 2}),
+            ("time_passes", {"seconds": 1.0}),
+            ("hand_edit", {"data": first, "what": "delete"}),
+            _gone("w1"),
+            ("restart", {"leader_change": False}),
+            ("lying_netmaker_list", {"how": "third", "route": "GET /api/hosts", "times": None}),
+            ("slow_netmaker", {"late": False, "route": "POST /api/v1/egress"}),
+            _gone("w2"),
+            ("node_events", {}),
+            ("netmaker_error", {"after": False, "code": 500, "route": EGRESS_LIST, "times": 1}),
+            ("lying_netmaker_list", {"how": "third", "route": "GET /api/hosts", "times": 1}),
+            ("time_passes", {"seconds": 16.0}),
+            _gone("w3"),
+            ("netmaker_error", {"after": True, "code": 503, "route": "GET /api/hosts", "times": 1}),
+            (
+                "netmaker_error",
+                {"after": False, "code": 500, "route": "GET /api/nodes", "times": 1},
+            ),
+            ("node_events", {}),
+            ("time_passes", {"seconds": 1.0}),
+            HONEST,
+        ],
+    )
+
+
+def test_long_run_copies_of_a_rule_hid_the_routes_already_lost() -> None:
+    """The long run's "3 slots lost against a high-water mark of 6 slots, budget 2": two routes
+    lost, then a lying egress list made the product write three copies of a kept rule, and the
+    seven rules counted hid the two routes lost."""
+    _replay(
+        [0, 1, 2, 3, 4, 5],
+        [
+            _gone("w0"),
+            HONEST,
+            ("lying_netmaker_list", {"how": "empty", "route": "GET /api/hosts", "times": 1}),
+            *[HONEST] * 5,
+            ("time_passes", {"seconds": 1.0}),
+            _gone("w1"),
+            *[HONEST] * 6,
+            _gone("w2"),
+            *[HONEST] * 9,
+            _gone("w3"),
+            *[HONEST] * 3,
+            _gone("w4"),
+            ("lying_node_list", {"how": "empty", "times": 1}),
+            ("lying_egress_list", {"how": "empty", "times": None}),
+            ("lying_egress_list", {"how": "third", "times": 1}),
+            ("restart", {"leader_change": True}),
+            ("plan_apply", {}),
+            ("time_passes", {"seconds": 1.0}),
+            ("add_node", {"cidrs": ("100.64.9.0/24",), "host": "w7", "name": "w1"}),
+            ("lying_node_list", {"how": "third", "times": None}),
+            ("lying_egress_list", {"how": "empty", "times": 1}),
+            ("slow_netmaker", {"late": False, "route": "POST /api/v1/egress"}),
+            _gone("w5"),
+            ("time_passes", {"seconds": 1.0}),
+            ("lying_egress_list", {"how": "empty", "times": 1}),
+            _gone("w1"),
+            HONEST,
+        ],
+    )

@@ -442,3 +442,31 @@ def test_rule_8_the_copies_of_one_gone_rule_are_no_mass_delete():
     p = plan([kube(f"w{i}", f"10.{i}.0.0/24") for i in range(4)], view(hosts, nodes, rules), tight)
     assert p.count(ActionKind.DELETE) == 4
     assert p.refusal is None
+
+
+def test_rule_8_a_refused_mass_delete_still_deletes_the_copies_of_its_slots():
+    """Three gone nodes' rules, one with a duplicate (a lying egress list wrote it): the mass
+    delete is refused, but one copy of a slot keeps serving its range, so the other is no loss
+    and is deleted (the long run found 2 rules for one slot after an honest pass, where the
+    refusal held all four deletes)."""
+    hosts, nodes, rules = [], [], []
+    for i in range(5):
+        h, ns = one_host(name=f"w{i}", host_id=f"h{i}")
+        hosts.append(h)
+        nodes += ns
+        rules.append(good(node_id=f"h{i}-net", name=f"w{i}", cidr=f"10.{i}.0.0/24"))
+    rules.append(replace(rules[4], id="copy-4"))
+    tight = PlanSettings(max_delete_fraction=0.25, max_delete_floor=2)
+    p = plan([kube(f"w{i}", f"10.{i}.0.0/24") for i in range(2)], view(hosts, nodes, rules), tight)
+    deleted = [a.target.id for a in p.actions if a.kind is ActionKind.DELETE and a.target]
+    assert len(deleted) == 1
+    assert deleted[0] in {rules[4].id, "copy-4"}
+    held = sorted(a.target.name for a in p.withheld if a.target)
+    assert held == ["w2 pods (1/1)", "w3 pods (1/1)", "w4 pods (1/1)"]
+    assert p.refusal is not None
+    assert "refusing to delete 3 of 6" in p.refusal
+    # The next pass sees one rule for the slot: nothing more is deleted while it is refused.
+    after = apply(view(hosts, nodes, rules), p)
+    again = plan([kube(f"w{i}", f"10.{i}.0.0/24") for i in range(2)], after, tight)
+    assert again.count(ActionKind.DELETE) == 0
+    assert len(again.withheld) == 3

@@ -17,7 +17,8 @@ the deletes.
 A delete whose (network, range) stays served by another rule of ours that exists and keeps that
 range (a node-pool replacement that reused the CIDRs, once the new rules are written; a
 duplicate) takes no route away: it is no loss, and is never held. A rule created in the same
-plan does not count yet: its write may fail.
+plan does not count yet: its write may fail. A full pass counts a slot's copies once in our
+rules: counted as rules, the copies a lying egress list made would hide the routes lost.
 
 The re-create budget guards the other direction, within the process: an egress list that comes
 back incomplete makes our rules look missing, and re-creating them all would pile up
@@ -304,9 +305,12 @@ class WriteGuard:
         return max(self.state.high_owned(), len(self._known))
 
     def learn(self, view: NetmakerView, owned: int, nodes: int | None = None) -> None:
-        """After a full pass's read: our rules now, by slot, and the counts for the state."""
-        self.state.sample(self.now(), self._settings.window_seconds, owned, nodes)
-        self._dirty = True
+        """After a full pass's read: our rules now, by slot, and the counts for the state.
+
+        Of `owned`, a rule whose every slot a rule listed before it holds is a copy (a
+        duplicate a lying egress list made the product write) and is not counted: copies
+        counted as rules would raise the count back to the high-water mark, hiding routes
+        already lost, and let as many more go."""
         # Updated in place: the slots of a pass in sync are the ones already known, so their
         # keys stay and each new tuple goes at once (a new dict per pass meant 20,000 new
         # tuples kept, and the old ones freed, on every resync at 10,000 dual-stack nodes).
@@ -315,12 +319,22 @@ class WriteGuard:
         # 20,000 rules; the rules by id, per network, take 0.7.
         known, cluster = self._known, self._cluster
         listed: dict[str, dict[str, Egress]] = {}
+        copies = 0
         for network, egresses in view.egress.items():
             here = listed.setdefault(network, {})
             for egress in egresses:
+                repeated = egress.id in here
                 here[egress.id] = egress
-                for slot in _slots(network, egress, cluster):
+                slots = _slots(network, egress, cluster)
+                copy = bool(slots) and not repeated
+                for slot in slots:
+                    # Held already by a rule listed earlier in this pass: this one is a copy.
+                    earlier = known.get(slot)
+                    copy = copy and earlier != egress.id and earlier in here
                     known[slot] = egress.id
+                copies += copy
+        self.state.sample(self.now(), self._settings.window_seconds, max(owned - copies, 0), nodes)
+        self._dirty = True
         if self._recreated and all(
             any(rule_id in rules for rules in listed.values()) for rule_id in self._recreated
         ):

@@ -988,18 +988,27 @@ def _guard_deletes(
         )
     limit = max(settings.max_delete_floor, int(owned * settings.max_delete_fraction))
     # A slot's copies (duplicates a lying egress list left) count once: one rule's worth lost.
-    slots = {
-        (a.network, _marker(a.target).index, tuple(sorted(a.target.nodes)))
-        if a.target is not None and a.target.nodes
-        else (a.network, -1, (a.target.id if a.target is not None else str(id(a)),))
-        for a in deletes
-    }
-    if len(slots) > limit and not settings.allow_mass_delete:
+    # Held, one copy keeps serving the slot's range: its other copies take no route away and
+    # are never held (README), or they would stay after an honest pass.
+    held: dict[tuple[str, int, tuple[str, ...]], Action] = {}
+    copies: list[Action] = []
+    for action in sorted(deletes, key=lambda a: a.target.id if a.target is not None else ""):
+        target = action.target
+        key: tuple[str, int, tuple[str, ...]]
+        if target is None or not target.nodes:
+            key = (action.network, -1, (target.id if target is not None else str(id(action)),))
+        else:
+            key = (action.network, _marker(target).index, tuple(sorted(target.nodes)))
+        if key in held:
+            copies.append(action)
+        else:
+            held[key] = action
+    if len(held) > limit and not settings.allow_mass_delete:
         return (
-            [],
-            deletes,
+            copies,
+            list(held.values()),
             (
-                f"mass-delete guard: refusing to delete {len(deletes)} of {owned} owned rules "
+                f"mass-delete guard: refusing to delete {len(held)} of {owned} owned rules "
                 f"(limit {limit}: {settings.max_delete_fraction:.0%} of owned, at least "
                 f"{settings.max_delete_floor}); if this is intended, allow mass deletes"
             ),
