@@ -162,6 +162,8 @@ def _ipaddress_reads(text: str) -> tuple[int, int, int] | None:
 SPELLINGS = ["10.1.2.0/24", "10.1.2.3/24", "fd00:1::/64", "::ffff:1.2.3.4/120", "::/0", "1.2.3.4"]
 SPELLINGS += ["FD00:0:0:1::/64", "010.1.2.0/24", "10.1.2.0/024", "10.1.2.0/33", "fe80::1%eth0/64"]
 SPELLINGS += ["10.1.2.0/255.255.255.0", "1:2:3:4:5:6:7:8:9/64", "::1.2.3.4/127", " 10.0.0.0/8"]
+# What inet_pton raises ValueError (not OSError) for: a NUL byte, a character it cannot encode.
+SPELLINGS += ["10.0.0.0\x00/24", "fd00::\x00/64", "10.0.0.\u0663/24", "fd00::\ud800/64"]
 
 
 @given(
@@ -177,6 +179,15 @@ def test_the_fast_cidr_reader_reads_what_ipaddress_reads(text):
     """Issue 21 (CPU): the claims index and rule 13 read every pod CIDR through `parse_cidr`
     (inet_pton for the usual form), not ipaddress; it must accept, refuse and clear host bits
     exactly as `ipaddress.ip_network(strict=False)` does, whatever the spelling."""
+    assert parse_cidr(text) == _ipaddress_reads(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["10.0.0.0\x00/24", "fd00::\x00/64", "10.0.0.\u0663/24", "fd00::\ud800/64"]
+)
+def test_a_cidr_inet_pton_cannot_take_is_read_as_ipaddress_reads_it(text):
+    """Found by the decoder fuzz test: inet_pton raises ValueError for a NUL byte (and
+    UnicodeEncodeError for a lone surrogate), which escaped the planner as an exception."""
     assert parse_cidr(text) == _ipaddress_reads(text)
 
 

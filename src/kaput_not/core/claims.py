@@ -40,8 +40,9 @@ def parse_cidr(text: str) -> Span | None:
         six = ":" in address
         try:
             packed = socket.inet_pton(socket.AF_INET6 if six else socket.AF_INET, address)
-        except OSError:
-            return _parsed(text)  # e.g. an IPv6 scope: ipaddress has the last word
+        except (OSError, ValueError):
+            # An IPv6 scope, a NUL byte or a non-ASCII character: ipaddress has the last word.
+            return _parsed(text)
         bits = 128 if six else 32
         prefix = int(length)
         if prefix > bits:
