@@ -297,7 +297,9 @@ class World:
         return node.annotation or name
 
     def clean(self, name: str, cidr: str) -> bool:
-        """Whether node `name` may have a rule for `cidr`: not refused, held by no other node."""
+        """Whether node `name` may have a rule for `cidr`: not refused, held by no other node.
+        Another node's default route is refused on its own and takes no part in the overlap
+        check (README, bad-pod-cidr: one hostile node must not refuse every other one)."""
         if _refused(cidr):
             return False
         return not any(
@@ -305,6 +307,7 @@ class World:
             for other, node in self.nodes.items()
             if other != name
             for theirs in node.cidrs
+            if _net(theirs).prefixlen != 0
         )
 
     def left_alone(self) -> set[str]:
