@@ -4,7 +4,6 @@ write, saved before deletes are sent, acknowledged once."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import httpx2
 import pytest
@@ -20,21 +19,16 @@ from kaput_not.controller.guard_state import (
     format_ack,
 )
 from kaput_not.core.model import ActionKind, Plan
+from kaput_not.core.planner import NetmakerView
 from kaput_not.kube.api import KubeApi
 from kaput_not.kube.lease import LeaderElector, LeaseConfig
 from kaput_not.testing.kube import KubeApiServer
 from tests.clock import FakeClock
+from tests.kube.test_lease import FAST, NAME, NS, kube
 
 from .test_guard import SETTINGS, delete, rule, view
 
-NS, NAME = "kube-system", "kaput-not"
-FAST = {"lease_seconds": 2.0, "renew_deadline_seconds": 1.0, "retry_period_seconds": 0.2}
-
-
-@pytest.fixture
-async def kube() -> AsyncIterator[KubeApiServer]:
-    async with KubeApiServer() as server:
-        yield server
+__all__ = ["kube"]  # the Lease tests' stand-in fixture, used here too
 
 
 def test_the_state_stays_small_whatever_the_cluster_size_and_however_long_it_runs():
@@ -93,7 +87,8 @@ async def test_a_state_that_cannot_be_read_or_saved_holds_the_deletes_and_says_w
     assert guard.state.spent_total() == 0  # given back: it was never sent
 
 
-async def test_an_acknowledgement_lets_the_trip_go_once_and_expires():
+async def tripped_guard() -> tuple[MemoryStore, FakeClock, WriteGuard, NetmakerView]:
+    """A guard over 10 rules of ours whose delete budget 8 deletes tripped."""
     store = MemoryStore()
     clock = FakeClock(1_700_000_000.0)
     guard = WriteGuard(SETTINGS, cluster=None, clock=clock, store=store)
@@ -103,6 +98,11 @@ async def test_an_acknowledgement_lets_the_trip_go_once_and_expires():
     plan = Plan(actions=tuple(delete(i) for i in range(8)), owned=10)
     guard.spent(guard.check(plan, everything), everything)
     assert guard.deletes.tripped
+    return store, clock, guard, everything
+
+
+async def test_an_acknowledgement_lets_the_trip_go_once_and_expires():
+    store, clock, guard, everything = await tripped_guard()
     store.ack = format_ack(clock() + 3600)
     await guard.ready(full=True)  # a full pass reads it
     rest = Plan(actions=(delete(8), delete(9)), owned=5)
@@ -164,17 +164,7 @@ async def test_the_state_on_the_lease_survives_the_renewals_and_a_restart(kube: 
 
 
 async def test_while_held_node_passes_look_for_an_acknowledgement_every_30_seconds():
-    store = MemoryStore()
-    clock = FakeClock(1_700_000_000.0)
-    guard = WriteGuard(SETTINGS, cluster=None, clock=clock, store=store)
-    await guard.ready(full=True)
-    everything = view([rule(i) for i in range(10)])
-    guard.learn(everything, 10)
-    guard.spent(
-        guard.check(Plan(actions=tuple(delete(i) for i in range(8)), owned=10), everything),
-        everything,
-    )
-    assert guard.deletes.tripped
+    store, clock, guard, everything = await tripped_guard()
     store.ack = format_ack(clock() + 3600)
     await guard.ready(full=False)
     assert guard.state.ack is None  # read a moment ago: not again per node event

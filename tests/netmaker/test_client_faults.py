@@ -21,6 +21,19 @@ from kaput_not.testing.netmaker import NetmakerEmulator
 USER, PASSWORD = "kaput-not", "fault-test-password-9f2c"
 
 
+def one_rule(kube_node: str, node_id: str) -> EgressSpec:
+    """A rule of one node's first pod CIDR, routed through `node_id`."""
+    return EgressSpec(
+        network="mesh",
+        name=f"{kube_node} pods (1/1)",
+        description="d",
+        range="10.0.0.0/24",
+        nat=False,
+        status=True,
+        nodes={node_id: 500},
+    )
+
+
 @pytest.fixture
 async def emulator() -> AsyncIterator[NetmakerEmulator]:
     async with NetmakerEmulator(username=USER, password=PASSWORD) as emu:
@@ -81,15 +94,7 @@ async def test_code_mismatch_inside_a_200(emulator: NetmakerEmulator):
 async def test_connection_reset_after_a_write_is_outcome_unknown(emulator: NetmakerEmulator):
     host = emulator.state.add_host("w1", ["mesh"])
     emulator.faults.reset("POST /api/v1/egress", when="after")
-    spec = EgressSpec(
-        network="mesh",
-        name="w1 pods (1/1)",
-        description="d",
-        range="10.0.0.0/24",
-        nat=False,
-        status=True,
-        nodes={host.node_id("mesh"): 500},
-    )
+    spec = one_rule("w1", host.node_id("mesh"))
     async with NetmakerClient(settings(emulator)) as client:
         with pytest.raises(errors.OutcomeUnknown) as caught:
             await client.create_egress(spec)
@@ -175,15 +180,7 @@ async def test_a_trickling_body_fails_at_the_whole_request_deadline(
     node = host.node_id("mesh")
     for i in range(150):  # over the emulator's LIST_SLICE: the list goes out in pieces
         emulator.state.add_egress(network="mesh", cidr=f"10.1.{i}.0/24", nodes={node: 500})
-    spec = EgressSpec(
-        network="mesh",
-        name="w0 pods (1/1)",
-        description="d",
-        range="10.0.0.0/24",
-        nat=False,
-        status=True,
-        nodes={node: 500},
-    )
+    spec = one_rule("w0", node)
     async with NetmakerClient(settings(emulator)) as client:
         await client.login()
         emulator.faults.trickle(route, 0.2)
@@ -216,15 +213,7 @@ async def test_a_write_is_traced_only_until_its_answer_is_awaited(
 
     monkeypatch.setattr(client_module._Progress, "trace", recording)
     host = emulator.state.add_host("w0", ["mesh"])
-    spec = EgressSpec(
-        network="mesh",
-        name="w0 pods (1/1)",
-        description="d",
-        range="10.0.0.0/24",
-        nat=False,
-        status=True,
-        nodes={host.node_id("mesh"): 500},
-    )
+    spec = one_rule("w0", host.node_id("mesh"))
     async with NetmakerClient(settings(emulator)) as client:
         await client.login()
         seen.clear()
