@@ -7,6 +7,7 @@ reads them, on both targets. A server answer the client cannot read (the real se
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import AsyncIterator
 
 import msgspec
@@ -55,7 +56,11 @@ async def test_the_client_lists_networks_hosts_and_nodes(client: NetmakerClient,
     first, second = await seeder.network(), await seeder.network()
     host = await seeder.host([first, second], name="client-w1")
     bare = await seeder.bare_host("client-bare")
-    assert {first, second} <= {n.name for n in await client.list_networks()}
+    listed = {n.name: n for n in await client.list_networks()}
+    assert {first, second} <= set(listed)
+    for name in (first, second):  # the range rule 13 refuses overlapping pod CIDRs against
+        [cidr] = listed[name].ranges
+        assert ipaddress.ip_network(cidr).prefixlen == 24, cidr
     hosts = {h.id: h for h in await client.list_hosts()}
     assert hosts[host.id].name == "client-w1"
     assert set(hosts[host.id].node_ids) == set(host.nodes.values())
