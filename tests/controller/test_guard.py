@@ -376,3 +376,26 @@ def test_copies_of_a_rule_do_not_hide_the_routes_already_lost():
     assert checked.count(ActionKind.DELETE) == 0
     assert len(checked.withheld) == 1
     assert "2 of our rules already lost against their high-water mark of 6" in str(checked.refusal)
+
+
+def test_two_gone_nodes_rules_on_one_range_through_different_hosts_are_two_losses():
+    """A gone node's rule (held by the spent budget) and another gone node's rule that took the
+    same range later, through its own host: deleting the second is no duplicate of the first,
+    it takes that host's route away. With the budget spent both are held (fails where one range
+    made them copies of each other and the second went unbudgeted: the long run lost three
+    slots of six with a budget of two)."""
+    tight = BudgetSettings(window_seconds=86400, max_fraction=0.25, floor=2)
+    guard = WriteGuard(tight, cluster=None, clock=FakeClock())
+    rules = [rule(i) for i in range(6)]
+    rules[5] = dataclasses.replace(rules[5], range=rules[3].range)  # w5 took w3's old CIDR
+    guard.learn(view(rules, routers=40), 6)
+    for i in (0, 1):  # node passes: two nodes gone, the budget spent
+        left = view(rules[i:], routers=40)
+        checked = guard.check(Plan(actions=(delete(i),), owned=1), left)
+        guard.spent(checked, left)
+        assert checked.count(ActionKind.DELETE) == 1
+    left = view(rules[2:], routers=40)
+    gone = tuple(Action(ActionKind.DELETE, "gone", "mesh", target=rules[i]) for i in (3, 5))
+    checked = guard.check(Plan(actions=gone, owned=4), left, full=True)
+    assert checked.count(ActionKind.DELETE) == 0
+    assert len(checked.withheld) == 2

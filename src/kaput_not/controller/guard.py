@@ -582,11 +582,11 @@ def _losing(
 ) -> list[Action]:
     """The deletes that take a route away: all but those whose (network, range) stays served by
     another rule of ours that exists now and keeps that range through the plan, and one per
-    range of those that do not (the others are its duplicates). A rule this plan
-    creates, or updates onto the range, does not count: its write may fail, and the delete would
-    then have taken the route away unbudgeted (the next pass sees the new rule and lets the
-    delete go). A full pass passes its `view` (every rule kept counts); a node pass only its own
-    plan's updates (no scan per event)."""
+    route (range and routing nodes) of those that do not (the others are its duplicates). A
+    rule this plan creates, or updates onto the range, does not count: its write may fail, and
+    the delete would then have taken the route away unbudgeted (the next pass sees the new rule
+    and lets the delete go). A full pass passes its `view` (every rule kept counts); a node pass
+    only its own plan's updates (no scan per event)."""
     if not deletes:
         return []
     gone = {a.target.id for a in deletes if a.target is not None}
@@ -612,17 +612,22 @@ def _losing(
                     and _our_index(egress, cluster) is not None
                 ):
                     served.add((network, _range(egress.range)))
-    # Of the deletes of one range that nothing kept serves, one takes the route away; the
-    # others are its duplicates: were that one held, it would keep serving the range.
+    # Of the deletes of one route (range and routing nodes) that nothing kept serves, one takes
+    # the route away; the others are its duplicates: were that one held, it would keep serving
+    # the route. Two gone nodes' rules on one range through different hosts are two routes: if
+    # the node list lied, each host's pods lose theirs.
     losing: list[Action] = []
+    lost: set[tuple[str, str, frozenset[str]]] = set()
     for action in deletes:
-        if action.target is None:
+        target = action.target
+        if target is None:
             losing.append(action)
             continue
-        route = (action.network, _range(action.target.range))
-        if route not in served:
+        network, cidr = action.network, _range(target.range)
+        route = (network, cidr, frozenset(target.nodes))
+        if (network, cidr) not in served and route not in lost:
             losing.append(action)
-            served.add(route)
+            lost.add(route)
     return losing
 
 
