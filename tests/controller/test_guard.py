@@ -399,3 +399,29 @@ def test_two_gone_nodes_rules_on_one_range_through_different_hosts_are_two_losse
     checked = guard.check(Plan(actions=gone, owned=4), left, full=True)
     assert checked.count(ActionKind.DELETE) == 0
     assert len(checked.withheld) == 2
+
+
+def test_re_creates_a_short_first_list_made_do_not_raise_the_high_water_mark():
+    """A new process whose first list, read twice, hid every rule: its re-creates (within the
+    budget) are copies of rules that are there. They must not raise the mark: the next full
+    pass counts the copies once, and a mark raised by them showed two routes lost that never
+    were, so a node's CIDR change (its old rule's delete) was held (fails where `created`
+    counted every rule made into the mark: the long run's 'wanted rules not there once')."""
+    tight = BudgetSettings(window_seconds=86400, max_fraction=0.25, floor=2)
+    clock = FakeClock()
+    guard = WriteGuard(tight, cluster=None, clock=clock)
+    guard.state.sample(clock(), tight.window_seconds, 6, 6)  # as read from the Lease
+    guard.unseen = 6  # the first list, read twice, showed none of the six
+    hidden = view([], routers=40)
+    checked = guard.check(Plan(actions=(create(4), create(5)), owned=0), hidden)
+    charge = guard.spent(checked, hidden)
+    assert checked.count(ActionKind.CREATE) == 2
+    copies = [dataclasses.replace(rule(i), id=f"copy{i}") for i in (4, 5)]
+    guard.created(copies, charge)
+    assert guard.state.high_owned() == 6
+    listed = view([*(rule(i) for i in range(6)), *copies], routers=40)
+    guard.learn(listed, 8, nodes=6)
+    # Node 0's CIDR changed: its old rule goes (a route taken away), well within the budget.
+    moved = Action(ActionKind.DELETE, "w0", "mesh", target=rule(0))
+    checked = guard.check(Plan(actions=(moved,), owned=8), listed, full=True)
+    assert checked.count(ActionKind.DELETE) == 1, checked.refusal

@@ -1097,3 +1097,43 @@ def test_long_run_another_node_s_default_route_takes_no_part_in_the_overlap_chec
             ("plan_apply", {}),
         ],
     )
+
+
+def test_long_run_a_node_pass_before_any_full_pass_believed_a_short_first_list() -> None:
+    """The long run's "wanted rules not there once", first cause: after a restart whose full
+    pass failed (hosts 500), node passes came first and planned on the process's first egress
+    list, a lying empty one, unconfirmed: they wrote copies of the rules it hid. The first
+    list is confirmed by whichever pass comes first, and concurrent node passes wait for it."""
+    _replay(
+        [6, 8, 3, 7, 5, 1],
+        [
+            ("netmaker_error", {"after": True, "code": 500, "route": "GET /api/hosts", "times": 2}),
+            ("lying_egress_list", {"how": "empty", "times": 1}),
+            ("lying_node_list", {"how": "empty", "times": 2}),
+            ("restart", {"leader_change": True}),
+            ("node_events", {}),
+            ("rebuild_node", {"cidrs": ("10.244.9.0/24",), "data": _named("w0")}),
+            HONEST,
+        ],
+    )
+
+
+def test_long_run_copies_of_a_short_first_list_raised_the_mark_and_held_a_cidr_change() -> None:
+    """The same long-run failure, second cause: the first list lied twice (confirmed short),
+    so node passes re-created within the budget, copies of rules that were there; counted into
+    the high-water mark, the copies showed two routes lost that never were, and a rebuilt
+    node's old rule was held as a third: its slot kept two rules after an honest pass."""
+    _replay(
+        [6, 8, 3, 7, 5, 1],
+        [
+            ("lying_egress_list", {"how": "empty", "times": 1}),
+            ("netmaker_error", {"after": True, "code": 500, "route": "GET /api/hosts", "times": 2}),
+            ("lying_egress_list", {"how": "empty", "times": 1}),
+            ("lying_node_list", {"how": "empty", "times": 2}),
+            ("restart", {"leader_change": True}),
+            _gone("w0"),
+            ("node_events", {}),
+            ("add_node", {"cidrs": ("10.244.0.0/24",), "host": "w0", "name": "w0"}),
+            HONEST,
+        ],
+    )

@@ -27,7 +27,9 @@ the budget of them are written, and once a full pass lists the rules they made (
 honest: a hand delete), they are given back, so repairs are never starved. A new process has
 no earlier list: when its first egress list, read twice, still shows fewer rules of ours than
 the cluster remembers, its creates for as many slots as are missing count as re-creates too
-(`unseen`), so a list that stays incomplete across a restart piles up no more duplicates.
+(`unseen`), so a list that stays incomplete across a restart piles up no more duplicates. That
+first list is confirmed by whichever pass reads it first, a node pass too. A re-create does not
+raise our rules' high-water mark: the rule it stands for is counted there already.
 
 The guard works on the plan the pure planner made, before the executor writes it.
 """
@@ -360,15 +362,23 @@ class WriteGuard:
             if slot[2] not in routers or any(rule_id in rules for rules in listed.values()):
                 del known[slot]
 
-    def created(self, made: Sequence[Egress]) -> None:
+    def created(self, made: Sequence[Egress], charge: Charge | None = None) -> None:
         """Rules we just created hold their slots from now on."""
-        if made:
+        cluster = self._cluster
+        # A re-create (of `charge`) stands for a rule of a slot the mark counts already: if the
+        # list hid it, the new rule is a copy, and a mark raised by copies would show routes
+        # lost that never were (the copies count once in the next full pass's count).
+        again = set(charge.recreates) if charge is not None else set()
+        new = sum(
+            1 for egress in made if not again.intersection(_slots(egress.network, egress, cluster))
+        )
+        if new:
             # Into the high-water mark at once: a rule we made is a route that can be lost.
-            owned = (self.state.owned or 0) + len(made)
+            owned = (self.state.owned or 0) + new
             self.state.sample(self.now(), self._settings.window_seconds, owned, None)
             self._dirty = True
         for egress in made:
-            for slot in _slots(egress.network, egress, self._cluster):
+            for slot in _slots(egress.network, egress, cluster):
                 self._known[slot] = egress.id
 
     def check(self, plan: Plan, view: NetmakerView, *, full: bool = False) -> Plan:

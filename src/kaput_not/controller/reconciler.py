@@ -6,6 +6,7 @@ resync, so the two can never disagree about what a rule should be.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -67,6 +68,9 @@ class Reconciler:
         self._executor = executor
         self._settings = settings
         self._guard = guard
+        # Node passes run side by side: one confirms the first egress list, the others wait
+        # for it and plan on the list it confirmed.
+        self._first_view = asyncio.Lock()
 
     async def reconcile(
         self,
@@ -86,8 +90,14 @@ class Reconciler:
             await guard.ready(full=only is None)
         # A node pass may plan on lists whose refresh is running; a full pass waits for it.
         view = await self._netmaker.view(stale_ok=only is not None)
-        if guard is not None and only is None and guard.first_view_pending:
-            view = await self._confirm_first(guard, view)
+        if guard is not None and guard.first_view_pending:
+            # Whichever pass comes first, a node's after a failed full pass too: a node pass
+            # that believed a short first list would write duplicates of the rules it hides.
+            async with self._first_view:
+                if guard.first_view_pending:
+                    view = await self._confirm_first(guard, view)
+                else:
+                    view = await self._netmaker.view(stale_ok=only is not None)
         kube = read_kube() if read_kube is not None else KubeRead(list(kube_nodes), kube_complete)
         the_plan = plan(
             kube.nodes,
@@ -126,7 +136,7 @@ class Reconciler:
             log.info("writes are no longer held back: the state is sound again")
         result = await self._executor.apply(the_plan)
         if guard is not None:
-            guard.created(result.made)
+            guard.created(result.made, charge)
             guard.settle(charge, result)
             if only is None:
                 # What the full pass wrote, for the next process (node passes' creates are
@@ -142,11 +152,11 @@ class Reconciler:
         lowered the count it saved."""
         if not guard.owner:
             return view  # nothing remembered to compare with yet: deletes wait meanwhile
-        guard.first_view_pending = False
         state = guard.state
         remembered = None if state.owned is None else state.high_owned()
         seen = owned_in(view, self._settings.cluster)
         if remembered is None or not suspect_first(remembered, seen):
+            guard.first_view_pending = False
             return view
         log.warning(
             "the first egress list shows %d rules of ours where the cluster remembers %d "
@@ -160,4 +170,6 @@ class Reconciler:
         # Still short: the missing rules may be there and the list may keep hiding them, so
         # creates for as many slots are re-creates, within the re-create budget.
         guard.unseen = max(remembered - owned_in(again, self._settings.cluster), 0)
+        # Only now: the passes waiting on the lock must not plan on the first list meanwhile.
+        guard.first_view_pending = False
         return again
