@@ -441,20 +441,53 @@ def test_cluster_role_only_reads_nodes(which, request):
     assert pod_spec(objects)["serviceAccountName"] == account["name"]
 
 
-def test_role_grants_the_lease_and_events_by_default(default):
-    role = one(default, "Role")
-    assert role["metadata"]["namespace"] == NAMESPACE
-    assert _rules(role) == [LEASES, EVENTS]
-    binding = one(default, "RoleBinding")
+def _roles(objects: Objects) -> dict[str, dict[str, Any]]:
+    """The Roles by namespace (each namespace has at most one)."""
+    roles = kinds(objects, "Role")
+    by_namespace = {r["metadata"]["namespace"]: r for r in roles}
+    assert len(by_namespace) == len(roles)
+    return by_namespace
+
+
+def _bound(objects: Objects, role: dict[str, Any]) -> None:
+    """The Role's RoleBinding: same namespace, the chart's ServiceAccount in the release's."""
+    meta = role["metadata"]
+    [binding] = [
+        b
+        for b in kinds(objects, "RoleBinding")
+        if b["metadata"]["namespace"] == meta["namespace"] and b["roleRef"]["name"] == meta["name"]
+    ]
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",
         "kind": "Role",
-        "name": role["metadata"]["name"],
+        "name": meta["name"],
     }
+    account = one(objects, "ServiceAccount")["metadata"]["name"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}
+    ]
+
+
+def test_role_grants_the_lease_in_the_release_namespace(default):
+    roles = _roles(default)
+    assert _rules(roles[NAMESPACE]) == [LEASES]
+    _bound(default, roles[NAMESPACE])
+
+
+def test_node_events_are_granted_in_default_and_only_there(default):
+    roles = _roles(default)
+    assert set(roles) == {NAMESPACE, "default"}
+    assert _rules(roles["default"]) == [EVENTS]
+    assert roles["default"]["metadata"]["name"] == f"{RELEASE}-kaput-not-events-{NAMESPACE}"
+    _bound(default, roles["default"])
+    assert len(kinds(default, "RoleBinding")) == 2
 
 
 def test_role_grants_events_only_when_enabled(full, helm):
-    assert _rules(one(full, "Role")) == [LEASES, EVENTS]
+    assert {ns: _rules(r) for ns, r in _roles(full).items()} == {
+        NAMESPACE: [LEASES],
+        "default": [EVENTS],
+    }
     events_only = render(
         helm,
         *REQUIRED,
@@ -465,9 +498,9 @@ def test_role_grants_events_only_when_enabled(full, helm):
         "--set",
         "replicaCount=1",
     )
-    assert _rules(one(events_only, "Role")) == [EVENTS]
+    assert {ns: _rules(r) for ns, r in _roles(events_only).items()} == {"default": [EVENTS]}
     leases_only = render(helm, *REQUIRED, "--set", "events.enabled=false")
-    assert _rules(one(leases_only, "Role")) == [LEASES]
+    assert {ns: _rules(r) for ns, r in _roles(leases_only).items()} == {NAMESPACE: [LEASES]}
     assert environment(leases_only)["EVENTS_ENABLED"] == {"value": "false"}
     neither = render(
         helm,

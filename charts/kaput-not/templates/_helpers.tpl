@@ -50,6 +50,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
+{{/* Role and RoleBinding for Events in `default`: one per release and release namespace. */}}
+{{- define "kaput-not.eventsRoleName" -}}
+{{- printf "%s-events-%s" (include "kaput-not.fullname" .) .Release.Namespace }}
+{{- end }}
+
 {{/* Name of the Lease: the Go chart's leaderElection.id wins when set. */}}
 {{- define "kaput-not.leaseName" -}}
 {{- default .Values.leaderElection.leaseName .Values.leaderElection.id }}

@@ -82,7 +82,6 @@ async def run(settings: Settings, stop: asyncio.Event) -> int:
         if settings.events:
             recorder = EventRecorder(
                 kube,
-                namespace=settings.leader_election.namespace,
                 instance=settings.leader_election.identity,
                 on_dropped=metrics.events_dropped.inc,
             )
