@@ -25,7 +25,7 @@ import pytest
 import yaml  # type: ignore[import-untyped,unused-ignore]
 from lightkube import codecs
 
-from kaput_not import __version__, config
+from kaput_not import config
 from kaput_not.controller.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,6 +78,8 @@ ALERTS = (
     "KaputNotNodesSkipped",
 )
 DIGEST = "sha256:" + "5e" * 32
+#: The image tag when image.tag is empty (a release tag sets it: scripts/version).
+APP_VERSION = str(yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"])
 
 Objects = list[dict[str, Any]]
 
@@ -284,11 +286,11 @@ def full(helm: str) -> Objects:
 # ------------------------------------------------------------------ without helm
 
 
-def test_app_version_is_the_package_version():
+def test_chart_version_and_app_version_are_one_version():
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     assert chart["apiVersion"] == "v2"
     assert chart["name"] == "kaput-not"
-    assert str(chart["appVersion"]) == __version__
+    assert str(chart["appVersion"]) == str(chart["version"])
 
 
 def test_every_value_is_documented_and_set_by_the_full_values():
@@ -557,7 +559,7 @@ def test_default_pod(default):
     assert deployment["spec"]["replicas"] == 2
     spec = pod_spec(default)
     c = container(default)
-    assert c["image"] == f"ghcr.io/bsure-analytics/kaput-not-py:{__version__}"
+    assert c["image"] == f"ghcr.io/bsure-analytics/kaput-not-py:{APP_VERSION}"
     assert c["resources"] == {
         "requests": {"cpu": "50m", "memory": "64Mi"},
         "limits": {"memory": "256Mi"},
@@ -588,7 +590,7 @@ def test_priority_class_is_opt_in(helm, full):
 @pytest.mark.parametrize(
     ("args", "image"),
     [
-        ((), f"ghcr.io/bsure-analytics/kaput-not-py:{__version__}"),
+        ((), f"ghcr.io/bsure-analytics/kaput-not-py:{APP_VERSION}"),
         (("--set", "image.tag=0.2.0"), "ghcr.io/bsure-analytics/kaput-not-py:0.2.0"),
         (("--set", f"image.digest={DIGEST}"), f"ghcr.io/bsure-analytics/kaput-not-py@{DIGEST}"),
         (
@@ -1083,7 +1085,7 @@ def test_notes_say_how_to_find_the_leader(helm, tmp_path):
 def test_notes_say_how_to_check_it_works(helm, tmp_path):
     notes = render_notes(helm, tmp_path, *REQUIRED)
     name = f"{RELEASE}-kaput-not"
-    assert f"kaput-not (ghcr.io/bsure-analytics/kaput-not-py:{__version__})" in notes
+    assert f"kaput-not (ghcr.io/bsure-analytics/kaput-not-py:{APP_VERSION})" in notes
     # Ready pods, the leader's "full sync:" lines, `kaput-not status`, the metrics port.
     assert f"kubectl rollout status -n {NAMESPACE} deployment/{name}" in notes
     assert "full sync: <n> nodes" in notes
