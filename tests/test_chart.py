@@ -738,6 +738,132 @@ def test_go_chart_values_keep_working(helm, tmp_path):
     assert container(objects)["securityContext"]["readOnlyRootFilesystem"] is True
 
 
+# ------------------------------------------------------------------ switching from the Go chart
+
+GO_IMAGE = "ghcr.io/bsure-analytics/kaput-not"
+PLACEHOLDER = "REPLACE-WITH-ACTUAL-PASSWORD"
+#: The values.yaml of the Go chart (0.3.3-SNAPSHOT) as data: the older values set a release
+#: switched from the Go chart carries, with none of the keys this chart added.
+GO_CHART_VALUES: dict[str, Any] = {
+    "affinity": {},
+    "annotations": {},
+    "clusterName": "",
+    "fullnameOverride": "",
+    "image": {"pullPolicy": "IfNotPresent", "repository": GO_IMAGE, "tag": ""},
+    "imagePullSecrets": [],
+    "labels": {},
+    "leaderElection": {"enabled": True, "id": "kaput-not"},
+    "nameOverride": "",
+    "netmaker": {
+        "apiUrl": "https://api.netmaker.example.com",
+        "password": PLACEHOLDER,
+        "username": "kaput-not",
+    },
+    "nodeSelector": {},
+    "podSecurityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+    "priorityClassName": "system-cluster-critical",
+    "replicaCount": 2,
+    "resources": {
+        "limits": {"cpu": "200m", "memory": "128Mi"},
+        "requests": {"cpu": "100m", "memory": "64Mi"},
+    },
+    "securityContext": {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
+    },
+    "serviceAccount": {"annotations": {}, "create": True, "name": ""},
+    "strategy": {"rollingUpdate": {"maxSurge": 1, "maxUnavailable": 1}, "type": "RollingUpdate"},
+    "tolerations": [
+        {
+            "effect": "NoSchedule",
+            "key": "node-role.kubernetes.io/control-plane",
+            "operator": "Exists",
+        }
+    ],
+    "topologySpreadConstraints": [
+        {
+            "maxSkew": 1,
+            "topologyKey": "kubernetes.io/hostname",
+            "whenUnsatisfiable": "ScheduleAnyway",
+        }
+    ],
+}
+
+
+def go_values_file(tmp_path: Path) -> Path:
+    path = tmp_path / "go-values.yaml"
+    path.write_text(yaml.safe_dump(GO_CHART_VALUES))
+    return path
+
+
+def test_the_defaults_templates_fall_back_on_are_values_yaml():
+    defaults = yaml.safe_load((CHART / "files" / "defaults.yaml").read_text())
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert defaults == values, (
+        "charts/kaput-not/files/defaults.yaml must hold values.yaml's data: regenerate it"
+    )
+
+
+def test_reuse_values_from_an_older_values_set_renders_without_nil_pointers(helm, tmp_path):
+    # `helm upgrade --reuse-values` renders the new templates with the previous chart's values:
+    # a copy of this chart whose values.yaml is the Go chart's is exactly that.
+    older = tmp_path / "older" / "kaput-not"
+    shutil.copytree(CHART, older)
+    (older / "values.yaml").write_text(yaml.safe_dump(GO_CHART_VALUES))
+    password = ("--set", f"netmaker.password={PASSWORD}")
+    reused = _template(helm, *password, chart=older)
+    assert reused.returncode == 0, reused.stderr
+    objects = [doc for doc in yaml.safe_load_all(reused.stdout) if doc]
+    # The same objects as `--reset-then-reuse-values`: this chart's defaults under the values.
+    assert objects == render(helm, "-f", str(go_values_file(tmp_path)), *password)
+    assert environment(objects)["WORKERS"] == {"value": "4"}
+    assert kinds(objects, "ServiceMonitor") == kinds(objects, "PrometheusRule") == []
+
+
+def test_the_go_charts_image_repository_is_replaced_by_ours(helm, tmp_path):
+    objects = render(helm, "-f", str(go_values_file(tmp_path)), *REQUIRED)
+    assert container(objects)["image"] == f"ghcr.io/bsure-analytics/kaput-not-py:{APP_VERSION}"
+    assert container(objects)["args"] == ["run"]
+    notes = render_notes(helm, tmp_path, "-f", str(go_values_file(tmp_path)), *REQUIRED)
+    assert f"image.repository {GO_IMAGE} is the Go implementation's image" in notes
+    # Any other repository is the user's choice, a mirror of ours for instance.
+    mirror = render(helm, *REQUIRED, "--set", f"image.repository={GO_IMAGE}-py-mirror")
+    assert container(mirror)["image"] == f"{GO_IMAGE}-py-mirror:{APP_VERSION}"
+    assert "Go implementation" not in render_notes(helm, tmp_path / "m", *REQUIRED)
+
+
+@pytest.mark.parametrize(
+    ("pin", "named"),
+    [
+        (("--set", "image.tag=v0.3.2"), "image.tag"),
+        (("--set", f"image.digest={DIGEST}"), "image.digest"),
+    ],
+)
+def test_the_go_image_pinned_to_a_version_fails_naming_what_to_change(helm, tmp_path, pin, named):
+    message = render_error(helm, "-f", str(go_values_file(tmp_path)), *REQUIRED, *pin)
+    [line] = [x for x in message.splitlines() if "Go implementation's image" in x]
+    assert f"{named} pins one of its versions" in line
+    assert "remove both from your values" in line
+
+
+def test_the_go_charts_placeholder_password_fails_in_one_line(helm, tmp_path):
+    message = render_error(
+        helm, "-f", str(go_values_file(tmp_path)), "--set", "netmaker.apiUrl=https://nm.example"
+    )
+    [line] = [x for x in message.splitlines() if PLACEHOLDER in x]
+    assert line.endswith(
+        "netmaker.password is the Go chart's placeholder REPLACE-WITH-ACTUAL-PASSWORD: set the "
+        "real one (--set netmaker.password=...) or netmaker.existingSecret, and remove the "
+        "placeholder from your values"
+    )
+    # Also next to an existing Secret (the placeholder came with the Go values file).
+    beside = render_error(
+        helm, "-f", str(go_values_file(tmp_path)), "--set", "netmaker.existingSecret=nm"
+    )
+    assert "the Go chart's placeholder" in beside
+
+
 # ------------------------------------------------------------------ values schema
 
 
