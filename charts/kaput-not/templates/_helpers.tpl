@@ -90,9 +90,18 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- default .Values.leaderElection.leaseName .Values.leaderElection.id }}
 {{- end }}
 
+{{/*
+The chart's own Secret for the password. Not the Go chart's name (the full name): helm patches
+a Secret of the same name, and would leave the Go chart's NETMAKER_PASSWORD and
+NETMAKER_USERNAME keys in it (they were stringData); under another name the Go one is deleted.
+*/}}
+{{- define "kaput-not.ownSecret" -}}
+{{- printf "%s-password" (include "kaput-not.fullname" .) }}
+{{- end }}
+
 {{/* Secret holding the Netmaker password: existingSecret, else the chart's own. */}}
 {{- define "kaput-not.passwordSecret" -}}
-{{- default (include "kaput-not.fullname" .) .Values.netmaker.existingSecret }}
+{{- default (include "kaput-not.ownSecret" .) .Values.netmaker.existingSecret }}
 {{- end }}
 
 {{/*
