@@ -25,7 +25,7 @@ import pytest
 import yaml  # type: ignore[import-untyped,unused-ignore]
 from lightkube import codecs
 
-from kaput_not import __version__, config
+from kaput_not import config
 from kaput_not.controller.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,6 +78,8 @@ ALERTS = (
     "KaputNotNodesSkipped",
 )
 DIGEST = "sha256:" + "5e" * 32
+#: The image tag when image.tag is empty (a release tag sets it: scripts/version).
+APP_VERSION = str(yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"])
 
 Objects = list[dict[str, Any]]
 
@@ -284,11 +286,11 @@ def full(helm: str) -> Objects:
 # ------------------------------------------------------------------ without helm
 
 
-def test_app_version_is_the_package_version():
+def test_chart_version_and_app_version_are_one_version():
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     assert chart["apiVersion"] == "v2"
     assert chart["name"] == "kaput-not"
-    assert str(chart["appVersion"]) == __version__
+    assert str(chart["appVersion"]) == str(chart["version"])
 
 
 def test_every_value_is_documented_and_set_by_the_full_values():
@@ -441,20 +443,53 @@ def test_cluster_role_only_reads_nodes(which, request):
     assert pod_spec(objects)["serviceAccountName"] == account["name"]
 
 
-def test_role_grants_the_lease_and_events_by_default(default):
-    role = one(default, "Role")
-    assert role["metadata"]["namespace"] == NAMESPACE
-    assert _rules(role) == [LEASES, EVENTS]
-    binding = one(default, "RoleBinding")
+def _roles(objects: Objects) -> dict[str, dict[str, Any]]:
+    """The Roles by namespace (each namespace has at most one)."""
+    roles = kinds(objects, "Role")
+    by_namespace = {r["metadata"]["namespace"]: r for r in roles}
+    assert len(by_namespace) == len(roles)
+    return by_namespace
+
+
+def _bound(objects: Objects, role: dict[str, Any]) -> None:
+    """The Role's RoleBinding: same namespace, the chart's ServiceAccount in the release's."""
+    meta = role["metadata"]
+    [binding] = [
+        b
+        for b in kinds(objects, "RoleBinding")
+        if b["metadata"]["namespace"] == meta["namespace"] and b["roleRef"]["name"] == meta["name"]
+    ]
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",
         "kind": "Role",
-        "name": role["metadata"]["name"],
+        "name": meta["name"],
     }
+    account = one(objects, "ServiceAccount")["metadata"]["name"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}
+    ]
+
+
+def test_role_grants_the_lease_in_the_release_namespace(default):
+    roles = _roles(default)
+    assert _rules(roles[NAMESPACE]) == [LEASES]
+    _bound(default, roles[NAMESPACE])
+
+
+def test_node_events_are_granted_in_default_and_only_there(default):
+    roles = _roles(default)
+    assert set(roles) == {NAMESPACE, "default"}
+    assert _rules(roles["default"]) == [EVENTS]
+    assert roles["default"]["metadata"]["name"] == f"{RELEASE}-kaput-not-events-{NAMESPACE}"
+    _bound(default, roles["default"])
+    assert len(kinds(default, "RoleBinding")) == 2
 
 
 def test_role_grants_events_only_when_enabled(full, helm):
-    assert _rules(one(full, "Role")) == [LEASES, EVENTS]
+    assert {ns: _rules(r) for ns, r in _roles(full).items()} == {
+        NAMESPACE: [LEASES],
+        "default": [EVENTS],
+    }
     events_only = render(
         helm,
         *REQUIRED,
@@ -465,9 +500,9 @@ def test_role_grants_events_only_when_enabled(full, helm):
         "--set",
         "replicaCount=1",
     )
-    assert _rules(one(events_only, "Role")) == [EVENTS]
+    assert {ns: _rules(r) for ns, r in _roles(events_only).items()} == {"default": [EVENTS]}
     leases_only = render(helm, *REQUIRED, "--set", "events.enabled=false")
-    assert _rules(one(leases_only, "Role")) == [LEASES]
+    assert {ns: _rules(r) for ns, r in _roles(leases_only).items()} == {NAMESPACE: [LEASES]}
     assert environment(leases_only)["EVENTS_ENABLED"] == {"value": "false"}
     neither = render(
         helm,
@@ -524,7 +559,7 @@ def test_default_pod(default):
     assert deployment["spec"]["replicas"] == 2
     spec = pod_spec(default)
     c = container(default)
-    assert c["image"] == f"ghcr.io/bsure-analytics/kaput-not-py:{__version__}"
+    assert c["image"] == f"ghcr.io/bsure-analytics/kaput-not-py:{APP_VERSION}"
     assert c["resources"] == {
         "requests": {"cpu": "50m", "memory": "64Mi"},
         "limits": {"memory": "256Mi"},
@@ -555,7 +590,7 @@ def test_priority_class_is_opt_in(helm, full):
 @pytest.mark.parametrize(
     ("args", "image"),
     [
-        ((), f"ghcr.io/bsure-analytics/kaput-not-py:{__version__}"),
+        ((), f"ghcr.io/bsure-analytics/kaput-not-py:{APP_VERSION}"),
         (("--set", "image.tag=0.2.0"), "ghcr.io/bsure-analytics/kaput-not-py:0.2.0"),
         (("--set", f"image.digest={DIGEST}"), f"ghcr.io/bsure-analytics/kaput-not-py@{DIGEST}"),
         (
@@ -701,6 +736,132 @@ def test_go_chart_values_keep_working(helm, tmp_path):
         assert obj["metadata"]["annotations"]["owner"] == "net", obj["kind"]
     # Maps merge with the chart's defaults: the container stays locked down.
     assert container(objects)["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+# ------------------------------------------------------------------ switching from the Go chart
+
+GO_IMAGE = "ghcr.io/bsure-analytics/kaput-not"
+PLACEHOLDER = "REPLACE-WITH-ACTUAL-PASSWORD"
+#: The values.yaml of the Go chart (0.3.3-SNAPSHOT) as data: the older values set a release
+#: switched from the Go chart carries, with none of the keys this chart added.
+GO_CHART_VALUES: dict[str, Any] = {
+    "affinity": {},
+    "annotations": {},
+    "clusterName": "",
+    "fullnameOverride": "",
+    "image": {"pullPolicy": "IfNotPresent", "repository": GO_IMAGE, "tag": ""},
+    "imagePullSecrets": [],
+    "labels": {},
+    "leaderElection": {"enabled": True, "id": "kaput-not"},
+    "nameOverride": "",
+    "netmaker": {
+        "apiUrl": "https://api.netmaker.example.com",
+        "password": PLACEHOLDER,
+        "username": "kaput-not",
+    },
+    "nodeSelector": {},
+    "podSecurityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+    "priorityClassName": "system-cluster-critical",
+    "replicaCount": 2,
+    "resources": {
+        "limits": {"cpu": "200m", "memory": "128Mi"},
+        "requests": {"cpu": "100m", "memory": "64Mi"},
+    },
+    "securityContext": {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
+    },
+    "serviceAccount": {"annotations": {}, "create": True, "name": ""},
+    "strategy": {"rollingUpdate": {"maxSurge": 1, "maxUnavailable": 1}, "type": "RollingUpdate"},
+    "tolerations": [
+        {
+            "effect": "NoSchedule",
+            "key": "node-role.kubernetes.io/control-plane",
+            "operator": "Exists",
+        }
+    ],
+    "topologySpreadConstraints": [
+        {
+            "maxSkew": 1,
+            "topologyKey": "kubernetes.io/hostname",
+            "whenUnsatisfiable": "ScheduleAnyway",
+        }
+    ],
+}
+
+
+def go_values_file(tmp_path: Path) -> Path:
+    path = tmp_path / "go-values.yaml"
+    path.write_text(yaml.safe_dump(GO_CHART_VALUES))
+    return path
+
+
+def test_the_defaults_templates_fall_back_on_are_values_yaml():
+    defaults = yaml.safe_load((CHART / "files" / "defaults.yaml").read_text())
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert defaults == values, (
+        "charts/kaput-not/files/defaults.yaml must hold values.yaml's data: regenerate it"
+    )
+
+
+def test_reuse_values_from_an_older_values_set_renders_without_nil_pointers(helm, tmp_path):
+    # `helm upgrade --reuse-values` renders the new templates with the previous chart's values:
+    # a copy of this chart whose values.yaml is the Go chart's is exactly that.
+    older = tmp_path / "older" / "kaput-not"
+    shutil.copytree(CHART, older)
+    (older / "values.yaml").write_text(yaml.safe_dump(GO_CHART_VALUES))
+    password = ("--set", f"netmaker.password={PASSWORD}")
+    reused = _template(helm, *password, chart=older)
+    assert reused.returncode == 0, reused.stderr
+    objects = [doc for doc in yaml.safe_load_all(reused.stdout) if doc]
+    # The same objects as `--reset-then-reuse-values`: this chart's defaults under the values.
+    assert objects == render(helm, "-f", str(go_values_file(tmp_path)), *password)
+    assert environment(objects)["WORKERS"] == {"value": "4"}
+    assert kinds(objects, "ServiceMonitor") == kinds(objects, "PrometheusRule") == []
+
+
+def test_the_go_charts_image_repository_is_replaced_by_ours(helm, tmp_path):
+    objects = render(helm, "-f", str(go_values_file(tmp_path)), *REQUIRED)
+    assert container(objects)["image"] == f"ghcr.io/bsure-analytics/kaput-not-py:{APP_VERSION}"
+    assert container(objects)["args"] == ["run"]
+    notes = render_notes(helm, tmp_path, "-f", str(go_values_file(tmp_path)), *REQUIRED)
+    assert f"image.repository {GO_IMAGE} is the Go implementation's image" in notes
+    # Any other repository is the user's choice, a mirror of ours for instance.
+    mirror = render(helm, *REQUIRED, "--set", f"image.repository={GO_IMAGE}-py-mirror")
+    assert container(mirror)["image"] == f"{GO_IMAGE}-py-mirror:{APP_VERSION}"
+    assert "Go implementation" not in render_notes(helm, tmp_path / "m", *REQUIRED)
+
+
+@pytest.mark.parametrize(
+    ("pin", "named"),
+    [
+        (("--set", "image.tag=v0.3.2"), "image.tag"),
+        (("--set", f"image.digest={DIGEST}"), "image.digest"),
+    ],
+)
+def test_the_go_image_pinned_to_a_version_fails_naming_what_to_change(helm, tmp_path, pin, named):
+    message = render_error(helm, "-f", str(go_values_file(tmp_path)), *REQUIRED, *pin)
+    [line] = [x for x in message.splitlines() if "Go implementation's image" in x]
+    assert f"{named} pins one of its versions" in line
+    assert "remove both from your values" in line
+
+
+def test_the_go_charts_placeholder_password_fails_in_one_line(helm, tmp_path):
+    message = render_error(
+        helm, "-f", str(go_values_file(tmp_path)), "--set", "netmaker.apiUrl=https://nm.example"
+    )
+    [line] = [x for x in message.splitlines() if PLACEHOLDER in x]
+    assert line.endswith(
+        "netmaker.password is the Go chart's placeholder REPLACE-WITH-ACTUAL-PASSWORD: set the "
+        "real one (--set netmaker.password=...) or netmaker.existingSecret, and remove the "
+        "placeholder from your values"
+    )
+    # Also next to an existing Secret (the placeholder came with the Go values file).
+    beside = render_error(
+        helm, "-f", str(go_values_file(tmp_path)), "--set", "netmaker.existingSecret=nm"
+    )
+    assert "the Go chart's placeholder" in beside
 
 
 # ------------------------------------------------------------------ values schema
@@ -1050,7 +1211,7 @@ def test_notes_say_how_to_find_the_leader(helm, tmp_path):
 def test_notes_say_how_to_check_it_works(helm, tmp_path):
     notes = render_notes(helm, tmp_path, *REQUIRED)
     name = f"{RELEASE}-kaput-not"
-    assert f"kaput-not (ghcr.io/bsure-analytics/kaput-not-py:{__version__})" in notes
+    assert f"kaput-not (ghcr.io/bsure-analytics/kaput-not-py:{APP_VERSION})" in notes
     # Ready pods, the leader's "full sync:" lines, `kaput-not status`, the metrics port.
     assert f"kubectl rollout status -n {NAMESPACE} deployment/{name}" in notes
     assert "full sync: <n> nodes" in notes

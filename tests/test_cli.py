@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from kaput_not import __version__
+import kaput_not as package
+from kaput_not import __revision__, __version__
 from kaput_not.testing.kube import kubeconfig_text
 
 
@@ -27,7 +30,51 @@ def kaput_not(*args: str) -> subprocess.CompletedProcess[str]:
 def test_version():
     done = kaput_not("--version")
     assert done.returncode == 0
-    assert done.stdout.strip() == f"kaput-not {__version__}"
+    assert done.stdout.strip() == f"kaput-not {__version__} (revision {__revision__})"
+
+
+def built_copy(tmp_path: Path, version_file: str | None) -> Path:
+    """A copy of the package as a build leaves it: with the `_version.py` setuptools-scm
+    writes (`version_file`), or none, as in a source tree that was never built."""
+    source = Path(package.__file__).parent
+    shutil.copytree(
+        source, tmp_path / "kaput_not", ignore=shutil.ignore_patterns("__pycache__", "_version.py")
+    )
+    if version_file is not None:
+        (tmp_path / "kaput_not" / "_version.py").write_text(version_file)
+    return tmp_path
+
+
+def version_of(root: Path, **env: str) -> str:
+    clean = {k: v for k, v in os.environ.items() if k != "KAPUT_NOT_REVISION"}
+    done = subprocess.run(
+        [sys.executable, "-m", "kaput_not", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**clean, "PYTHONPATH": str(root), **env},
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_version_says_the_version_and_revision_baked_at_build_time(tmp_path):
+    # What setuptools-scm writes for a checkout at tag v1.4.2, commit 3f2a9c1 (git's g<hex>).
+    root = built_copy(
+        tmp_path, '__version__ = version = "1.4.2"\n__commit_id__ = commit_id = "g3f2a9c1"\n'
+    )
+    assert version_of(root) == "kaput-not 1.4.2 (revision 3f2a9c1)"
+    # The baked commit wins over the variable an image may set.
+    assert version_of(root, KAPUT_NOT_REVISION="0000000") == "kaput-not 1.4.2 (revision 3f2a9c1)"
+
+
+def test_version_of_a_tree_never_built_says_so(tmp_path):
+    root = built_copy(tmp_path, None)
+    assert version_of(root) == "kaput-not 0.0.0+unknown (revision unknown)"
+    assert version_of(root, KAPUT_NOT_REVISION="3f2a9c1") == (
+        "kaput-not 0.0.0+unknown (revision 3f2a9c1)"
+    )
 
 
 def test_demo_at_scale_converges_within_the_read_budget():

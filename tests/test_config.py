@@ -153,6 +153,22 @@ def test_a_password_file_that_is_not_utf8_is_one_line(tmp_path: Path):
     assert "UTF-8" in str(caught.value)
 
 
+@pytest.mark.parametrize("where", ["NETMAKER_PASSWORD", "NETMAKER_PASSWORD_FILE"])
+def test_the_go_charts_placeholder_password_is_refused_in_one_line(tmp_path: Path, where: str):
+    env = {k: v for k, v in BASE.items() if k != "NETMAKER_PASSWORD"}
+    if where == "NETMAKER_PASSWORD":
+        env[where] = "REPLACE-WITH-ACTUAL-PASSWORD"
+    else:
+        secret = tmp_path / "password"
+        secret.write_text("REPLACE-WITH-ACTUAL-PASSWORD\n")
+        env[where] = str(secret)
+    with pytest.raises(config.ConfigError) as caught:
+        load(env)
+    [line] = str(caught.value).splitlines()
+    assert "the Go chart's placeholder" in line
+    assert "netmaker.password" in line
+
+
 def test_settings_repr_hides_the_password():
     assert "s3cret-password" not in repr(load(BASE))
 

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from kaput_not import __version__
+from kaput_not import __revision__, __version__
 
 if TYPE_CHECKING:
     from kaput_not import config
@@ -32,7 +32,11 @@ def _parser() -> argparse.ArgumentParser:
         prog="kaput-not",
         description="Keeps Netmaker egress rules equal to every Kubernetes node's pod CIDRs.",
     )
-    parser.add_argument("--version", action="version", version=f"kaput-not {__version__}")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"kaput-not {__version__} (revision {__revision__})",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser(
         "run",

@@ -366,7 +366,22 @@ def _cidrs(r: _Reader, name: str) -> tuple[str, ...]:
     return tuple(found)
 
 
+#: The Go chart's values.yaml ships this as netmaker.password; a release switched to this chart
+#: with that values file would otherwise log in with it and fail with a bare 401.
+PLACEHOLDER_PASSWORD = "REPLACE-WITH-ACTUAL-PASSWORD"
+
+
 def _password(r: _Reader) -> str:
+    secret = _password_as_given(r)
+    if secret.strip() == PLACEHOLDER_PASSWORD:
+        raise ConfigError(
+            f"the Netmaker password is the Go chart's placeholder {PLACEHOLDER_PASSWORD}: set "
+            "the real one (chart: netmaker.password or netmaker.existingSecret)"
+        )
+    return secret
+
+
+def _password_as_given(r: _Reader) -> str:
     inline = r.raw("NETMAKER_PASSWORD")
     path = r.text("NETMAKER_PASSWORD_FILE")
     if inline and path:

@@ -86,7 +86,7 @@ async def test_a_failed_node_pass_is_counted_once(failure: str):
 async def test_the_standard_series_are_exported_without_created_duplicates():
     from prometheus_client import generate_latest
 
-    from kaput_not import __version__
+    from kaput_not import __revision__, __version__
     from kaput_not.controller.queue import WorkQueue
 
     metrics = Metrics()
@@ -104,7 +104,8 @@ async def test_the_standard_series_are_exported_without_created_duplicates():
         for line in text.splitlines()
         if line and not line.startswith("#")
     }
-    assert samples[f'kaput_not_build_info{{version="{__version__}"}}'] == 1
+    build = f'kaput_not_build_info{{revision="{__revision__}",version="{__version__}"}}'
+    assert samples[build] == 1
     assert samples['leader_election_master_status{name="kn"}'] == 1
     assert samples['workqueue_adds_total{name="nodes"}'] == 1
     assert samples['workqueue_retries_total{name="nodes"}'] == 1

@@ -20,12 +20,17 @@ from .test_controller_e2e import converge, rule
 skip_module_without_peers("kube-apiserver", "etcd", "netmaker")
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
-NAMESPACE = "kube-system"  # where a controller outside a cluster posts its Events
+NAMESPACE = "kube-system"  # where a controller outside a cluster holds its Lease
 
 
 async def events_about(kube: Kube, node: str) -> list[dict[str, Any]]:
-    listed = await kube.call("GET", f"/apis/events.k8s.io/v1/namespaces/{NAMESPACE}/events")
-    return [e for e in listed["items"] if e["regarding"]["name"] == node]
+    """Events about `node`, looked for in every namespace, as `kubectl describe node` does."""
+    listed = await kube.call("GET", "/apis/events.k8s.io/v1/events")
+    return [
+        e
+        for e in listed["items"]
+        if (e["regarding"]["kind"], e["regarding"]["name"]) == ("Node", node)
+    ]
 
 
 async def test_a_node_without_a_netmaker_host_is_explained_then_served(
@@ -47,6 +52,7 @@ async def test_a_node_without_a_netmaker_host_is_explained_then_served(
     assert warning["regarding"]["kind"] == "Node"
     assert warning["regarding"]["uid"] == made["metadata"]["uid"]  # kubectl describe finds it
     assert warning["reportingController"] == "kaput-not.io/kaput-not"
+    assert warning["metadata"]["namespace"] == "default"  # the only place it is taken (or 422)
     samples = await controller.metrics()
     assert samples['kaput_not_nodes_skipped{reason="no-netmaker-host"}'] == 1
     skipped_lines = [

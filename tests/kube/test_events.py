@@ -1,5 +1,7 @@
 """EventRecorder: Events posted in the background, a storm cut without holding later Events
-back, and answers that will be the same for every Event (403, 404) said once."""
+back, Events about Nodes posted in `default` (the only namespace but kube-system where the API
+server takes an Event about a cluster-scoped object), and answers that will be the same for
+every Event (403, 404, any other 4xx but 408, 409, 429) said once."""
 
 from __future__ import annotations
 
@@ -25,10 +27,12 @@ class FakeApi:
     def __init__(self, status: int = 201) -> None:
         self.status = status
         self.posted: list[dict[str, Any]] = []
+        self.paths: set[str] = set()
         self.attempts = 0
 
     async def send(self, method: str, path: str, body: bytes, decoder: Any) -> Any:
-        assert (method, path) == ("POST", "/apis/events.k8s.io/v1/namespaces/kaput-not/events")
+        assert method == "POST"
+        self.paths.add(path)
         self.attempts += 1
         if self.status >= 300:
             raise KubeError(f"{method} {path}", f"HTTP {self.status}", status=self.status)
@@ -37,9 +41,9 @@ class FakeApi:
 
 
 def recorder(api: FakeApi, clock: FakeClock, dropped: list[int]) -> EventRecorder:
+    # As the controller makes it: no namespace given, whatever namespace the controller runs in.
     return EventRecorder(
         api,  # type: ignore[arg-type]
-        namespace="kaput-not",
         instance="pod-1",
         rate=5.0,
         burst=10,
@@ -63,9 +67,18 @@ async def test_an_event_names_its_node_and_says_what_happened() -> None:
     [posted] = api.posted
     assert posted["regarding"] == {"apiVersion": "v1", "kind": "Node", "name": "w1", "uid": "uid-1"}
     assert (posted["type"], posted["reason"]) == ("Warning", "NoNetmakerHost")
-    assert posted["metadata"] == {"generateName": "w1-", "namespace": "kaput-not"}
     assert posted["eventTime"] == "2026-11-30T12:00:00.000000Z"
     assert posted["note"] == "no Netmaker host named w1"
+
+
+async def test_node_events_are_posted_in_default_where_the_api_server_takes_them() -> None:
+    api, dropped = FakeApi(), list[int]()
+    events = recorder(api, FakeClock(), dropped)
+    events.emit(KubeNode("w1", uid="uid-1"), warning=False, reason="EgressWritten", note="")
+    await settle(events)
+    [posted] = api.posted
+    assert posted["metadata"] == {"generateName": "w1-", "namespace": "default"}
+    assert api.paths == {"/apis/events.k8s.io/v1/namespaces/default/events"}
 
 
 async def test_a_storm_is_cut_and_does_not_hold_later_events_back() -> None:
@@ -82,7 +95,7 @@ async def test_a_storm_is_cut_and_does_not_hold_later_events_back() -> None:
     assert len(api.posted) == 15
 
 
-@pytest.mark.parametrize("status", [403, 404])
+@pytest.mark.parametrize("status", [403, 404, 400, 422])
 async def test_an_answer_every_event_would_get_turns_events_off_with_one_warning(
     status: int, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -101,10 +114,11 @@ async def test_an_answer_every_event_would_get_turns_events_off_with_one_warning
     assert "Events are off" in warnings[0]
 
 
-async def test_an_event_the_server_refuses_is_reported_and_events_stay_on(
-    caplog: pytest.LogCaptureFixture,
+@pytest.mark.parametrize("status", [408, 409, 429])
+async def test_a_passing_refusal_costs_one_event_and_events_stay_on(
+    status: int, caplog: pytest.LogCaptureFixture
 ) -> None:
-    api, dropped = FakeApi(422), list[int]()
+    api, dropped = FakeApi(status), list[int]()
     events = recorder(api, FakeClock(), dropped)
     caplog.set_level(logging.WARNING, "kaput_not.events")
     events.emit(KubeNode("w1"), warning=False, reason="EgressWritten", note="")

@@ -1,3 +1,33 @@
+{{/*
+Fills every value the release lacks from files/defaults.yaml (values.yaml's defaults), in place;
+each template includes it first, so the order templates render in does not matter. Needed for
+`helm upgrade --reuse-values`, which renders with the previous chart's values: the values added
+since would be nil (e.g. "nil pointer evaluating interface {}.serviceMonitor").
+*/}}
+{{- define "kaput-not.defaults" -}}
+{{- include "kaput-not.fill" (list .Values (include "kaput-not.defaultValues" . | fromYaml)) }}
+{{- end }}
+
+{{/*
+(list $values $defaults): adds to $values each key of $defaults it lacks (or holds as null),
+recursing into maps. Unlike sprig's merge, a false, 0 or "" that was set stays as set.
+*/}}
+{{- define "kaput-not.fill" -}}
+{{- $values := index . 0 }}
+{{- range $key, $default := index . 1 }}
+{{- $value := get $values $key }}
+{{- if or (not (hasKey $values $key)) (kindIs "invalid" $value) }}
+{{- $_ := set $values $key $default }}
+{{- else if and (kindIs "map" $default) (kindIs "map" $value) }}
+{{- include "kaput-not.fill" (list $value $default) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "kaput-not.defaultValues" -}}
+{{- .Files.Get "files/defaults.yaml" }}
+{{- end }}
+
 {{/* Chart name, nameOverride applied, cut to the 63 characters of a label value. */}}
 {{- define "kaput-not.name" -}}
 {{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
@@ -50,14 +80,28 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
+{{/* Role and RoleBinding for Events in `default`: one per release and release namespace. */}}
+{{- define "kaput-not.eventsRoleName" -}}
+{{- printf "%s-events-%s" (include "kaput-not.fullname" .) .Release.Namespace }}
+{{- end }}
+
 {{/* Name of the Lease: the Go chart's leaderElection.id wins when set. */}}
 {{- define "kaput-not.leaseName" -}}
 {{- default .Values.leaderElection.leaseName .Values.leaderElection.id }}
 {{- end }}
 
+{{/*
+The chart's own Secret for the password. Not the Go chart's name (the full name): helm patches
+a Secret of the same name, and would leave the Go chart's NETMAKER_PASSWORD and
+NETMAKER_USERNAME keys in it (they were stringData); under another name the Go one is deleted.
+*/}}
+{{- define "kaput-not.ownSecret" -}}
+{{- printf "%s-password" (include "kaput-not.fullname" .) }}
+{{- end }}
+
 {{/* Secret holding the Netmaker password: existingSecret, else the chart's own. */}}
 {{- define "kaput-not.passwordSecret" -}}
-{{- default (include "kaput-not.fullname" .) .Values.netmaker.existingSecret }}
+{{- default (include "kaput-not.ownSecret" .) .Values.netmaker.existingSecret }}
 {{- end }}
 
 {{/*
@@ -72,13 +116,35 @@ A value as an environment string. Numbers from values files arrive as floats, an
 {{- end }}
 {{- end }}
 
-{{/* The container image: repository@digest when image.digest is set, else repository:tag. */}}
+{{/* The Go implementation's image, which a values file from the Go chart names. */}}
+{{- define "kaput-not.goImage" -}}ghcr.io/bsure-analytics/kaput-not{{- end }}
+
+{{/* True (non-empty) when image.repository is the Go implementation's image. */}}
+{{- define "kaput-not.isGoImage" -}}
+{{- if eq (trimSuffix "/" (toString .Values.image.repository)) (include "kaput-not.goImage" .) }}true{{ end }}
+{{- end }}
+
+{{/*
+The container image: repository@digest when image.digest is set, else repository:tag.
+The Go chart's repository is replaced by this chart's: this chart cannot run the Go image (its
+settings and its password file are not what the Go binary reads), and a values file carried over
+from the Go chart names it only because the Go chart's values.yaml does. A tag or digest next to
+it pins a version of the Go image, whose counterpart here nobody can guess: that fails.
+*/}}
 {{- define "kaput-not.image" -}}
 {{- $image := .Values.image }}
+{{- $repository := $image.repository }}
+{{- if include "kaput-not.isGoImage" . }}
+{{- $pinned := ternary "digest" "tag" (not (empty $image.digest)) }}
+{{- if or $image.tag $image.digest }}
+{{- fail (printf "image.repository %s is the Go implementation's image and image.%s pins one of its versions: remove both from your values (this chart runs %s)" $repository $pinned (include "kaput-not.defaultValues" . | fromYaml).image.repository) }}
+{{- end }}
+{{- $repository = (include "kaput-not.defaultValues" . | fromYaml).image.repository }}
+{{- end }}
 {{- if $image.digest }}
-{{- printf "%s@%s" $image.repository $image.digest }}
+{{- printf "%s@%s" $repository $image.digest }}
 {{- else }}
-{{- printf "%s:%s" $image.repository (toString ($image.tag | default .Chart.AppVersion)) }}
+{{- printf "%s:%s" $repository (toString ($image.tag | default .Chart.AppVersion)) }}
 {{- end }}
 {{- end }}
 
@@ -127,6 +193,9 @@ worse, two replicas writing at once. Included by the Deployment and the Secret.
 */}}
 {{- define "kaput-not.validate" -}}
 {{- $nm := .Values.netmaker }}
+{{- if eq (toString $nm.password) "REPLACE-WITH-ACTUAL-PASSWORD" }}
+{{- fail "netmaker.password is the Go chart's placeholder REPLACE-WITH-ACTUAL-PASSWORD: set the real one (--set netmaker.password=...) or netmaker.existingSecret, and remove the placeholder from your values" }}
+{{- end }}
 {{- $_ := required "netmaker.apiUrl is required: the Netmaker API base URL, e.g. --set netmaker.apiUrl=https://api.netmaker.example.com" $nm.apiUrl }}
 {{- $_ = required "netmaker.username is required: the Netmaker user kaput-not logs in as" $nm.username }}
 {{- if $nm.existingSecret }}

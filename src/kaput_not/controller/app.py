@@ -19,7 +19,7 @@ import logging
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
-from kaput_not import __version__, ratelimit
+from kaput_not import __revision__, __version__, ratelimit
 from kaput_not.config import Settings, split_address
 from kaput_not.controller.controller import CLUSTER, Controller, ControllerOptions
 from kaput_not.controller.executor import Executor
@@ -82,7 +82,6 @@ async def run(settings: Settings, stop: asyncio.Event) -> int:
         if settings.events:
             recorder = EventRecorder(
                 kube,
-                namespace=settings.leader_election.namespace,
                 instance=settings.leader_election.identity,
                 on_dropped=metrics.events_dropped.inc,
             )
@@ -125,7 +124,11 @@ async def run(settings: Settings, stop: asyncio.Event) -> int:
         # The version and every effective setting, once: after the login, so a refused
         # password stays one line (the password itself shows as <hidden>).
         log.info(
-            "kaput-not %s started, health on port %d, with %r", __version__, health.port, settings
+            "kaput-not %s (revision %s) started, health on port %d, with %r",
+            __version__,
+            __revision__,
+            health.port,
+            settings,
         )
         # The node count the cluster last had: the first node list is checked against it.
         remembered = await guard.peek()

@@ -2,7 +2,7 @@
 
 Besides our `kaput_not_*` series: the process and Python collectors, the work queue series
 users know from client-go (`workqueue_*`, label `name`), `leader_election_master_status` as
-client-go's leader election exports it, and `kaput_not_build_info{version}`. No `_created`
+client-go's leader election exports it, and `kaput_not_build_info{version,revision}`. No `_created`
 series: they double every counter and nobody graphs them.
 """
 
@@ -21,7 +21,7 @@ from prometheus_client import (
     disable_created_metrics,
 )
 
-from kaput_not import __version__
+from kaput_not import __revision__, __version__
 
 _PREFIX = "kaput_not"
 _QUEUE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
@@ -36,8 +36,11 @@ class Metrics:
         for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
             r.register(collector)
         Gauge(
-            f"{_PREFIX}_build_info", "The running version (always 1).", ["version"], registry=r
-        ).labels(__version__).set(1)
+            f"{_PREFIX}_build_info",
+            "The running version and the git commit it was built from (always 1).",
+            ["version", "revision"],
+            registry=r,
+        ).labels(__version__, __revision__).set(1)
         self.queue_name = queue
         self.workqueue_depth = Gauge(
             "workqueue_depth", "Current depth of the work queue.", ["name"], registry=r

@@ -1,11 +1,17 @@
 """Kubernetes Events about Nodes (events.k8s.io/v1), so `kubectl describe node` says why a
 node has no rule, or that its rules were written.
 
+Nodes are cluster-scoped, and the API server stores an Event about a cluster-scoped object only
+in `default` (or `kube-system`): anywhere else it answers 422. So, like client-go's recorder,
+Events about Nodes go to `default`, whatever namespace the controller runs in; the chart grants
+creating Events there and only there.
+
 Events are a courtesy, never a reason to fail: each is posted in the background, a storm is cut
 by a token bucket (the rest are dropped and counted, and never delay later ones), and a refusal
-by RBAC (403) or a cluster without the Events API or namespace (404) turns them off with one
-warning instead of one per event. The caller emits only on state changes, which is
-the aggregation: a node that stays skipped gets one Warning, not one per pass.
+that every Event would get (403 from RBAC, 404 without the Events API, or any other 4xx but the
+passing ones: 408, 409, 429) turns them off with one warning instead of one per event. The
+caller emits only on state changes, which is the aggregation: a node that stays skipped gets one
+Warning, not one per pass.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from kaput_not.kube.wire import status_decoder
 log = logging.getLogger("kaput_not.events")
 
 CONTROLLER = "kaput-not.io/kaput-not"
+#: Where Events about cluster-scoped objects (Nodes) are accepted; client-go uses it too.
+NAMESPACE = "default"
 #: Longer notes are refused by the API server (events.k8s.io/v1 caps `note` at 1 kB).
 NOTE_LIMIT = 1024
 #: Answers that will be the same for every Event: turn Events off, with this warning.
@@ -36,6 +44,13 @@ _TURNED_OFF_BY = {
     404: "the API server has no events.k8s.io/v1 Events in namespace %s (%s); Events are off "
     "(EVENTS_ENABLED=false turns them off without this warning)",
 }
+_UNEXPECTED = (
+    "the API server refused an Event in namespace %s (%s); Events are off until the next start, "
+    "as every Event would be refused the same way (EVENTS_ENABLED=false turns them off without "
+    "this warning)"
+)
+#: 4xx answers that can pass: a timeout, a name clash, throttling. They cost one Event only.
+_PASSING = {408, 409, 429}
 
 
 class EventMeta(msgspec.Struct):
@@ -66,14 +81,14 @@ class Event(msgspec.Struct, omit_defaults=True):
 
 
 class EventRecorder:
-    """Posts Events about Nodes into `namespace` (the controller's own)."""
+    """Posts Events about Nodes into `namespace` (`default`, where the API server takes them)."""
 
     def __init__(
         self,
         api: KubeApi,
         *,
-        namespace: str,
         instance: str,
+        namespace: str = NAMESPACE,
         rate: float = 5.0,
         burst: int = 50,
         now: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
@@ -119,10 +134,11 @@ class EventRecorder:
             await self._api.send("POST", path, body, status_decoder)
             log.debug("posted a %s Event %s about node %s", event.type, event.reason, node)
         except KubeError as exc:
-            if exc.status in _TURNED_OFF_BY:
+            if 400 <= exc.status < 500 and exc.status not in _PASSING:
                 if self._enabled:  # Events already in flight get the same answer: say it once
                     self._enabled = False
-                    log.warning(_TURNED_OFF_BY[exc.status], self._namespace, exc)
+                    message = _TURNED_OFF_BY.get(exc.status, _UNEXPECTED)
+                    log.warning(message, self._namespace, exc)
             elif 400 <= exc.status < 500:
                 log.warning("the API server refused an Event about node %s: %s", node, exc)
             else:
