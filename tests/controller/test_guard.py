@@ -376,3 +376,13 @@ def test_copies_of_a_rule_do_not_hide_the_routes_already_lost():
     assert checked.count(ActionKind.DELETE) == 0
     assert len(checked.withheld) == 1
     assert "2 of our rules already lost against their high-water mark of 6" in str(checked.refusal)
+
+
+def test_a_budget_refusal_names_the_variable_and_the_chart_value():
+    guard = WriteGuard(SETTINGS, cluster=None, clock=FakeClock())
+    everything = view([rule(i) for i in range(10)])
+    guard.learn(everything, 10)
+    checked = guard.check(Plan(actions=tuple(delete(i) for i in range(10)), owned=10), everything)
+    assert checked.refusal is not None
+    assert "ALLOW_MASS_DELETE=true" in checked.refusal
+    assert "config.allowMassDelete" in checked.refusal
