@@ -31,7 +31,9 @@ NAMESPACE = "kaput-system"
 RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
 
 
-def render(helm: str, directory: Path, *values: str) -> list[dict[str, Any]]:
+def render(
+    helm: str, directory: Path, *values: str, release: str = RELEASE
+) -> list[dict[str, Any]]:
     """`helm template` of the chart, with helm's own state kept in `directory`."""
     env = {
         **os.environ,
@@ -39,7 +41,7 @@ def render(helm: str, directory: Path, *values: str) -> list[dict[str, Any]]:
         "HELM_CONFIG_HOME": str(directory / "config"),
         "HELM_DATA_HOME": str(directory / "data"),
     }
-    args = [helm, "template", RELEASE, str(CHART), "--namespace", NAMESPACE]
+    args = [helm, "template", release, str(CHART), "--namespace", NAMESPACE]
     for value in values:
         args += ["--set", value]
     done = subprocess.run(args, capture_output=True, text=True, env=env, check=False)
@@ -62,6 +64,25 @@ async def collection(kube: Kube, obj: dict[str, Any]) -> str:
 def only(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     [obj] = [o for o in objects if o["kind"] == kind]
     return obj
+
+
+async def install_rbac(kube: Kube, objects: list[dict[str, Any]]) -> str:
+    """Create the chart's RBAC objects for real; return a token of its ServiceAccount."""
+    for obj in objects:
+        if obj["kind"] in RBAC_KINDS:
+            await kube.call("POST", await collection(kube, obj), body=obj, expect=(201,))
+    account = only(objects, "ServiceAccount")["metadata"]["name"]
+    minted = await kube.call(
+        "POST",
+        f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{account}/token",
+        body={
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"expirationSeconds": 3600},
+        },
+        expect=(201,),
+    )
+    return str(minted["status"]["token"])
 
 
 @pytest.fixture
@@ -92,21 +113,7 @@ async def test_the_chart_is_accepted_and_its_rbac_is_exactly_enough(
         assert accepted["metadata"]["name"] == obj["metadata"]["name"]
 
     # (b) The RBAC objects for real, then a token of the chart's ServiceAccount.
-    for obj in objects:
-        if obj["kind"] in RBAC_KINDS:
-            await kube.call("POST", await collection(kube, obj), body=obj, expect=(201,))
-    account = only(objects, "ServiceAccount")["metadata"]["name"]
-    minted = await kube.call(
-        "POST",
-        f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{account}/token",
-        body={
-            "apiVersion": "authentication.k8s.io/v1",
-            "kind": "TokenRequest",
-            "spec": {"expirationSeconds": 3600},
-        },
-        expect=(201,),
-    )
-    token = minted["status"]["token"]
+    token = await install_rbac(kube, objects)
     kubeconfig = control_plane.write_kubeconfig(tmp_path / "sa.kubeconfig", user={"token": token})
 
     # The controller as the chart configures it: its ConfigMap, its Secret as a file.
@@ -187,3 +194,59 @@ async def test_the_chart_is_accepted_and_its_rbac_is_exactly_enough(
         assert read.status_code == 403, read.text
         elsewhere = await http.get("/apis/coordination.k8s.io/v1/namespaces/kube-system/leases")
         assert elsewhere.status_code == 403, elsewhere.text
+
+
+async def test_without_the_charts_lease_rbac_readiness_fails_with_the_403(
+    kube: Kube,
+    mesh: Mesh,
+    controllers: StartController,
+    control_plane: ControlPlane,
+    helm: str,
+    tmp_path: Path,
+):
+    """Issue 20: without Lease permissions every replica said `ok: standby` on /readyz forever
+    (`rollout status` passed) and nothing ever wrote. Now /readyz fails with the API's 403,
+    and `kaput_not_blocked{reason="lease-forbidden"}` is 1 for the alert."""
+    release = "kaput-not-no-lease"  # its own RBAC objects beside the test above's
+    objects = render(
+        helm,
+        tmp_path,
+        f"netmaker.apiUrl={mesh.server.url}",
+        f"netmaker.password={mesh.password}",
+        release=release,
+    )
+    role = only(objects, "Role")
+    role["rules"] = [r for r in role["rules"] if "leases" not in r["resources"]]
+    assert role["rules"], "the Role keeps its Events rule: only the Lease's is removed"
+    await kube.ensure_namespace(NAMESPACE)
+    token = await install_rbac(kube, objects)
+    kubeconfig = control_plane.write_kubeconfig(tmp_path / "sa.kubeconfig", user={"token": token})
+    settings: dict[str, str | None] = dict(only(objects, "ConfigMap")["data"])
+    del settings["METRICS_ADDRESS"]
+    password_file = tmp_path / "password"
+    password_file.write_bytes(base64.b64decode(only(objects, "Secret")["data"]["password"]))
+    controller = controllers(
+        "kaput-not-no-lease-0",
+        **{
+            **settings,
+            "NETMAKER_PASSWORD": None,
+            "NETMAKER_PASSWORD_FILE": str(password_file),
+            "KUBECONFIG": str(kubeconfig),
+            "POD_NAMESPACE": NAMESPACE,
+        },
+    )
+    answer = await poll(
+        lambda: controller.get("/readyz"),
+        lambda r: r is not None and "403" in r.text,
+        what="/readyz to name the 403 on the Lease",
+        deadline=30,
+    )
+    assert answer is not None
+    assert answer.status_code == 503, answer.text
+    lease = f"{NAMESPACE}/{settings['LEADER_ELECTION_ID']}"
+    assert answer.text.startswith(f"not ok: standby that can never lead: reading the lease {lease}")
+    assert "Forbidden" in answer.text
+    assert (await controller.fetch("/healthz")).status_code == 200
+    metrics = await controller.metrics()
+    assert metrics['kaput_not_blocked{reason="lease-forbidden"}'] == 1.0
+    assert metrics['kaput_not_blocked{reason="nodes-forbidden"}'] == 0.0
