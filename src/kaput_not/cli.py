@@ -74,6 +74,15 @@ def _parser() -> argparse.ArgumentParser:
     ack.add_argument(
         "--expires", default="1h", help="how long the acknowledgement stays usable (1h)"
     )
+    commands.add_parser(
+        "resync",
+        help="ask the running leader for a full pass now (e.g. once a budget trip is resolved)",
+        description="Writes kaput-not.io/resync-requested=<now> on the leader-election Lease; "
+        "the leader reads the Lease at every renewal and queues one full pass through its work "
+        "queue, which also clears a held state that is over (writes held back) without waiting "
+        "for RESYNC_PERIOD. Same environment variables as run; needs leader election (without "
+        "it, send SIGHUP to the `kaput-not run` process).",
+    )
     demo = commands.add_parser(
         "demo",
         help="one full sync against the built-in Netmaker emulator (no cluster needed)",
@@ -110,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _once(args)
     if args.command == "acknowledge":
         return _acknowledge(args)
+    if args.command == "resync":
+        return _resync()
     logging.basicConfig(
         level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -206,14 +217,37 @@ def _acknowledge(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _resync() -> int:
+    from kaput_not import config, logs
+    from kaput_not.controller import app, oneshot
+    from kaput_not.controller.guard_state import StateError
+
+    try:
+        settings = config.load()
+    except config.ConfigError as exc:
+        print(f"kaput-not: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    logs.configure("WARNING", settings.log_format)
+    try:
+        print(asyncio.run(oneshot.request_resync(settings)))
+    except app.StartupError as exc:
+        print(f"kaput-not: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except StateError as exc:
+        print(f"kaput-not resync: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
 async def _serve(settings: config.Settings) -> int:
     from kaput_not.controller import app
 
-    stop = asyncio.Event()
+    stop, resync = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    return await app.run(settings, stop)
+    loop.add_signal_handler(signal.SIGHUP, resync.set)  # a full pass now
+    return await app.run(settings, stop, resync)
 
 
 def _demo(args: argparse.Namespace) -> int:

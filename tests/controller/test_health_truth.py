@@ -10,7 +10,9 @@ import time
 from collections.abc import Awaitable, Callable
 
 import httpx2
+import pytest
 
+from kaput_not.controller import app, oneshot
 from kaput_not.testing.kube import GET_LEASE, LIST_NODES
 from tests.waiting import eventually
 
@@ -106,3 +108,55 @@ async def test_missing_node_rbac_names_the_403_while_waiting_for_the_first_list(
 
         await until(ready, 10, "ready")
         assert blocked((await http.get("/metrics")).text, "nodes-forbidden") == 0.0
+
+
+@pytest.mark.parametrize("ask", ["kaput-not resync", "SIGHUP"])
+async def test_a_full_pass_on_request_clears_a_resolved_hold_without_waiting_for_resync(
+    stack: Stack, ask: str
+):
+    """Once a tripped delete budget was resolved (the nodes came back), the leader kept saying
+    `holding writes back` until the next RESYNC_PERIOD. `kaput-not resync` (through the Lease)
+    or SIGHUP queues a full pass now, and a pass that finds nothing to hold clears it."""
+    port = free_port()
+    names = [f"w{i}" for i in range(10)]
+    for i, name in enumerate(names):
+        stack.node(name, f"10.244.{i}.0/24")
+    settings = stack.settings(METRICS_ADDRESS=f"127.0.0.1:{port}", RESYNC_PERIOD="10m", **ELECT)
+    stop, hangup = asyncio.Event(), asyncio.Event()
+    stack.running.append((stop, asyncio.create_task(app.run(settings, stop, hangup))))
+    await eventually(lambda: len(stack.rules()) == 10, within=10)
+    async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+
+        async def readiness() -> str:
+            return (await http.get("/readyz")).text
+
+        async def holding() -> float:
+            metrics = (await http.get("/metrics")).text
+            [line] = [x for x in metrics.splitlines() if x.startswith("kaput_not_write_budget_h")]
+            return float(line.split()[-1])
+
+        for name in names[:8]:  # 8 of 10 nodes gone at once: the budget lets 5 rules go
+            stack.kube.state.delete_node(name)
+        await until(lambda: _has(readiness, "holding writes back"), 10, "the budget to trip")
+        for i, name in enumerate(names[:8]):  # they come back: nothing is to be deleted now
+            stack.kube.state.create_node(name, pod_cidrs=(f"10.244.{i}.0/24",))
+        await eventually(lambda: len(stack.rules()) == 10, within=10, what="the rules back")
+        await asyncio.sleep(1.0)
+        assert "holding writes back" in await readiness()  # until a full pass says otherwise
+        assert await holding() == 1.0
+        if ask == "SIGHUP":
+            hangup.set()
+        else:
+            print(await oneshot.request_resync(settings))
+        await until(lambda: _lacks(readiness, "holding writes back"), 6, "the hold to clear")
+        assert (await readiness()).startswith("ok: leader")
+        assert await holding() == 0.0
+    assert len(stack.rules()) == 10
+
+
+async def _has(text: Callable[[], Awaitable[str]], words: str) -> bool:
+    return words in await text()
+
+
+async def _lacks(text: Callable[[], Awaitable[str]], words: str) -> bool:
+    return words not in await text()

@@ -59,7 +59,8 @@ class _Login:
     problem: str = "not tried yet"
 
 
-async def run(settings: Settings, stop: asyncio.Event) -> int:
+async def run(settings: Settings, stop: asyncio.Event, resync: asyncio.Event | None = None) -> int:
+    """Run until `stop` is set; each time `resync` is set (SIGHUP), a full pass is queued."""
     metrics = Metrics()
     async with AsyncExitStack() as stack:
         client, kube = clients(settings, metrics, stack)
@@ -134,11 +135,23 @@ async def run(settings: Settings, stop: asyncio.Event) -> int:
         # The node count the cluster last had: the first node list is checked against it.
         remembered = await guard.peek()
         controller.informer.remembered = remembered.nodes if remembered is not None else None
-        return await _supervise(controller, elector, stop)
+        if elector is not None:
+            elector.on_annotations = controller.on_lease_annotations
+        return await _supervise(controller, elector, stop, resync)
+
+
+async def _resyncs(controller: Controller, resync: asyncio.Event) -> None:
+    while True:
+        await resync.wait()
+        resync.clear()
+        controller.request_full_pass("SIGHUP")
 
 
 async def _supervise(
-    controller: Controller, elector: LeaderElector | None, stop: asyncio.Event
+    controller: Controller,
+    elector: LeaderElector | None,
+    stop: asyncio.Event,
+    resync: asyncio.Event | None = None,
 ) -> int:
     """Run until stop, lost leadership or a fatal error; then shut down in the right order."""
     tasks: dict[str, asyncio.Task[object]] = {
@@ -146,6 +159,8 @@ async def _supervise(
         "stop": asyncio.create_task(stop.wait()),
         "fatal": asyncio.create_task(controller.wait_fatal()),
     }
+    if resync is not None:
+        tasks["resync"] = asyncio.create_task(_resyncs(controller, resync))
     leader_work: asyncio.Task[None] | None = None
 
     def lead() -> None:

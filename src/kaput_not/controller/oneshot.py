@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 from collections import defaultdict
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -25,9 +26,10 @@ from kaput_not.controller.app import (
     plan_settings,
     state_store,
 )
+from kaput_not.controller.controller import RESYNC_ANNOTATION
 from kaput_not.controller.executor import Executor
 from kaput_not.controller.guard import WriteGuard
-from kaput_not.controller.guard_state import ACK_ANNOTATION, format_ack
+from kaput_not.controller.guard_state import ACK_ANNOTATION, StateError, format_ack
 from kaput_not.controller.metrics import Metrics
 from kaput_not.controller.reconciler import PassReport, Reconciler
 from kaput_not.core.egress import owned_by, parse_description
@@ -35,7 +37,7 @@ from kaput_not.core.model import Action, Egress, KubeNode, Plan
 from kaput_not.core.planner import NetmakerView, plan
 from kaput_not.kube.api import KubeApi
 from kaput_not.kube.informer import NodeInformer
-from kaput_not.kube.lease import LeaderElector, LeaseConfig
+from kaput_not.kube.lease import LeaderElector, LeaseConfig, micro_time
 from kaput_not.netmaker.cache import CachedNetmaker
 
 #: Where rules no Kubernetes node claims are listed.
@@ -140,6 +142,30 @@ async def acknowledge(settings: Settings, expires_seconds: float) -> str:
             f"acknowledged until {value} (the {ACK_ANNOTATION} annotation): the leader takes "
             "it within 30s while deletes are held, or at its next full pass; the deletes its "
             "budget refuses then go ahead once, and the counts then become the new base"
+        )
+
+
+async def request_resync(settings: Settings) -> str:
+    """Ask the running leader for a full pass now: a new value of `RESYNC_ANNOTATION` on the
+    Lease, which the leader reads at every renewal. Returns what to print."""
+    le = settings.leader_election
+    if not le.enabled:
+        raise StartupError(
+            "LEADER_ELECTION_ENABLED=false: no leader reads the Lease; send SIGHUP to the "
+            "running `kaput-not run` process instead (kill -HUP PID)"
+        )
+    async with AsyncExitStack() as stack:
+        _client, kube = clients(settings, Metrics(), stack)
+        store = state_store(settings, kube, None)
+        value = micro_time(datetime.datetime.now(datetime.UTC))
+        try:
+            await store.annotate({RESYNC_ANNOTATION: value})
+        except StateError as exc:
+            raise StateError(f"asking for a full pass: {exc}") from None
+        return (
+            f"asked the leader for a full pass now ({RESYNC_ANNOTATION}={value} on "
+            f"{store.where}): it queues one at its next renewal, within "
+            f"{le.retry_period_seconds:g}s; /readyz and its log say when it ran"
         )
 
 

@@ -24,7 +24,7 @@ import datetime
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from kaput_not.kube import wire
@@ -105,6 +105,9 @@ class LeaderElector:
         # (RBAC). Each is cleared by the next call of its kind that succeeds.
         self._read_denied: str | None = None
         self._write_denied: str | None = None
+        #: Called with the Lease's annotations at every read (each try and renewal, every
+        #: retry period): how the leader hears an operator's request written there.
+        self.on_annotations: Callable[[Mapping[str, str]], None] | None = None
         # One writer of the Lease at a time: a renewal and an annotation write (the guard's
         # state) each read, change and PUT it; side by side they would fail each other.
         self._write_lock = asyncio.Lock()
@@ -284,11 +287,15 @@ class LeaderElector:
             lease = await self._api.get(self._path, wire.lease_decoder)
         except NotFound:
             self._read_denied = None  # an answer: we may read it, there is none yet
+            if self.on_annotations is not None:
+                self.on_annotations({})
             return await self._create(started)
         except KubeError as exc:
             self._refused("reading", exc, write=False)
             return False
         self._read_denied = None
+        if self.on_annotations is not None:
+            self.on_annotations(lease.metadata.annotations or {})
         arrived = self._monotonic()
         spec = lease.spec
         holder = spec.holderIdentity or ""
