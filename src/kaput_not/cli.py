@@ -59,7 +59,25 @@ def _parser() -> argparse.ArgumentParser:
                 else ""
             ),
         )
-        sub.add_argument("--output", "-o", choices=("table", "json"), default="table")
+        sub.add_argument(
+            "nodes",
+            nargs="*",
+            metavar="NODE",
+            help="only these Kubernetes nodes (and the rules named for them); default: all",
+        )
+        sub.add_argument(
+            "--output",
+            "-o",
+            choices=("table", "wide", "json") if name == "status" else ("table", "json"),
+            default="table",
+            help=(
+                "table: totals, then one line per node and the rules no node claims; wide: "
+                "each node's rules too; json: all of it, for scripts (default: table)"
+                if name == "status"
+                else "table: the writes by node, what is held back, skipped nodes, and a "
+                "closing count; json: the same, for scripts (default: table)"
+            ),
+        )
         if name == "plan":
             sub.add_argument("--apply", action="store_true", help="do one guarded sync and exit")
     ack = commands.add_parser(
@@ -164,6 +182,9 @@ def _once(args: argparse.Namespace) -> int:
         return bad_config
     logs.configure("WARNING", settings.log_format)
     apply = bool(getattr(args, "apply", False))
+    if apply and args.nodes:
+        print("kaput-not plan: --apply syncs the whole cluster: name no NODE", file=sys.stderr)
+        return EXIT_FAILED
     try:
         reading = asyncio.run(oneshot.read_once(settings, apply=apply))
     except app.StartupError as exc:
@@ -175,11 +196,22 @@ def _once(args: argparse.Namespace) -> int:
     if reading.dry_run:
         print("kaput-not plan: DRY_RUN=true: planned only, nothing written", file=sys.stderr)
     cluster = settings.cluster_name
+    unknown = oneshot.unknown_names(reading, cluster, args.nodes)
+    if unknown:
+        print(
+            f"kaput-not {args.command}: no Kubernetes node, nor rule of ours, is named "
+            f"{', '.join(unknown)}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     if args.command == "status":
-        rows = oneshot.status_document(reading, cluster)
-        print(json.dumps(rows, indent=2) if args.output == "json" else oneshot.status_table(rows))
+        status = oneshot.status_document(reading, cluster, args.nodes)
+        if args.output == "json":
+            print(json.dumps(status, indent=2))
+        else:
+            print(oneshot.status_table(status, wide=args.output == "wide"))
         return EXIT_OK
-    document = oneshot.plan_document(reading, cluster)
+    document = oneshot.plan_document(reading, cluster, args.nodes)
     if reading.applied is not None:
         document["applied"] = {
             "created": reading.applied.result.created,

@@ -58,6 +58,7 @@ from kaput_not.core.egress import (
     InvalidCidr,
     Marker,
     build_description,
+    named_for,
     normalize_cidr,
     owned_by,
     parse_description,
@@ -984,21 +985,12 @@ def _gone(egress: Egress, host: str, index: _Index) -> str:
     """Why a rule of a host no Kubernetes node owns goes, naming the Kubernetes node: the one
     that resolved to the host (its delete is being passed), else the node the rule was named
     for when written (`<node> pods (i/n)`), else only the host."""
-    name = index.gone_by_host.get(host) or _named_for(egress.name)
+    name = index.gone_by_host.get(host) or named_for(egress.name)
     if name is None:
         return f"no Kubernetes node owns its Netmaker host {host}"
     if name == host:
         return f"Kubernetes node {name} is gone"
     return f"Kubernetes node {name} is gone (its Netmaker host was {host})"
-
-
-_RULE_NAME = re.compile(r"(.+) pods \(\d+/\d+\)")
-
-
-def _named_for(rule_name: str) -> str | None:
-    """The Kubernetes node a rule of ours was named for (`rule_name`), or None."""
-    found = _RULE_NAME.fullmatch(rule_name)
-    return found.group(1) if found else None
 
 
 def _guard_deletes(
