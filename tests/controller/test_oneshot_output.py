@@ -133,3 +133,12 @@ def test_status_table_is_one_line_per_node_and_wide_adds_each_rule():
     assert "    [mesh] index 0: e-big-2 10.1.2.0/24 (to update: drifted: nat true -> false)" in wide
     assert any("no Netmaker host is named 'lonely'" in line for line in wide)
     assert len(wide) > len(table)
+
+
+def test_status_totals_count_one_node_and_one_rule_in_the_singular():
+    status = status_document(world(), None, ["big-1"])
+    assert (
+        status_table(status)
+        .splitlines()[0]
+        .startswith("1 node: 1 in sync, 0 pending, 0 skipped; 1 rule of ours: 1 in sync")
+    )

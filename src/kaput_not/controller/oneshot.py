@@ -382,8 +382,9 @@ def status_table(document: dict[str, object], *, wide: bool = False) -> str:
     totals = document["totals"]
     assert isinstance(totals, dict)
     lines = [
-        f"{totals['nodes']} nodes: {totals['in-sync']} in sync, {totals['pending']} pending, "
-        f"{totals['skipped']} skipped; {totals['rules']} rules of ours: "
+        f"{_count(totals['nodes'], 'node')}: {totals['in-sync']} in sync, "
+        f"{totals['pending']} pending, {totals['skipped']} skipped; "
+        f"{_count(totals['rules'], 'rule')} of ours: "
         f"{totals['rules_in_sync']} in sync, {totals['rules_to_update']} to update, "
         f"{totals['rules_to_delete']} to delete, {totals['rules_held_back']} held back, "
         f"{totals['rules_unclaimed']} claimed by no node"
@@ -420,6 +421,10 @@ def status_table(document: dict[str, object], *, wide: bool = False) -> str:
         lines.append(f"rules of ours no Kubernetes node claims ({len(unclaimed)}):")
         lines += [_rule_line(r, named=True) for r in unclaimed]
     return "\n".join(lines)
+
+
+def _count(number: object, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
 
 
 def _rule_line(rule: dict[str, object], *, named: bool = False) -> str:
