@@ -75,6 +75,7 @@ ALERTS = (
     "KaputNotSyncFailing",
     "KaputNotWritesHeldBack",
     "KaputNotNoLeader",
+    "KaputNotBlocked",
     "KaputNotNodesSkipped",
 )
 DIGEST = "sha256:" + "5e" * 32
@@ -1082,7 +1083,7 @@ def check_promql(expr: str, selector: str) -> set[str]:
         re.findall(r"\bkaput_not_\w+", unquoted)
     ), expr
     outside = re.sub(r"\{[^{}]*\}|\[[^\[\]]*\]|\bkaput_not_\w+", " ", unquoted)
-    words = set(re.findall(r"[A-Za-z_]\w*", outside)) - {"namespace", "reason"}
+    words = set(re.findall(r"[A-Za-z_]\w*", outside)) - {"namespace", "pod", "reason"}
     assert words <= PROMQL_WORDS, words - PROMQL_WORDS
     return names
 
@@ -1097,7 +1098,7 @@ def test_prometheus_rule_only_when_enabled(helm, default):
     assert kinds(default, "PrometheusRule") == []
     none_left = [
         arg
-        for name in ("syncFailing", "writesHeldBack", "noLeader", "nodesSkipped")
+        for name in ("syncFailing", "writesHeldBack", "noLeader", "blocked", "nodesSkipped")
         for arg in ("--set", f"prometheusRule.alerts.{name}.enabled=false")
     ]
     objects = render(helm, *REQUIRED, "--set", "prometheusRule.enabled=true", *none_left)
@@ -1133,6 +1134,8 @@ def test_prometheus_rule_has_the_four_alerts(helm):
     assert used["KaputNotNoLeader"] == {"kaput_not_leader"}
     assert "== 0" in alerts["KaputNotNoLeader"]["expr"]
     assert "absent(kaput_not_leader{" in alerts["KaputNotNoLeader"]["expr"]
+    assert used["KaputNotBlocked"] == {"kaput_not_blocked"}
+    assert "by (namespace, pod, reason)" in alerts["KaputNotBlocked"]["expr"]
     assert used["KaputNotNodesSkipped"] == {"kaput_not_nodes_skipped"}
     assert "by (namespace, reason)" in alerts["KaputNotNodesSkipped"]["expr"]
     assert "/readyz" in alerts["KaputNotWritesHeldBack"]["annotations"]["description"]
@@ -1141,6 +1144,7 @@ def test_prometheus_rule_has_the_four_alerts(helm):
         "KaputNotSyncFailing": ("10m", "warning"),
         "KaputNotWritesHeldBack": ("5m", "critical"),
         "KaputNotNoLeader": ("5m", "critical"),
+        "KaputNotBlocked": ("5m", "critical"),
         "KaputNotNodesSkipped": ("30m", "warning"),
     }
 
@@ -1150,7 +1154,7 @@ def test_prometheus_rule_follows_the_full_values(full):
     assert rule["metadata"]["namespace"] == "monitoring"
     assert rule["metadata"]["labels"]["release"] == "prometheus"
     alerts = alerts_of(full)
-    assert list(alerts) == list(ALERTS[:3])  # nodesSkipped is off
+    assert list(alerts) == list(ALERTS[:4])  # nodesSkipped is off
     for alert in alerts.values():
         check_promql(alert["expr"], 'namespace="kaput",job="kaput-not-full"')
         assert alert["labels"]["team"] == "platform"
@@ -1158,6 +1162,7 @@ def test_prometheus_rule_follows_the_full_values(full):
         "KaputNotSyncFailing": ("20m", "critical"),
         "KaputNotWritesHeldBack": ("10m", "warning"),
         "KaputNotNoLeader": ("2m", "page"),
+        "KaputNotBlocked": ("1m", "page"),
     }
     # A full sync is due every 1h30m: no success for 1h30m + 20m.
     assert re.search(r"\n\s+> 6600\n", alerts["KaputNotSyncFailing"]["expr"])

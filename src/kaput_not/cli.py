@@ -63,7 +63,25 @@ def _parser() -> argparse.ArgumentParser:
                 else ""
             ),
         )
-        sub.add_argument("--output", "-o", choices=("table", "json"), default="table")
+        sub.add_argument(
+            "nodes",
+            nargs="*",
+            metavar="NODE",
+            help="only these Kubernetes nodes (and the rules named for them); default: all",
+        )
+        sub.add_argument(
+            "--output",
+            "-o",
+            choices=("table", "wide", "json") if name == "status" else ("table", "json"),
+            default="table",
+            help=(
+                "table: totals, then one line per node and the rules no node claims; wide: "
+                "each node's rules too; json: all of it, for scripts (default: table)"
+                if name == "status"
+                else "table: the writes by node, what is held back, skipped nodes, and a "
+                "closing count; json: the same, for scripts (default: table)"
+            ),
+        )
         if name == "plan":
             sub.add_argument("--apply", action="store_true", help="do one guarded sync and exit")
     ack = commands.add_parser(
@@ -77,6 +95,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     ack.add_argument(
         "--expires", default="1h", help="how long the acknowledgement stays usable (1h)"
+    )
+    commands.add_parser(
+        "resync",
+        help="ask the running leader for a full pass now (e.g. once a budget trip is resolved)",
+        description="Writes kaput-not.io/resync-requested=<now> on the leader-election Lease; "
+        "the leader reads the Lease at every renewal and queues one full pass through its work "
+        "queue, which also clears a held state that is over (writes held back) without waiting "
+        "for RESYNC_PERIOD. Same environment variables as run; needs leader election (without "
+        "it, send SIGHUP to the `kaput-not run` process).",
     )
     demo = commands.add_parser(
         "demo",
@@ -114,6 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _once(args)
     if args.command == "acknowledge":
         return _acknowledge(args)
+    if args.command == "resync":
+        return _resync()
     logging.basicConfig(
         level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -157,6 +186,9 @@ def _once(args: argparse.Namespace) -> int:
         return bad_config
     logs.configure("WARNING", settings.log_format)
     apply = bool(getattr(args, "apply", False))
+    if apply and args.nodes:
+        print("kaput-not plan: --apply syncs the whole cluster: name no NODE", file=sys.stderr)
+        return EXIT_FAILED
     try:
         reading = asyncio.run(oneshot.read_once(settings, apply=apply))
     except app.StartupError as exc:
@@ -168,11 +200,22 @@ def _once(args: argparse.Namespace) -> int:
     if reading.dry_run:
         print("kaput-not plan: DRY_RUN=true: planned only, nothing written", file=sys.stderr)
     cluster = settings.cluster_name
+    unknown = oneshot.unknown_names(reading, cluster, args.nodes)
+    if unknown:
+        print(
+            f"kaput-not {args.command}: no Kubernetes node, nor rule of ours, is named "
+            f"{', '.join(unknown)}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     if args.command == "status":
-        rows = oneshot.status_document(reading, cluster)
-        print(json.dumps(rows, indent=2) if args.output == "json" else oneshot.status_table(rows))
+        status = oneshot.status_document(reading, cluster, args.nodes)
+        if args.output == "json":
+            print(json.dumps(status, indent=2))
+        else:
+            print(oneshot.status_table(status, wide=args.output == "wide"))
         return EXIT_OK
-    document = oneshot.plan_document(reading, cluster)
+    document = oneshot.plan_document(reading, cluster, args.nodes)
     if reading.applied is not None:
         document["applied"] = {
             "created": reading.applied.result.created,
@@ -210,14 +253,37 @@ def _acknowledge(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _resync() -> int:
+    from kaput_not import config, logs
+    from kaput_not.controller import app, oneshot
+    from kaput_not.controller.guard_state import StateError
+
+    try:
+        settings = config.load()
+    except config.ConfigError as exc:
+        print(f"kaput-not: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    logs.configure("WARNING", settings.log_format)
+    try:
+        print(asyncio.run(oneshot.request_resync(settings)))
+    except app.StartupError as exc:
+        print(f"kaput-not: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except StateError as exc:
+        print(f"kaput-not resync: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
 async def _serve(settings: config.Settings) -> int:
     from kaput_not.controller import app
 
-    stop = asyncio.Event()
+    stop, resync = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    return await app.run(settings, stop)
+    loop.add_signal_handler(signal.SIGHUP, resync.set)  # a full pass now
+    return await app.run(settings, stop, resync)
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -425,3 +425,13 @@ def test_re_creates_a_short_first_list_made_do_not_raise_the_high_water_mark():
     moved = Action(ActionKind.DELETE, "w0", "mesh", target=rule(0))
     checked = guard.check(Plan(actions=(moved,), owned=8), listed, full=True)
     assert checked.count(ActionKind.DELETE) == 1, checked.refusal
+
+
+def test_a_budget_refusal_names_the_variable_and_the_chart_value():
+    guard = WriteGuard(SETTINGS, cluster=None, clock=FakeClock())
+    everything = view([rule(i) for i in range(10)])
+    guard.learn(everything, 10)
+    checked = guard.check(Plan(actions=tuple(delete(i) for i in range(10)), owned=10), everything)
+    assert checked.refusal is not None
+    assert "ALLOW_MASS_DELETE=true" in checked.refusal
+    assert "config.allowMassDelete" in checked.refusal

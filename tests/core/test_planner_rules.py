@@ -77,8 +77,8 @@ def test_rule_2_rebuilt_node_with_new_cidr_updates_in_place():
     ("field", "value", "phrase"),
     [
         ("name", "hand edited", "name"),
-        ("nat", True, "nat True -> False"),
-        ("status", False, "status False -> True"),
+        ("nat", True, "nat true -> false"),
+        ("status", False, "status false -> true"),
         ("cidr", "10.1.0.0/16", "range"),
     ],
 )
@@ -470,3 +470,41 @@ def test_rule_8_a_refused_mass_delete_still_deletes_the_copies_of_its_slots():
     again = plan([kube(f"w{i}", f"10.{i}.0.0/24") for i in range(2)], after, tight)
     assert again.count(ActionKind.DELETE) == 0
     assert len(again.withheld) == 3
+
+
+def test_drift_reasons_are_in_netmakers_terms_not_pythons():
+    host, nodes = one_host()
+    drifted = good(nat=True, status=False)
+    [update] = plan([kube("w1", "10.1.0.0/24")], view([host], nodes, [drifted]), S).actions
+    assert "nat true -> false" in update.reason
+    assert "status false -> true" in update.reason
+    assert "True" not in update.reason
+    assert "False" not in update.reason
+
+
+def test_a_delete_reason_names_the_kubernetes_node_not_the_netmaker_host():
+    """w5.example.com owned host node-5 through the host annotation; it is gone."""
+    host, nodes = one_host(name="node-5", host_id="h5")
+    rule = good(node_id="h5-net", name="w5.example.com")
+    v = view([host], nodes, [rule])
+    for scoped in (
+        plan([], v, S, resolved={"w5.example.com": "node-5"}, only="w5.example.com"),
+        plan([], v, S),  # a full pass after a restart: the rule's name still says whose it was
+    ):
+        [delete] = scoped.actions
+        assert delete.kind is ActionKind.DELETE
+        assert "Kubernetes node w5.example.com is gone" in delete.reason
+        assert "node-5" in delete.reason  # the host it resolved to, said as the host
+
+
+def test_a_mass_delete_refusal_names_the_variable_and_the_chart_value():
+    hosts, nodes, rules = [], [], []
+    for i in range(10):
+        h, ns = one_host(name=f"w{i}", host_id=f"h{i}")
+        hosts.append(h)
+        nodes += ns
+        rules.append(good(node_id=f"h{i}-net", name=f"w{i}"))
+    refused = plan([], view(hosts, nodes, rules), S)
+    assert refused.refusal is not None
+    assert "ALLOW_MASS_DELETE=true" in refused.refusal
+    assert "config.allowMassDelete" in refused.refusal

@@ -158,7 +158,7 @@ async def test_plan_says_what_a_sync_would_do_and_apply_does_it(
 
     status = one_shot(control_plane, mesh, "status", "--output", "json")
     assert status.returncode == 0, status.stderr
-    by_node = {n["node"]: n for n in json.loads(status.stdout)}
+    by_node = {n["node"]: n for n in json.loads(status.stdout)["nodes"]}
     assert by_node["p1"]["host"] == "p1"
     assert by_node["p1"]["networks"] == [net]
     assert [r["in_sync"] for r in by_node["p1"]["rules"]] == [False, True]

@@ -300,3 +300,47 @@ async def test_node_events_appear_on_the_node_with_the_release_in_namespace_kapu
     log = controller.process.log.read_text()
     assert "Events are off" not in log
     assert "refused an Event" not in log
+
+
+async def test_without_the_charts_lease_rbac_readiness_fails_with_the_403(
+    kube: Kube,
+    mesh: Mesh,
+    controllers: StartController,
+    control_plane: ControlPlane,
+    helm: str,
+    tmp_path: Path,
+):
+    """Issue 20: without Lease permissions every replica said `ok: standby` on /readyz forever
+    (`rollout status` passed) and nothing ever wrote. Now /readyz fails with the API's 403,
+    and `kaput_not_blocked{reason="lease-forbidden"}` is 1 for the alert."""
+    release = "kaput-not-no-lease"  # its own RBAC objects beside the test above's
+    objects = render(
+        helm,
+        tmp_path,
+        f"netmaker.apiUrl={mesh.server.url}",
+        f"netmaker.password={mesh.password}",
+        release=release,
+    )
+    # The release namespace's Role grants the Lease only (Events are granted in `default`):
+    # its rule about leases goes, and the Events Role stays.
+    for role in (o for o in objects if o["kind"] == "Role"):
+        if role["metadata"].get("namespace", NAMESPACE) == NAMESPACE:
+            role["rules"] = [r for r in role["rules"] if "leases" not in r["resources"]]
+    installed = await install_rbac(kube, control_plane, tmp_path, objects)
+    settings = installed.settings
+    controller = controllers("kaput-not-no-lease-0", **settings)
+    answer = await poll(
+        lambda: controller.get("/readyz"),
+        lambda r: r is not None and "403" in r.text,
+        what="/readyz to name the 403 on the Lease",
+        deadline=30,
+    )
+    assert answer is not None
+    assert answer.status_code == 503, answer.text
+    lease = f"{NAMESPACE}/{settings['LEADER_ELECTION_ID']}"
+    assert answer.text.startswith(f"not ok: standby that can never lead: reading the lease {lease}")
+    assert "Forbidden" in answer.text
+    assert (await controller.fetch("/healthz")).status_code == 200
+    metrics = await controller.metrics()
+    assert metrics['kaput_not_blocked{reason="lease-forbidden"}'] == 1.0
+    assert metrics['kaput_not_blocked{reason="nodes-forbidden"}'] == 0.0

@@ -25,7 +25,7 @@ from kaput_not.controller.controller import CLUSTER, Controller, ControllerOptio
 from kaput_not.controller.executor import Executor
 from kaput_not.controller.guard import BudgetSettings, WriteGuard
 from kaput_not.controller.guard_state import LeaseStore
-from kaput_not.controller.metrics import Metrics
+from kaput_not.controller.metrics import LEASE_FORBIDDEN, NODES_FORBIDDEN, Metrics
 from kaput_not.controller.reconciler import Reconciler
 from kaput_not.core.planner import PlanSettings
 from kaput_not.health import HealthServer
@@ -59,7 +59,8 @@ class _Login:
     problem: str = "not tried yet"
 
 
-async def run(settings: Settings, stop: asyncio.Event) -> int:
+async def run(settings: Settings, stop: asyncio.Event, resync: asyncio.Event | None = None) -> int:
+    """Run until `stop` is set; each time `resync` is set (SIGHUP), a full pass is queued."""
     metrics = Metrics()
     async with AsyncExitStack() as stack:
         client, kube = clients(settings, metrics, stack)
@@ -108,6 +109,10 @@ async def run(settings: Settings, stop: asyncio.Event) -> int:
             holding=lambda: guard.holding is not None,
             lease=settings.leader_election.name,
             pass_running=lambda: (controller.longest_pass() or ("", 0.0))[1],
+            blocked={
+                LEASE_FORBIDDEN: lambda: elector is not None and elector.denied is not None,
+                NODES_FORBIDDEN: lambda: controller.informer.denied,
+            },
         )
         login = _Login()
         health = _health(settings, metrics, controller, elector, login, guard)
@@ -133,11 +138,23 @@ async def run(settings: Settings, stop: asyncio.Event) -> int:
         # The node count the cluster last had: the first node list is checked against it.
         remembered = await guard.peek()
         controller.informer.remembered = remembered.nodes if remembered is not None else None
-        return await _supervise(controller, elector, stop)
+        if elector is not None:
+            elector.on_annotations = controller.on_lease_annotations
+        return await _supervise(controller, elector, stop, resync)
+
+
+async def _resyncs(controller: Controller, resync: asyncio.Event) -> None:
+    while True:
+        await resync.wait()
+        resync.clear()
+        controller.request_full_pass("SIGHUP")
 
 
 async def _supervise(
-    controller: Controller, elector: LeaderElector | None, stop: asyncio.Event
+    controller: Controller,
+    elector: LeaderElector | None,
+    stop: asyncio.Event,
+    resync: asyncio.Event | None = None,
 ) -> int:
     """Run until stop, lost leadership or a fatal error; then shut down in the right order."""
     tasks: dict[str, asyncio.Task[object]] = {
@@ -145,6 +162,8 @@ async def _supervise(
         "stop": asyncio.create_task(stop.wait()),
         "fatal": asyncio.create_task(controller.wait_fatal()),
     }
+    if resync is not None:
+        tasks["resync"] = asyncio.create_task(_resyncs(controller, resync))
     leader_work: asyncio.Task[None] | None = None
 
     def lead() -> None:
@@ -347,9 +366,16 @@ def _health(
     def _readiness() -> tuple[bool, str]:
         if not login.accepted:
             return False, f"waiting for Netmaker: {login.problem}"
-        if not controller.informer.synced.is_set():
-            return False, "waiting for the first complete list of Kubernetes nodes"
+        informer = controller.informer
+        if not informer.synced.is_set():
+            waiting = "waiting for the first complete list of Kubernetes nodes"
+            return False, f"{waiting}: {informer.problem}" if informer.problem else waiting
+        if informer.denied:  # the store can no longer follow the cluster: RBAC
+            return False, f"cannot follow the Kubernetes nodes: {informer.problem}"
         if not controller.leading:
+            # A standby that may not read or write the Lease can never take over.
+            if elector is not None and elector.denied:
+                return False, f"standby that can never lead: {elector.denied}"
             return True, "standby"
         if not controller.first_sync_done.is_set():
             return False, "leader: first full sync not done yet"

@@ -44,6 +44,9 @@ log = logging.getLogger("kaput_not.controller")
 
 #: The queue key of a whole-cluster pass: no Kubernetes node can have this name.
 CLUSTER = "(whole cluster)"
+#: An operator's request for a full pass now (`kaput-not resync` writes it on the Lease, the
+#: value a time): the leader, which reads the Lease at every renewal, queues one when it changes.
+RESYNC_ANNOTATION = "kaput-not.io/resync-requested"
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +132,9 @@ class Controller:
         #: When each pass in flight started, by queue key (at most WORKERS of them): a pass
         #: that overruns shows in readiness and `kaput_not_pass_running_seconds`.
         self._passes_started: dict[str, float] = {}
+        #: The resync request last seen on the Lease ("" before the first read): a change is
+        #: a new request; the value found at the first read was served by the first full pass.
+        self._resync_seen: str | None = ""
 
     # -- events ----------------------------------------------------------------------------
 
@@ -162,6 +168,28 @@ class Controller:
         self.queue.add(CLUSTER)  # the barrier runs it before any node event queued after it
         self.queue.run_workers(self._reconcile_key, self._options.workers, on_error=self._retry)
         await asyncio.gather(self._resync_loop(), self._netmaker_watch_loop())
+
+    def request_full_pass(self, why: str) -> bool:
+        """An operator asks for a full pass now (SIGHUP, `kaput-not resync`): e.g. the budget's
+        trip is resolved and the held state should clear without waiting for RESYNC_PERIOD.
+        Queued like every pass (rule 12). False, and nothing queued, on a replica that does not
+        lead yet: its first full pass comes anyway."""
+        if not self._accepting:
+            log.info("a full pass was asked for (%s): not leading, nothing to do", why)
+            return False
+        log.info("a full pass was asked for (%s); queueing it", why)
+        self.queue.add(CLUSTER)
+        return True
+
+    def on_lease_annotations(self, annotations: Mapping[str, str]) -> None:
+        """The Lease's annotations, at each read by the elector: a new resync request there
+        queues a full pass."""
+        value = annotations.get(RESYNC_ANNOTATION)
+        if value == self._resync_seen:
+            return
+        first, self._resync_seen = self._resync_seen == "", value
+        if not first and value is not None:
+            self.request_full_pass(f"{RESYNC_ANNOTATION}={value} on the Lease")
 
     async def wait_fatal(self) -> Exception:
         await self._fatal_event.wait()

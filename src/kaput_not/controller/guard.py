@@ -56,7 +56,7 @@ from kaput_not.controller.guard_state import (
 )
 from kaput_not.core.egress import normalize_cidr, owned_by, parse_description
 from kaput_not.core.model import Action, ActionKind, Egress, Plan
-from kaput_not.core.planner import NetmakerView
+from kaput_not.core.planner import ALLOW_MASS_DELETE, NetmakerView
 from kaput_not.netmaker import errors
 
 if TYPE_CHECKING:
@@ -543,7 +543,7 @@ class WriteGuard:
             f"rules already lost against their high-water mark of {state.high_owned()} "
             f"(within {window:g}s), limit {self._limit()}: {self._settings.max_fraction:.0%} of "
             f"it, at least {self._settings.floor}; holding until the counts recover, or "
-            "`kaput-not acknowledge` once if this is intended (or ALLOW_MASS_DELETE=true)"
+            f"`kaput-not acknowledge` once if this is intended (or {ALLOW_MASS_DELETE})"
         )
 
     def _refusal(self, what: str, count: int, budget: WindowBudget, ours: int) -> str:
@@ -552,7 +552,7 @@ class WriteGuard:
             f"{what} budget: refusing to {what} {count} rule(s) ({budget.spent()} done in the "
             f"last {window:g}s, limit {budget.limit(ours)}: {self._settings.max_fraction:.0%} "
             f"of {ours} rules of ours, at least {self._settings.floor}); holding until a full "
-            "pass lists what was written; set ALLOW_MASS_DELETE=true if this is intended"
+            f"pass lists what was written; set {ALLOW_MASS_DELETE} if this is intended"
         )
 
     def _recreates(self, actions: list[Action], view: NetmakerView) -> list[Action]:

@@ -8,7 +8,7 @@ series: they double every counter and nobody graphs them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from prometheus_client import (
     GC_COLLECTOR,
@@ -25,6 +25,11 @@ from kaput_not import __revision__, __version__
 
 _PREFIX = "kaput_not"
 _QUEUE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+#: `kaput_not_blocked{reason}`: the Lease cannot be read or written; nodes cannot be listed.
+LEASE_FORBIDDEN = "lease-forbidden"
+NODES_FORBIDDEN = "nodes-forbidden"
+BLOCKED_REASONS = (LEASE_FORBIDDEN, NODES_FORBIDDEN)
 
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
@@ -157,6 +162,13 @@ class Metrics:
         self.nodes = Gauge(
             f"{_PREFIX}_kubernetes_nodes", "Kubernetes nodes in the informer store.", registry=r
         )
+        self.blocked = Gauge(
+            f"{_PREFIX}_blocked",
+            "1 while this replica cannot do its job for this reason, else 0: "
+            f"{', '.join(BLOCKED_REASONS)} (the API refuses it: RBAC).",
+            ["reason"],
+            registry=r,
+        )
         self.pass_running = Gauge(
             f"{_PREFIX}_pass_running_seconds",
             "How long the longest reconcile pass in flight has been running (0 when none).",
@@ -190,6 +202,7 @@ class Metrics:
         holding: Callable[[], bool] = lambda: False,
         lease: str = "kaput-not",
         pass_running: Callable[[], float] = lambda: 0.0,
+        blocked: Mapping[str, Callable[[], bool]] | None = None,
     ) -> None:
         """Gauges read at scrape time from the live objects."""
         leading = _as_float(leader)
@@ -200,6 +213,10 @@ class Metrics:
         self.leader_status.labels(lease).set_function(leading)  # the name client-go uses
         self.nodes.set_function(nodes)
         self.pass_running.set_function(pass_running)
+        for reason in BLOCKED_REASONS:
+            self.blocked.labels(reason).set_function(
+                _as_float((blocked or {}).get(reason, lambda: False))
+            )
 
     # The work queue's observer (controller/queue.py `QueueObserver`).
 

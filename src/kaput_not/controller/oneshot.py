@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -25,17 +27,18 @@ from kaput_not.controller.app import (
     plan_settings,
     state_store,
 )
+from kaput_not.controller.controller import RESYNC_ANNOTATION
 from kaput_not.controller.executor import Executor
 from kaput_not.controller.guard import WriteGuard
-from kaput_not.controller.guard_state import ACK_ANNOTATION, format_ack
+from kaput_not.controller.guard_state import ACK_ANNOTATION, StateError, format_ack
 from kaput_not.controller.metrics import Metrics
 from kaput_not.controller.reconciler import PassReport, Reconciler
-from kaput_not.core.egress import owned_by, parse_description
-from kaput_not.core.model import Action, Egress, KubeNode, Plan
+from kaput_not.core.egress import named_for, owned_by, parse_description
+from kaput_not.core.model import Action, ActionKind, Egress, KubeNode, NodeState, Plan
 from kaput_not.core.planner import NetmakerView, plan
 from kaput_not.kube.api import KubeApi
 from kaput_not.kube.informer import NodeInformer
-from kaput_not.kube.lease import LeaderElector, LeaseConfig
+from kaput_not.kube.lease import LeaderElector, LeaseConfig, micro_time
 from kaput_not.netmaker.cache import CachedNetmaker
 
 #: Where rules no Kubernetes node claims are listed.
@@ -143,6 +146,30 @@ async def acknowledge(settings: Settings, expires_seconds: float) -> str:
         )
 
 
+async def request_resync(settings: Settings) -> str:
+    """Ask the running leader for a full pass now: a new value of `RESYNC_ANNOTATION` on the
+    Lease, which the leader reads at every renewal. Returns what to print."""
+    le = settings.leader_election
+    if not le.enabled:
+        raise StartupError(
+            "LEADER_ELECTION_ENABLED=false: no leader reads the Lease; send SIGHUP to the "
+            "running `kaput-not run` process instead (kill -HUP PID)"
+        )
+    async with AsyncExitStack() as stack:
+        _client, kube = clients(settings, Metrics(), stack)
+        store = state_store(settings, kube, None)
+        value = micro_time(datetime.datetime.now(datetime.UTC))
+        try:
+            await store.annotate({RESYNC_ANNOTATION: value})
+        except StateError as exc:
+            raise StateError(f"asking for a full pass: {exc}") from None
+        return (
+            f"asked the leader for a full pass now ({RESYNC_ANNOTATION}={value} on "
+            f"{store.where}): it queues one at its next renewal, within "
+            f"{le.retry_period_seconds:g}s; /readyz and its log say when it ran"
+        )
+
+
 def rules_by_node(reading: Reading, cluster: str | None) -> dict[str, list[tuple[Egress, int]]]:
     """Our rules per Kubernetes node (found through their routing Netmaker node's host), each
     with its index; rules no node claims under `UNCLAIMED`."""
@@ -164,8 +191,23 @@ def rules_by_node(reading: Reading, cluster: str | None) -> dict[str, list[tuple
 # -- what the commands print ---------------------------------------------------------------------
 
 
-def plan_document(reading: Reading, cluster: str | None) -> dict[str, object]:
-    """`kaput-not plan --output json`: the actions by node and network, and the skipped nodes."""
+def natural(name: str) -> tuple[tuple[int, int | str], ...]:
+    """A sort key that orders names as people count: big-1, big-2, big-10 (not big-1, big-10)."""
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in _DIGITS.split(name))
+
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+class UnknownNames(Exception):
+    """`plan NODE...` or `status NODE...` named what is neither a node nor a rule of ours."""
+
+
+def plan_document(
+    reading: Reading, cluster: str | None, only: Sequence[str] = ()
+) -> dict[str, object]:
+    """`kaput-not plan --output json`: the actions by node and network, the skipped nodes, and
+    the counts; with `only`, just what concerns those Kubernetes nodes."""
     owners = {
         e.id: name for name, rules in rules_by_node(reading, cluster).items() for e, _ in rules
     }
@@ -174,6 +216,14 @@ def plan_document(reading: Reading, cluster: str | None) -> dict[str, object]:
         if action.kube_node:
             return action.kube_node
         return owners.get(action.target.id, UNCLAIMED) if action.target else UNCLAIMED
+
+    def wanted(action: Action) -> bool:
+        if not only:
+            return True
+        node = node_of(action)
+        if node == UNCLAIMED and action.target is not None:
+            node = named_for(action.target.name) or node  # a gone node's rules are still its
+        return node in only
 
     def entry(action: Action) -> dict[str, object]:
         return {
@@ -191,15 +241,21 @@ def plan_document(reading: Reading, cluster: str | None) -> dict[str, object]:
         }
 
     p = reading.plan
+    actions = [entry(a) for a in p.actions if wanted(a)]
+    withheld = [entry(a) for a in p.withheld if wanted(a)]
+    counts = {
+        kind.value: sum(1 for a in actions if a["action"] == kind.value) for kind in ActionKind
+    }
     return {
-        "in_sync": p.empty and not p.withheld,
-        "actions": [entry(a) for a in p.actions],
-        "withheld": [entry(a) for a in p.withheld],
+        "in_sync": not actions and not withheld,
+        "summary": {**counts, "held_back": len(withheld)},
+        "actions": actions,
+        "withheld": withheld,
         "refusal": p.refusal,
         "skipped": [
             {"node": r.name, "reason": r.reason.value if r.reason else None, "detail": r.detail}
-            for r in p.nodes
-            if r.reason is not None
+            for r in sorted(p.nodes, key=lambda r: natural(r.name))
+            if r.reason is not None and (not only or r.name in only)
         ],
         "warnings": list(p.warnings),
     }
@@ -213,9 +269,11 @@ def plan_table(document: dict[str, object]) -> str:
     by_node: dict[str, list[dict[str, object]]] = defaultdict(list)
     for row in actions:
         by_node[str(row["node"])].append(row)
-    for node in sorted(by_node):
+    for node in sorted(by_node, key=natural):
         lines.append(f"node {node}")
-        for row in sorted(by_node[node], key=lambda r: (str(r["network"]), str(r["rule"]))):
+        for row in sorted(
+            by_node[node], key=lambda r: (str(r["network"]), natural(str(r["rule"])))
+        ):
             ident = f" {row['egress_id']}" if row["egress_id"] else ""
             lines.append(
                 f"  [{row['network']}] {row['action']}{ident} {row['rule']!r} "
@@ -229,17 +287,51 @@ def plan_table(document: dict[str, object]) -> str:
     if skipped:
         lines.append("skipped nodes (no rule written for them):")
         lines += [f"  {r['node']}: {r['reason']}: {r['detail']}" for r in skipped]
+    summary = document["summary"]
+    assert isinstance(summary, dict)
+    lines.append(
+        f"{summary['create']} to create, {summary['update']} to update, "
+        f"{summary['delete']} to delete, {summary['held_back']} held back"
+    )
+    applied = document.get("applied")
+    if isinstance(applied, dict):
+        lines.append(
+            f"applied: {applied['created']} created, {applied['updated']} updated, "
+            f"{applied['deleted']} deleted, {applied['failed']} failed"
+        )
     return "\n".join(lines)
 
 
-def status_document(reading: Reading, cluster: str | None) -> list[dict[str, object]]:
-    """`kaput-not status --output json`: every node, its host and networks, and its rules."""
-    changing = {a.target.id for a in (*reading.plan.actions, *reading.plan.withheld) if a.target}
+def status_document(
+    reading: Reading, cluster: str | None, only: Sequence[str] = ()
+) -> dict[str, object]:
+    """`kaput-not status --output json`: the totals, every node (its host, networks and rules),
+    and the rules of ours no node claims (orphans, and rules the budgets hold back); with
+    `only`, just those Kubernetes nodes and the rules named for them."""
+    planned = {a.target.id: (a, False) for a in reading.plan.actions if a.target}
+    planned.update({a.target.id: (a, True) for a in reading.plan.withheld if a.target})
     rules = rules_by_node(reading, cluster)
     cidrs = {k.name: list(k.pod_cidrs) for k in reading.nodes}
-    out: list[dict[str, object]] = []
-    for report in reading.plan.nodes:
-        out.append(
+
+    def rule(egress: Egress, index: int) -> dict[str, object]:
+        action, held = planned.get(egress.id, (None, False))
+        return {
+            "network": egress.network,
+            "index": index,
+            "egress_id": egress.id,
+            "name": egress.name,
+            "range": egress.range,
+            "in_sync": action is None,
+            "action": action.kind.value if action is not None else None,
+            "held_back": held,
+            "reason": action.reason if action is not None else None,
+        }
+
+    nodes: list[dict[str, object]] = []
+    for report in sorted(reading.plan.nodes, key=lambda r: natural(r.name)):
+        if only and report.name not in only:
+            continue
+        nodes.append(
             {
                 "node": report.name,
                 "pod_cidrs": cidrs.get(report.name, []),
@@ -249,37 +341,100 @@ def status_document(reading: Reading, cluster: str | None) -> list[dict[str, obj
                 "host": report.host,
                 "networks": list(report.networks),
                 "rules": [
-                    {
-                        "network": egress.network,
-                        "index": index,
-                        "egress_id": egress.id,
-                        "range": egress.range,
-                        "in_sync": egress.id not in changing,
-                    }
-                    for egress, index in sorted(rules.get(report.name, []), key=_rule_order)
+                    rule(e, i) for e, i in sorted(rules.get(report.name, []), key=_rule_order)
                 ],
             }
         )
-    return out
+    unclaimed = [
+        {**rule(e, i), "named_for": named_for(e.name)}
+        for e, i in sorted(rules.get(UNCLAIMED, []), key=lambda r: (natural(r[0].name), r[0].id))
+        if not only or named_for(e.name) in only
+    ]
+    shown = [r for n in nodes for r in _rows(n["rules"])] + unclaimed
+    states = [str(n["state"]) for n in nodes]
+    totals = {
+        "nodes": len(nodes),
+        **{state.value: states.count(state.value) for state in NodeState},
+        "rules": len(shown),
+        "rules_in_sync": sum(1 for r in shown if r["in_sync"]),
+        **{
+            f"rules_to_{kind.value}": sum(1 for r in shown if r["action"] == kind.value)
+            for kind in (ActionKind.UPDATE, ActionKind.DELETE)
+        },
+        "rules_held_back": sum(1 for r in shown if r["held_back"]),
+        "rules_unclaimed": len(unclaimed),
+    }
+    return {"totals": totals, "nodes": nodes, "unclaimed": unclaimed}
 
 
-def status_table(document: list[dict[str, object]]) -> str:
-    lines = []
-    for node in document:
-        cidrs = ", ".join(str(c) for c in _items(node["pod_cidrs"])) or "no pod CIDRs"
-        if node["reason"]:
-            head = f"{node['node']} ({cidrs}): skipped: {node['reason']}: {node['detail']}"
-        else:
-            networks = ", ".join(str(n) for n in _items(node["networks"]))
-            head = f"{node['node']} ({cidrs}): {node['state']}, host {node['host']} in {networks}"
-        lines.append(head)
-        for rule in _rows(node["rules"]):
-            flag = "in sync" if rule["in_sync"] else "to repair"
-            lines.append(
-                f"  [{rule['network']}] index {rule['index']}: {rule['egress_id']} "
-                f"{rule['range']} ({flag})"
+def unknown_names(reading: Reading, cluster: str | None, names: Sequence[str]) -> list[str]:
+    """Of `names`, those that are neither a Kubernetes node nor named by a rule of ours."""
+    known = {k.name for k in reading.nodes}
+    known.update(
+        found
+        for egress, _ in rules_by_node(reading, cluster).get(UNCLAIMED, [])
+        if (found := named_for(egress.name))
+    )
+    return [name for name in names if name not in known]
+
+
+def status_table(document: dict[str, object], *, wide: bool = False) -> str:
+    totals = document["totals"]
+    assert isinstance(totals, dict)
+    lines = [
+        f"{_count(totals['nodes'], 'node')}: {totals['in-sync']} in sync, "
+        f"{totals['pending']} pending, {totals['skipped']} skipped; "
+        f"{_count(totals['rules'], 'rule')} of ours: "
+        f"{totals['rules_in_sync']} in sync, {totals['rules_to_update']} to update, "
+        f"{totals['rules_to_delete']} to delete, {totals['rules_held_back']} held back, "
+        f"{totals['rules_unclaimed']} claimed by no node"
+    ]
+    rows = [("NODE", "STATE", "HOST", "NETWORKS", "RULES", "POD CIDRS")]
+    details: list[list[str]] = [[]]
+    for node in _rows(document["nodes"]):
+        rules = _rows(node["rules"])
+        repair = sum(1 for r in rules if not r["in_sync"])
+        state = f"skipped: {node['reason']}" if node["reason"] else str(node["state"])
+        rows.append(
+            (
+                str(node["node"]),
+                state,
+                str(node["host"] or "-"),
+                ",".join(str(n) for n in _items(node["networks"])) or "-",
+                f"{len(rules)}" + (f" ({repair} to repair)" if repair else ""),
+                ", ".join(str(c) for c in _items(node["pod_cidrs"])) or "none",
             )
-    return "\n".join(lines) or "No Kubernetes nodes."
+        )
+        extra = [f"    {node['detail']}"] if node["reason"] and node["detail"] else []
+        details.append(extra + [_rule_line(r) for r in rules])
+    if len(rows) > 1:
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+        for row, more in zip(rows, details, strict=True):
+            cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+            lines.append("  ".join([*cells, row[-1]]).rstrip())
+            if wide:
+                lines += more
+    else:
+        lines.append("No Kubernetes nodes.")
+    unclaimed = _rows(document["unclaimed"])
+    if unclaimed:
+        lines.append(f"rules of ours no Kubernetes node claims ({len(unclaimed)}):")
+        lines += [_rule_line(r, named=True) for r in unclaimed]
+    return "\n".join(lines)
+
+
+def _count(number: object, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
+def _rule_line(rule: dict[str, object], *, named: bool = False) -> str:
+    if rule["in_sync"]:
+        flag = "in sync"
+    else:
+        flag = f"to {rule['action']}" + (", held back" if rule["held_back"] else "")
+        flag += f": {rule['reason']}"
+    name = f" {rule['name']!r}" if named else f" index {rule['index']}:"
+    return f"    [{rule['network']}]{name} {rule['egress_id']} {rule['range']} ({flag})"
 
 
 def _rule_order(item: tuple[Egress, int]) -> tuple[str, int, str]:

@@ -83,6 +83,15 @@ def rule_name(node_name: str, index: int, count: int) -> str:
     return f"{node_name} pods ({index + 1}/{count})"
 
 
+_RULE_NAME = re.compile(r"(.+) pods \(\d+/\d+\)")
+
+
+def named_for(name: str) -> str | None:
+    """The Kubernetes node a rule of ours was named for (`rule_name`'s form), or None."""
+    found = _RULE_NAME.fullmatch(name)
+    return found.group(1) if found else None
+
+
 def normalize_cidr(cidr: str) -> str:
     """The CIDR as Netmaker stores it: host bits cleared, IPv6 compressed and lower case.
 

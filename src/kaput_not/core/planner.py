@@ -58,6 +58,7 @@ from kaput_not.core.egress import (
     InvalidCidr,
     Marker,
     build_description,
+    named_for,
     normalize_cidr,
     owned_by,
     parse_description,
@@ -227,6 +228,9 @@ class _Index:
     #: Each network's address ranges read as numbers (an unparsable one left out): read once
     #: a pass, not once a node.
     mesh_spans: dict[str, list[tuple[str, Span]]] = field(default_factory=dict)
+    #: Per Netmaker host name, the Kubernetes node that resolved to it and is gone now (from
+    #: `resolved`): a delete reason names that node, not the host (an annotation may differ).
+    gone_by_host: dict[str, str] = field(default_factory=dict)
 
     def pod_ranges(self, kube: KubeNode) -> tuple[str, ...] | str:
         """`kube`'s pod CIDRs normalised, or the problem with the first that is not usable."""
@@ -285,6 +289,7 @@ def plan(
         kube_nodes = list(relevant.values())
         netmaker = _narrowed(netmaker, sorted(scope))
     index = _index(kube_nodes, netmaker, settings, claims, full=only is None)
+    index.gone_by_host = {h: n for n, h in resolved.items() if n not in index.kube}
     warnings: list[str] = []
     protected = _unusable_node_ids(index, warnings, cidrless_expired)
     for name in keep - index.kube.keys():
@@ -909,12 +914,17 @@ def _drift(egress: Egress, spec: EgressSpec) -> list[str]:
     if egress.description != spec.description:
         changes.append("description")
     if egress.nat != spec.nat:
-        changes.append(f"nat {egress.nat} -> {spec.nat}")
+        changes.append(f"nat {_json(egress.nat)} -> {_json(spec.nat)}")
     if egress.status != spec.status:
-        changes.append(f"status {egress.status} -> {spec.status}")
+        changes.append(f"status {_json(egress.status)} -> {_json(spec.status)}")
     if egress.nodes != spec.nodes:
         changes.append(f"nodes {dict(egress.nodes)} -> {dict(spec.nodes)}")
     return changes
+
+
+def _json(flag: bool) -> str:
+    """A boolean as Netmaker's API and dashboard write it (`true`, not Python's `True`)."""
+    return "true" if flag else "false"
 
 
 def _update_if_drifted(egress: Egress, want: _Desired) -> Action | None:
@@ -960,7 +970,7 @@ def _why_unwanted(egress: Egress, marker: Marker, index: _Index) -> str:
         return f"the Netmaker host of node {node.id} no longer exists"
     kube = index.kube_by_host.get(host.name)
     if kube is None:
-        return f"Kubernetes node {host.name} is gone"
+        return _gone(egress, host.name, index)
     if node.network != egress.network:
         return f"its routing node {node.id} is in network {node.network}, not {egress.network}"
     if marker.index >= len(kube.pod_cidrs):
@@ -969,6 +979,18 @@ def _why_unwanted(egress: Egress, marker: Marker, index: _Index) -> str:
             f"of node {host.name}"
         )
     return "no Kubernetes node desires it"
+
+
+def _gone(egress: Egress, host: str, index: _Index) -> str:
+    """Why a rule of a host no Kubernetes node owns goes, naming the Kubernetes node: the one
+    that resolved to the host (its delete is being passed), else the node the rule was named
+    for when written (`<node> pods (i/n)`), else only the host."""
+    name = index.gone_by_host.get(host) or named_for(egress.name)
+    if name is None:
+        return f"no Kubernetes node owns its Netmaker host {host}"
+    if name == host:
+        return f"Kubernetes node {name} is gone"
+    return f"Kubernetes node {name} is gone (its Netmaker host was {host})"
 
 
 def _guard_deletes(
@@ -1010,11 +1032,14 @@ def _guard_deletes(
             (
                 f"mass-delete guard: refusing to delete {len(held)} of {owned} owned rules "
                 f"(limit {limit}: {settings.max_delete_fraction:.0%} of owned, at least "
-                f"{settings.max_delete_floor}); if this is intended, allow mass deletes"
+                f"{settings.max_delete_floor}); if this is intended, set {ALLOW_MASS_DELETE}"
             ),
         )
     return deletes, [], None
 
+
+#: How a message tells the operator to turn the delete budgets off: as they set it.
+ALLOW_MASS_DELETE = "ALLOW_MASS_DELETE=true (chart value config.allowMassDelete)"
 
 _KIND_ORDER = {ActionKind.CREATE: 0, ActionKind.UPDATE: 1, ActionKind.DELETE: 2}
 

@@ -38,6 +38,11 @@ class KubeError(Exception):
         super().__init__(f"{call}: {_one_line(cause)[:300]}")
 
 
+def denied(exc: KubeError) -> bool:
+    """The API refused us (401, 403): missing RBAC or a bad token, which no retry mends."""
+    return exc.status in (401, 403)
+
+
 class Gone(KubeError):
     """410: the resourceVersion is too old (compacted); list again."""
 

@@ -38,7 +38,7 @@ from kaput_not import ratelimit
 from kaput_not.core.model import KubeNode
 from kaput_not.core.suspect import suspect_first, suspect_shrink
 from kaput_not.kube import wire
-from kaput_not.kube.api import Gone, KubeApi, KubeError
+from kaput_not.kube.api import Gone, KubeApi, KubeError, denied
 
 log = logging.getLogger("kaput_not.informer")
 
@@ -97,6 +97,10 @@ class NodeInformer:
         self.fresh = True
         self.lists = 0
         self.watches = 0
+        #: Why the last list or watch failed, until a list succeeds (None: it did), and
+        #: whether the API refused us (RBAC: no retry mends it).
+        self.problem: str | None = None
+        self.denied = False
 
     # -- the store -------------------------------------------------------------------------
 
@@ -129,6 +133,8 @@ class NodeInformer:
                 log.info("node watch expired (%s); listing again", exc)
             except (KubeError, msgspec.DecodeError) as exc:
                 self.fresh = False
+                self.problem = f"listing or watching Kubernetes nodes failed: {exc}"
+                self.denied = isinstance(exc, KubeError) and denied(exc)
                 delay = self._backoff.when(NODES)
                 log.warning("node list/watch failed (%s); retrying in %.1fs", exc, delay)
                 await self._sleep(delay)
@@ -154,6 +160,7 @@ class NodeInformer:
         self._replace(seen)
         self.synced.set()
         self.fresh = True
+        self.problem, self.denied = None, False
         return version
 
     async def _list(self) -> tuple[dict[str, _Stored], str]:

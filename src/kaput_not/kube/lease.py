@@ -24,11 +24,11 @@ import datetime
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from kaput_not.kube import wire
-from kaput_not.kube.api import Conflict, KubeApi, KubeError, NotFound
+from kaput_not.kube.api import Conflict, KubeApi, KubeError, NotFound, denied
 
 log = logging.getLogger("kaput_not.lease")
 
@@ -101,6 +101,13 @@ class LeaderElector:
         self._observed: tuple[str, str] | None = None
         self._observed_at = 0.0
         self._lease: wire.Lease | None = None
+        # Why the Lease cannot be read, or written (created, updated): the API refused us
+        # (RBAC). Each is cleared by the next call of its kind that succeeds.
+        self._read_denied: str | None = None
+        self._write_denied: str | None = None
+        #: Called with the Lease's annotations at every read (each try and renewal, every
+        #: retry period): how the leader hears an operator's request written there.
+        self.on_annotations: Callable[[Mapping[str, str]], None] | None = None
         # One writer of the Lease at a time: a renewal and an annotation write (the guard's
         # state) each read, change and PUT it; side by side they would fail each other.
         self._write_lock = asyncio.Lock()
@@ -186,6 +193,21 @@ class LeaderElector:
         return wire.Lease(metadata=lease.metadata, spec=spec)
 
     @property
+    def denied(self) -> str | None:
+        """Why this replica cannot take part in the election (the API refuses to let it read or
+        write the Lease: RBAC), or None. Other failures are passing and not said here."""
+        return self._read_denied or self._write_denied
+
+    def _refused(self, what: str, exc: KubeError, *, write: bool) -> None:
+        log.warning("%s the lease failed: %s", what, exc)
+        if denied(exc):
+            cause = f"{what} the lease {self._config.namespace}/{self._config.name} failed: {exc}"
+            if write:
+                self._write_denied = cause
+            else:
+                self._read_denied = cause
+
+    @property
     def holder(self) -> str:
         """The holder last seen on the Lease ("" if none, or not read yet)."""
         return self._observed[0] if self._observed is not None else ""
@@ -264,10 +286,16 @@ class LeaderElector:
         try:
             lease = await self._api.get(self._path, wire.lease_decoder)
         except NotFound:
+            self._read_denied = None  # an answer: we may read it, there is none yet
+            if self.on_annotations is not None:
+                self.on_annotations({})
             return await self._create(started)
         except KubeError as exc:
-            log.warning("reading the lease failed: %s", exc)
+            self._refused("reading", exc, write=False)
             return False
+        self._read_denied = None
+        if self.on_annotations is not None:
+            self.on_annotations(lease.metadata.annotations or {})
         arrived = self._monotonic()
         spec = lease.spec
         holder = spec.holderIdentity or ""
@@ -293,8 +321,9 @@ class LeaderElector:
         except Conflict:
             return False
         except KubeError as exc:
-            log.warning("updating the lease failed: %s", exc)
+            self._refused("updating", exc, write=True)
             return False
+        self._write_denied = None
         self._renewed_at = started
         return True
 
@@ -315,8 +344,12 @@ class LeaderElector:
                 "POST", self._collection, wire.encoder.encode(lease), wire.lease_decoder
             )
         except KubeError as exc:  # 409 AlreadyExists: someone else created it first
-            log.info("creating the lease failed: %s", exc)
+            if denied(exc):
+                self._refused("creating", exc, write=True)
+            else:
+                log.info("creating the lease failed: %s", exc)
             return False
+        self._write_denied = None
         self._renewed_at = started
         return True
 
