@@ -60,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
             ),
         )
         sub.add_argument("--output", "-o", choices=("table", "json"), default="table")
+        _kube_flags(sub)
         if name == "plan":
             sub.add_argument("--apply", action="store_true", help="do one guarded sync and exit")
     ack = commands.add_parser(
@@ -87,6 +88,28 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", action="store_true", help="print one JSON object")
     demo.add_argument("--log-level", default="WARNING", help="log level on stderr (WARNING)")
     return parser
+
+
+def _kube_flags(sub: argparse.ArgumentParser) -> None:
+    """kubectl's --kubeconfig and --context, for plan and status."""
+    sub.add_argument(
+        "--kubeconfig",
+        metavar="FILE",
+        help="kubeconfig file to use instead of KUBECONFIG (which may list several files, "
+        "a:b, merged as kubectl does); with neither, the in-cluster service account when in a "
+        "pod, else ~/.kube/config",
+    )
+    sub.add_argument(
+        "--context", metavar="NAME", help="kubeconfig context to use instead of current-context"
+    )
+
+
+def _with_kube_flags(settings: config.Settings, args: argparse.Namespace) -> config.Settings:
+    import dataclasses
+
+    return dataclasses.replace(
+        settings, kubeconfig_flag=args.kubeconfig or None, kube_context=args.context or None
+    )
 
 
 def _variables_help() -> str:
@@ -151,6 +174,7 @@ def _once(args: argparse.Namespace) -> int:
     except config.ConfigError as exc:
         print(f"kaput-not: {exc}", file=sys.stderr)
         return bad_config
+    settings = _with_kube_flags(settings, args)
     logs.configure("WARNING", settings.log_format)
     apply = bool(getattr(args, "apply", False))
     try:

@@ -46,7 +46,11 @@ class Settings:
     netmaker_username: str
     netmaker_password: str
     leader_election: LeaderElection
+    #: KUBECONFIG as set: one file or a path list (merged as kubectl does).
     kubeconfig: str | None = None
+    #: `plan`/`status --kubeconfig FILE` and `--context NAME` (no variable: kubectl has none).
+    kubeconfig_flag: str | None = None
+    kube_context: str | None = None
     in_cluster: bool = False
     cluster_name: str | None = None
     netmaker_ca_file: str | None = None
@@ -102,7 +106,12 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
         "4",
         "Netmaker writes in flight at once (the real server gains nothing beyond 4)",
     ),
-    ("KUBECONFIG", "(in-cluster)", "kubeconfig file; unset means in-cluster configuration"),
+    (
+        "KUBECONFIG",
+        "(auto)",
+        "kubeconfig file or path list (a:b, merged as kubectl does); unset: the in-cluster "
+        "service account, else ~/.kube/config",
+    ),
     ("K8S_CLUSTER_NAME", "", "cluster name for multi-cluster scoping of rules"),
     ("LEADER_ELECTION_ENABLED", "(auto)", "true in-cluster, false locally"),
     ("LEADER_ELECTION_NAMESPACE", "(auto)", "pod namespace in-cluster, kube-system locally"),

@@ -192,9 +192,16 @@ def clients(
     client = netmaker_client(settings, metrics)
     stack.push_async_callback(client.aclose)
     try:
-        kube = KubeApi(connect(settings.kubeconfig, identity=settings.leader_election.identity))
+        http, source = connect(
+            settings.kubeconfig,
+            identity=settings.leader_election.identity,
+            explicit=settings.kubeconfig_flag,
+            context=settings.kube_context,
+        )
     except KubeConfigError as exc:
         raise StartupError(str(exc)) from exc
+    log.info("Kubernetes API: %s at %s", source, http.base_url)
+    kube = KubeApi(http)
     stack.push_async_callback(kube.aclose)
     return client, kube
 

@@ -1,9 +1,9 @@
 """A thin Kubernetes API client: lightkube builds the authenticated connection, we decode.
 
-lightkube reads kubeconfig or the in-cluster service account, and hands us an httpx2 client
-with TLS and credentials (token files re-read on rotation, exec plugins). We send plain
-requests on it and decode replies with msgspec into the slim structs of `wire`, so a node is
-never held as a full object.
+lightkube reads the configuration `kubeconfig.load` chose (kubectl's order), and hands us an
+httpx2 client with TLS and credentials (token files re-read on rotation, exec plugins). We
+send plain requests on it and decode replies with msgspec into the slim structs of `wire`, so
+a node is never held as a full object.
 
 Errors are our own (`KubeError` and subclasses), one line each, naming the call.
 """
@@ -16,14 +16,16 @@ from typing import TypeVar
 
 import httpx2
 import msgspec
-import yaml  # type: ignore[import-untyped,unused-ignore]  # what lightkube parses kubeconfigs with
 from lightkube.config import client_adapter
-from lightkube.config.kubeconfig import KubeConfig
 from lightkube.core.exceptions import ConfigError
 
 from kaput_not import __version__
 from kaput_not.decoding import Decoder
+from kaput_not.kube import kubeconfig as kubeconfig_loader
 from kaput_not.kube import wire
+from kaput_not.kube.kubeconfig import KubeConfigError
+
+__all__ = ["Conflict", "Gone", "KubeApi", "KubeConfigError", "KubeError", "NotFound", "connect"]
 
 T = TypeVar("T")
 
@@ -50,37 +52,25 @@ class NotFound(KubeError):
     """404."""
 
 
-class KubeConfigError(ValueError):
-    """No usable kubeconfig or in-cluster configuration."""
-
-
 def connect(
-    kubeconfig: str | None, *, timeout: float = 30.0, identity: str = ""
-) -> httpx2.AsyncClient:
-    """An authenticated client for the cluster: from `kubeconfig`, or in-cluster when None."""
-    try:
-        config = KubeConfig.from_file(kubeconfig) if kubeconfig else KubeConfig.from_env()
-        single = config.get()
-    except (ConfigError, OSError, ValueError, KeyError, yaml.YAMLError) as exc:
-        raise KubeConfigError(
-            f"cannot load the Kubernetes configuration from {_where(kubeconfig)}: {_one_line(exc)}"
-        ) from exc
-    except (TypeError, AttributeError) as exc:
-        # Valid YAML of the wrong shape (a string, a list): lightkube indexes into it.
-        raise KubeConfigError(
-            f"{_where(kubeconfig)} is not a kubeconfig (a YAML mapping with clusters, users and "
-            "contexts)"
-        ) from exc
-    if single is None:
-        raise KubeConfigError(f"KUBECONFIG={kubeconfig!r} has no current context")
+    kubeconfig: str | None,
+    *,
+    timeout: float = 30.0,
+    identity: str = "",
+    explicit: str | None = None,
+    context: str | None = None,
+) -> tuple[httpx2.AsyncClient, str]:
+    """An authenticated client for the cluster, and in words where its configuration came from
+    (see `kubeconfig.load` for the order). Raises KubeConfigError."""
+    loaded = kubeconfig_loader.load(kubeconfig, explicit=explicit, context=context)
     params = client_adapter.ConnectionParams(timeout=httpx2.Timeout(timeout))
-    client = client_adapter.AsyncClient(single, params)
+    try:
+        client = client_adapter.AsyncClient(loaded.config, params)
+    except (ConfigError, OSError, ValueError) as exc:
+        # A CA or client certificate file that cannot be read, base64 that is not.
+        raise KubeConfigError(f"{loaded.source}: {_one_line(exc)}") from exc
     client.headers["User-Agent"] = f"kaput-not/{__version__} ({identity or 'unknown'})"
-    return client
-
-
-def _where(kubeconfig: str | None) -> str:
-    return f"KUBECONFIG={kubeconfig!r}" if kubeconfig else "the in-cluster service account"
+    return client, loaded.source
 
 
 def _one_line(exc: BaseException | str) -> str:
