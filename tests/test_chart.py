@@ -358,6 +358,11 @@ def test_the_host_annotation_limits_and_pod_ranges_reach_the_program(full, tmp_p
     assert settings.host_annotation_hosts is not None
     assert settings.host_annotation_hosts.fullmatch("w3.nodes.example.com")
     assert settings.cluster_pod_cidrs == ("10.244.0.0/16", "fd00:10:244::/56")
+    # Issue 20: config.nodeSelector reaches the program as NODE_SELECTOR, checked there.
+    assert (
+        settings.node_selector
+        == "!node-role.kubernetes.io/control-plane,kubernetes.io/os in (linux)"
+    )
 
 
 def test_default_values_set_the_password_file_and_nothing_secret(default):

@@ -20,6 +20,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from kaput_not.core.egress import InvalidCidr, check_cluster_name, normalize_cidr
+from kaput_not.core.labels import InvalidSelector, check_selector
 from kaput_not.netmaker.settings import shown_url, url_problem
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -76,6 +77,8 @@ class Settings:
     host_annotation_hosts: re.Pattern[str] | None = None
     #: The cluster's pod ranges, normalised; empty: no check.
     cluster_pod_cidrs: tuple[str, ...] = ()
+    #: NODE_SELECTOR, normalised: the label selector of the nodes that get rules ("" all).
+    node_selector: str = ""
 
     def __repr__(self) -> str:
         shown = ", ".join(
@@ -165,6 +168,12 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
         "CLUSTER_POD_CIDRS",
         "",
         "comma-separated pod ranges of the cluster; a pod CIDR outside them is refused",
+    ),
+    (
+        "NODE_SELECTOR",
+        "(all nodes)",
+        "label selector of the nodes that get rules, e.g. !node-role.kubernetes.io/control-plane; "
+        "a node left out (or annotated kaput-not.io/ignore=true) is treated as gone",
     ),
 )
 
@@ -347,7 +356,21 @@ def load(
         host_annotation=r.flag("HOST_ANNOTATION_ENABLED", True),
         host_annotation_hosts=_pattern(r, "HOST_ANNOTATION_HOSTS"),
         cluster_pod_cidrs=_cidrs(r, "CLUSTER_POD_CIDRS"),
+        node_selector=_selector(r, "NODE_SELECTOR"),
     )
+
+
+def _selector(r: _Reader, name: str) -> str:
+    raw = r.text(name)
+    if raw is None:
+        return ""
+    try:
+        return check_selector(raw)
+    except InvalidSelector as exc:
+        raise ConfigError(
+            f"{name}={raw!r} is not a label selector: {exc}; use e.g. "
+            "!node-role.kubernetes.io/control-plane,kubernetes.io/os=linux"
+        ) from None
 
 
 def _pattern(r: _Reader, name: str) -> re.Pattern[str] | None:

@@ -99,6 +99,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> int:
                 netmaker_poll_seconds=max(settings.cache_ttl_seconds, 1.0),
                 dry_run=settings.dry_run,
                 freeze_after_first_sync=True,
+                node_selector=settings.node_selector,
             ),
             emit=recorder.emit if recorder is not None else None,
         )

@@ -64,6 +64,8 @@ class ControllerOptions:
     #: `freeze_long_lived()` after the first full pass: a process-wide effect, so the process
     #: (`kaput-not run`) asks for it; controllers built by tests leave the collector alone.
     freeze_after_first_sync: bool = False
+    #: NODE_SELECTOR: only the nodes it selects are read (the API server filters).
+    node_selector: str = ""
 
 
 class PassFailed(Exception):
@@ -84,7 +86,7 @@ class Controller:
         clock: Callable[[], float] = time.monotonic,
         emit: Emit | None = None,
     ) -> None:
-        self.informer = NodeInformer(kube, self.on_event)
+        self.informer = NodeInformer(kube, self.on_event, label_selector=options.node_selector)
         # `is None`, not `or`: an empty queue has a length of 0, so it is falsy.
         self.queue: WorkQueue[str] = (
             queue
