@@ -149,7 +149,7 @@ def _run_once(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=60,
         check=False,
-        env={"PATH": "/usr/bin:/bin", **env},
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": os.environ.get("PYTHONPATH", ""), **env},
     )
 
 
@@ -233,6 +233,7 @@ def test_run_serves_probes_and_stops_on_sigterm_within_seconds(tmp_path):
             text=True,
             env={
                 "PATH": "/usr/bin:/bin",
+                "PYTHONPATH": os.environ.get("PYTHONPATH", ""),  # this tree's code, not main's
                 "NETMAKER_API_URL": nm.base_url,
                 "NETMAKER_USERNAME": "kaput-not",
                 "NETMAKER_PASSWORD": "right-password",
@@ -267,8 +268,15 @@ def test_run_serves_probes_and_stops_on_sigterm_within_seconds(tmp_path):
     assert code == 0, stderr
     assert took < 5.0
     lines = [json.loads(line) for line in stderr.splitlines()]
-    assert any(line["message"] == "stopping: signal received" for line in lines)
+    assert any(line["msg"] == "stopping: signal received" for line in lines)
     assert "right-password" not in stderr
+    # Issue 20: the settings and a sync's counts as fields, not inside a repr or a sentence.
+    [started] = [line for line in lines if "started, health on port" in line["msg"]]
+    assert "Settings(" not in started["msg"]
+    assert started["settings"]["netmaker_username"] == "kaput-not"
+    assert "netmaker_password" not in started["settings"]
+    [synced] = [line for line in lines if line["msg"].startswith("full sync:")]
+    assert (synced["nodes"], synced["created"], synced["failed"]) == (1, 1, 0)
 
 
 @pytest.mark.parametrize(
@@ -523,3 +531,16 @@ def test_without_kubeconfig_outside_a_cluster_home_kube_config_is_used(tmp_path)
     )
     assert done.returncode == 0, done.stderr
     assert '"w1"' in done.stdout  # the node, read through the stand-in
+
+
+def test_a_plan_or_status_failure_is_printed_once(tmp_path):
+    """Issue 20: an unreachable Netmaker was a WARNING line and then the same text as the
+    error; it is one line now (and the TLS hint only where a CA file can help)."""
+    for command in ("status", "plan"):
+        done, _, _ = _with_stand_ins(
+            tmp_path, [command], seed=_one_node, NETMAKER_API_URL="http://127.0.0.1:9"
+        )
+        assert done.returncode == 1, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1, lines
+        assert lines[0].startswith(f"kaput-not {command}: POST /api/users/adm/authenticate")

@@ -175,16 +175,20 @@ def _once(args: argparse.Namespace) -> int:
         print(f"kaput-not: {exc}", file=sys.stderr)
         return bad_config
     settings = _with_kube_flags(settings, args)
-    logs.configure("WARNING", settings.log_format)
+    # Held back until the end: the error that ends the command is printed once, by itself.
+    held = logs.configure_held("WARNING", settings.log_format)
     apply = bool(getattr(args, "apply", False))
     try:
         reading = asyncio.run(oneshot.read_once(settings, apply=apply))
     except app.StartupError as exc:
+        held.finish(str(exc))
         print(f"kaput-not: {exc}", file=sys.stderr)
         return bad_config
     except (NetmakerError, KubeError, oneshot.LeaseHeld) as exc:
+        held.finish(str(exc))
         print(f"kaput-not {args.command}: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    held.finish()
     if reading.dry_run:
         print("kaput-not plan: DRY_RUN=true: planned only, nothing written", file=sys.stderr)
     cluster = settings.cluster_name

@@ -80,6 +80,27 @@ class Settings:
     #: NODE_SELECTOR, normalised: the label selector of the nodes that get rules ("" all).
     node_selector: str = ""
 
+    def as_fields(self) -> dict[str, object]:
+        """Every effective setting as a log field (JSON types), by its field name; the
+        password is left out and the URL's user:password@ part masked."""
+        out: dict[str, object] = {}
+        for f in fields(self):
+            if f.name == "netmaker_password":
+                continue
+            value = getattr(self, f.name)
+            if f.name == "netmaker_api_url":
+                value = shown_url(value)
+            if isinstance(value, LeaderElection):
+                for inner in fields(value):
+                    out[f"leader_election_{inner.name}"] = getattr(value, inner.name)
+                continue
+            if isinstance(value, re.Pattern):
+                value = value.pattern
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
     def __repr__(self) -> str:
         shown = ", ".join(
             f"{f.name}=<hidden>"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import socket
 import time
 
@@ -338,3 +339,32 @@ def test_a_pass_over_its_bound_fails_readiness(stack: Stack):
     full = pass_overrun((CLUSTER, 61.0), settings)
     assert full is not None
     assert full[0]
+
+
+async def test_the_start_up_settings_and_sync_counts_are_log_fields(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+):
+    """Issue 20: the settings were one Python repr inside the message; the sync's counts were
+    only words in it. Both are fields now (JSON types), never the password."""
+    import json
+
+    from kaput_not import logs
+
+    caplog.set_level(logging.INFO)
+    stack.node("w1", "10.244.1.0/24")
+    stack.start(stack.settings(CLUSTER_POD_CIDRS="10.244.0.0/16"))
+    await eventually(lambda: len(stack.rules()) == 1)
+    await eventually(lambda: any(r.getMessage().startswith("full sync:") for r in caplog.records))
+    [started] = [r for r in caplog.records if "started, health on port" in r.getMessage()]
+    assert "Settings(" not in started.getMessage()
+    settings = logs.fields(started)["settings"]
+    assert isinstance(settings, dict)
+    assert settings["netmaker_username"] == "kaput-not"
+    assert settings["cluster_pod_cidrs"] == ["10.244.0.0/16"]
+    assert settings["leader_election_enabled"] is False
+    line = logs.JsonFormatter().format(started)
+    assert "run-test-password" not in line
+    assert json.loads(line)["settings"]["delete_grace_seconds"] == 0.2
+    synced = next(r for r in caplog.records if r.getMessage().startswith("full sync:"))
+    counts = logs.fields(synced)
+    assert (counts["nodes"], counts["created"], counts["deleted"], counts["failed"]) == (1, 1, 0, 0)

@@ -126,7 +126,17 @@ async def run(settings: Settings, stop: asyncio.Event) -> int:
         # The version and every effective setting, once: after the login, so a refused
         # password stays one line (the password itself shows as <hidden>).
         log.info(
-            "kaput-not %s started, health on port %d, with %r", __version__, health.port, settings
+            "kaput-not %s started, health on port %d, Kubernetes API: %s",
+            __version__,
+            health.port,
+            kube.source,
+            extra={
+                "fields": {
+                    "version": __version__,
+                    "kubernetes_api": kube.source,
+                    "settings": settings.as_fields(),
+                }
+            },
         )
         # The node count the cluster last had: the first node list is checked against it.
         remembered = await guard.peek()
@@ -201,8 +211,7 @@ def clients(
         )
     except KubeConfigError as exc:
         raise StartupError(str(exc)) from exc
-    log.info("Kubernetes API: %s at %s", source, http.base_url)
-    kube = KubeApi(http)
+    kube = KubeApi(http, source)
     stack.push_async_callback(kube.aclose)
     return client, kube
 

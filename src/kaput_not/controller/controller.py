@@ -202,29 +202,38 @@ class Controller:
                 self.queue.add_rate_limited(failure.action.kube_node)
         if self._options.dry_run:
             plan = report.plan
+            counts = {
+                "nodes": len(self.informer),
+                "owned": plan.owned,
+                "would_create": plan.count(ActionKind.CREATE),
+                "would_update": plan.count(ActionKind.UPDATE),
+                "would_delete": plan.count(ActionKind.DELETE),
+                "withheld": len(plan.withheld),
+                "seconds": round(seconds, 3),
+            }
             log.info(
                 "full sync (dry run, nothing written): %d nodes, %d rules owned, would create "
                 "%d, update %d, delete %d; %d withheld in %.2fs",
-                len(self.informer),
-                plan.owned,
-                plan.count(ActionKind.CREATE),
-                plan.count(ActionKind.UPDATE),
-                plan.count(ActionKind.DELETE),
-                len(plan.withheld),
-                seconds,
+                *counts.values(),
+                extra={"fields": {"dry_run": True, **counts}},
             )
             return report
+        counts = {
+            "nodes": len(self.informer),
+            "owned": report.plan.owned,
+            "created": result.created,
+            "updated": result.updated,
+            "deleted": result.deleted,
+            "failed": len(result.failures),
+            "withheld": len(report.plan.withheld),
+            "seconds": round(seconds, 3),
+        }
+        # The counts as fields too, so log tooling can graph and filter them.
         log.info(
             "full sync: %d nodes, %d rules owned, %d created, %d updated, %d deleted, "
             "%d failed, %d withheld in %.2fs",
-            len(self.informer),
-            report.plan.owned,
-            result.created,
-            result.updated,
-            result.deleted,
-            len(result.failures),
-            len(report.plan.withheld),
-            seconds,
+            *counts.values(),
+            extra={"fields": counts},
         )
         return report
 

@@ -81,8 +81,10 @@ def _one_line(exc: BaseException | str) -> str:
 class KubeApi:
     """JSON requests with one error mapping. Owns nothing but the client it is given."""
 
-    def __init__(self, client: httpx2.AsyncClient) -> None:
+    def __init__(self, client: httpx2.AsyncClient, source: str = "") -> None:
         self._client = client
+        #: Where the configuration came from and the server, in words (the start-up log).
+        self.source = f"{source} at {client.base_url}" if source else str(client.base_url)
 
     async def aclose(self) -> None:
         await self._client.aclose()
