@@ -109,7 +109,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> int:
             nodes=lambda: float(len(controller.informer)),
             holding=lambda: guard.holding is not None,
             lease=settings.leader_election.name,
-            pass_running=lambda: (controller.longest_pass() or ("", 0.0))[1],
+            running=controller.passes_running,
         )
         login = _Login()
         health = _health(settings, metrics, controller, elector, login, guard)
@@ -211,7 +211,7 @@ def clients(
         )
     except KubeConfigError as exc:
         raise StartupError(str(exc)) from exc
-    kube = KubeApi(http, source)
+    kube = KubeApi(http, source, on_request=metrics.on_kube_request)
     stack.push_async_callback(kube.aclose)
     return client, kube
 

@@ -129,7 +129,7 @@ class Controller:
         self._accepting = False
         self._inventory_refreshed_at = float("-inf")
         #: When each pass in flight started, by queue key (at most WORKERS of them): a pass
-        #: that overruns shows in readiness and `kaput_not_pass_running_seconds`.
+        #: that overruns shows in readiness and `workqueue_longest_running_processor_seconds`.
         self._passes_started: dict[str, float] = {}
 
     # -- events ----------------------------------------------------------------------------
@@ -316,6 +316,11 @@ class Controller:
                 await self._node_pass(key)
         finally:
             del self._passes_started[key]
+
+    def passes_running(self) -> list[float]:
+        """For how many seconds each pass in flight has run (at most WORKERS of them)."""
+        now = self._clock()
+        return [now - started for started in self._passes_started.values()]
 
     def longest_pass(self) -> tuple[str, float] | None:
         """The pass in flight the longest: its queue key (`CLUSTER` for a full pass) and for

@@ -11,7 +11,8 @@ Errors are our own (`KubeError` and subclasses), one line each, naming the call.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TypeVar
 
 import httpx2
@@ -28,6 +29,8 @@ from kaput_not.kube.kubeconfig import KubeConfigError
 __all__ = ["Conflict", "Gone", "KubeApi", "KubeConfigError", "KubeError", "NotFound", "connect"]
 
 T = TypeVar("T")
+#: `on_request(method, host, status or None when no answer came, seconds)`: once per request.
+OnRequest = Callable[[str, str, int | None, float], None]
 
 
 class KubeError(Exception):
@@ -81,10 +84,23 @@ def _one_line(exc: BaseException | str) -> str:
 class KubeApi:
     """JSON requests with one error mapping. Owns nothing but the client it is given."""
 
-    def __init__(self, client: httpx2.AsyncClient, source: str = "") -> None:
+    def __init__(
+        self,
+        client: httpx2.AsyncClient,
+        source: str = "",
+        *,
+        on_request: OnRequest | None = None,
+    ) -> None:
         self._client = client
         #: Where the configuration came from and the server, in words (the start-up log).
         self.source = f"{source} at {client.base_url}" if source else str(client.base_url)
+        self._on_request = on_request
+        url = client.base_url
+        self._host = f"{url.host}:{url.port}" if url.port else url.host
+
+    def _count(self, method: str, status: int | None, started: float) -> None:
+        if self._on_request is not None:
+            self._on_request(method, self._host, status, time.monotonic() - started)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -109,10 +125,13 @@ class KubeApi:
         call = f"GET {path} (watch)"
         timeout = httpx2.Timeout(self._client.timeout.connect, read=read_timeout)
         request = self._client.build_request("GET", path, params=params, timeout=timeout)
+        started = time.monotonic()
         try:
             response = await self._client.send(request, stream=True)
         except httpx2.HTTPError as exc:
+            self._count("GET", None, started)
             raise KubeError(call, f"{type(exc).__name__}: {exc}") from exc
+        self._count("GET", response.status_code, started)
         try:
             if response.status_code != 200:
                 await response.aread()
@@ -131,12 +150,15 @@ class KubeApi:
         headers: Mapping[str, str] | None = None,
     ) -> httpx2.Response:
         call = f"{method} {path}"
+        started = time.monotonic()
         try:
             response = await self._client.request(
                 method, path, params=params, content=content, headers=headers
             )
         except httpx2.HTTPError as exc:
+            self._count(method, None, started)
             raise KubeError(call, f"{type(exc).__name__}: {exc}") from exc
+        self._count(method, response.status_code, started)
         if response.status_code >= 300:
             raise _error(call, response)
         return response
