@@ -95,3 +95,23 @@ def test_text_logs_append_fields_as_logfmt(capsys: pytest.CaptureFixture[str]) -
     assert line.endswith(
         'INFO kaput_not.test: full sync created=3 cluster="eu 1" ranges=["10.0.0.0/8"]'
     )
+
+
+@pytest.mark.usefixtures("restored_logging")
+def test_held_records_drop_only_the_ones_that_repeat_the_failure(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 20: `plan`/`status` print the error that ends them once; other warnings on the
+    way still show, and after `finish` records go straight through."""
+    held = logs.configure_held("WARNING", "text")
+    log = logging.getLogger("kaput_not.test")
+    log.warning("reading a Netmaker list failed: GET /api/hosts: HTTP 502")
+    log.warning("the node list shrank from 9 to 3; reading it again")
+    assert capsys.readouterr().err == ""  # held
+    held.finish("GET /api/hosts: HTTP 502")
+    log.warning("after")
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(": ", 1)[1] for line in lines] == [
+        "the node list shrank from 9 to 3; reading it again",
+        "after",
+    ]

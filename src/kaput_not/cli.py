@@ -188,6 +188,9 @@ def _once(args: argparse.Namespace) -> int:
         held.finish(str(exc))
         print(f"kaput-not {args.command}: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except BaseException:
+        held.finish()  # a bug or Ctrl-C: everything logged on the way is shown
+        raise
     held.finish()
     if reading.dry_run:
         print("kaput-not plan: DRY_RUN=true: planned only, nothing written", file=sys.stderr)
