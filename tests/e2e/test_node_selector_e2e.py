@@ -15,6 +15,7 @@ from tests.peers import skip_module_without_peers
 from .conftest import Controller, Mesh, StartController
 from .controlplane import Kube
 from .test_controller_e2e import converge, full_syncs, rule, wait_full_syncs
+from .test_operator_e2e import events_about
 
 skip_module_without_peers("kube-apiserver", "etcd", "netmaker")
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -54,6 +55,10 @@ async def test_a_control_plane_node_left_out_gets_no_rule_and_no_warning(
     assert warnings_naming(controller, "sel-cp1", "sel-cp2") == []
     samples = await controller.metrics()
     assert samples.get('kaput_not_nodes_skipped{reason="no-netmaker-host"}', 0) == 0
+    assert await events_about(kube, "sel-cp1") == []
+    assert await events_about(kube, "sel-cp2") == []  # no NoNetmakerHost Warning Event
+    # Events do work here: w1's rules written is one.
+    await poll(lambda: events_about(kube, "sel-w1"), bool, what="an Event on sel-w1")
 
 
 async def test_a_node_that_leaves_the_selection_loses_its_rule_after_the_grace(
