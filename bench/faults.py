@@ -1318,7 +1318,7 @@ def read_controller_logs(
         level = str(entry.get("level", "?"))
         levels[level] += 1
         if level in ("warning", "error", "critical"):
-            shape = _NUMBER.sub("<n>", _ID.sub("<id>", str(entry.get("message", ""))))
+            shape = _NUMBER.sub("<n>", _ID.sub("<id>", str(entry.get("msg", ""))))
             shapes[f"{level}: {shape[:160]}"] += 1
     return dict(levels), shapes.most_common(12), other[:20]
 

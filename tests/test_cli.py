@@ -196,7 +196,7 @@ def _run_once(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=60,
         check=False,
-        env={"PATH": "/usr/bin:/bin", **env},
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": os.environ.get("PYTHONPATH", ""), **env},
     )
 
 
@@ -280,6 +280,7 @@ def test_run_serves_probes_and_stops_on_sigterm_within_seconds(tmp_path):
             text=True,
             env={
                 "PATH": "/usr/bin:/bin",
+                "PYTHONPATH": os.environ.get("PYTHONPATH", ""),  # this tree's code, not main's
                 "NETMAKER_API_URL": nm.base_url,
                 "NETMAKER_USERNAME": "kaput-not",
                 "NETMAKER_PASSWORD": "right-password",
@@ -314,8 +315,15 @@ def test_run_serves_probes_and_stops_on_sigterm_within_seconds(tmp_path):
     assert code == 0, stderr
     assert took < 5.0
     lines = [json.loads(line) for line in stderr.splitlines()]
-    assert any(line["message"] == "stopping: signal received" for line in lines)
+    assert any(line["msg"] == "stopping: signal received" for line in lines)
     assert "right-password" not in stderr
+    # Issue 20: the settings and a sync's counts as fields, not inside a repr or a sentence.
+    [started] = [line for line in lines if "started, health on port" in line["msg"]]
+    assert "Settings(" not in started["msg"]
+    assert started["settings"]["netmaker_username"] == "kaput-not"
+    assert "netmaker_password" not in started["settings"]
+    [synced] = [line for line in lines if line["msg"].startswith("full sync:")]
+    assert (synced["nodes"], synced["created"], synced["failed"]) == (1, 1, 0)
 
 
 @pytest.mark.parametrize(
@@ -444,3 +452,142 @@ def test_acknowledge_prints_the_trip_and_its_cause_and_records_one(tmp_path):
     assert lease is not None
     expires = parse_ack(lease["metadata"]["annotations"][ACK_ANNOTATION])
     assert 29 * 60 < expires - time.time() <= 30 * 60
+
+
+# -- issue 20: the Kubernetes configuration is found as kubectl finds it -------------------------
+
+
+def _kubeconfig(**parts: object) -> str:
+    return json.dumps({"apiVersion": "v1", "kind": "Config", **parts})
+
+
+def _cluster(name: str, server: str) -> dict[str, object]:
+    return {"name": name, "cluster": {"server": server}}
+
+
+def _context(name: str, cluster: str, user: str = "user") -> dict[str, object]:
+    return {"name": name, "context": {"cluster": cluster, "user": user}}
+
+
+_USER = {"name": "user", "user": {"token": "any-token"}}
+_NOWHERE = "https://127.0.0.1:9"
+
+
+def test_kubeconfig_path_list_is_merged_like_kubectl(tmp_path):
+    """Issue 20: KUBECONFIG=a:b was "file not found". Merged as kubectl merges: a missing file
+    is skipped, the first file to name a cluster wins, current-context from the first setting
+    it; the second file's users are used."""
+
+    def seed(kube, nm) -> None:
+        _one_node(kube, nm)
+        (tmp_path / "a").write_text(
+            _kubeconfig(
+                clusters=[_cluster("c", kube.base_url)],
+                contexts=[_context("first", "c")],
+                **{"current-context": "first"},
+            )
+        )
+        (tmp_path / "b").write_text(
+            _kubeconfig(
+                clusters=[_cluster("c", _NOWHERE)],
+                contexts=[_context("second", "c")],
+                users=[_USER],
+                **{"current-context": "second"},
+            )
+        )
+
+    paths = ":".join(str(tmp_path / name) for name in ("missing", "a", "b"))
+    done, _, _ = _with_stand_ins(tmp_path, ["status", "-o", "json"], seed=seed, KUBECONFIG=paths)
+    assert done.returncode == 0, done.stderr
+    assert '"w1"' in done.stdout  # the node, read through the stand-in
+
+
+def test_plan_and_status_take_kubeconfig_and_context_flags(tmp_path):
+    """Issue 20: `--kubeconfig FILE` overrides KUBECONFIG and `--context NAME` current-context,
+    as with kubectl; an unknown context is one line naming the ones there are."""
+
+    def seed(kube, nm) -> None:
+        _one_node(kube, nm)
+        (tmp_path / "flag").write_text(
+            _kubeconfig(
+                clusters=[_cluster("nowhere", _NOWHERE), _cluster("standin", kube.base_url)],
+                contexts=[_context("nowhere", "nowhere"), _context("alt", "standin")],
+                users=[_USER],
+                **{"current-context": "nowhere"},
+            )
+        )
+
+    flag = str(tmp_path / "flag")
+    for command in (["status"], ["plan"]):
+        done, _, _ = _with_stand_ins(
+            tmp_path,
+            [*command, "--kubeconfig", flag, "--context", "alt", "-o", "json"],
+            seed=seed,
+            KUBECONFIG=str(tmp_path / "does-not-exist"),
+        )
+        assert done.returncode in (0, 2), done.stderr  # plan: 2 is "changes pending"
+        assert "w1" in done.stdout
+    done, _, _ = _with_stand_ins(
+        tmp_path, ["status", "--kubeconfig", flag, "--context", "typo"], seed=seed
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert lines == [
+        f"kaput-not: --kubeconfig {flag}: --context 'typo' is not one of its contexts: nowhere, alt"
+    ]
+
+
+def test_without_kubeconfig_the_error_says_both_places_looked(tmp_path):
+    """Issue 20: with KUBECONFIG unset the order is in-cluster then ~/.kube/config, but the
+    error named only the service account (and the help said "in-cluster")."""
+    done = subprocess.run(
+        [sys.executable, "-m", "kaput_not", "status"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+            "HOME": str(tmp_path),
+            "NETMAKER_API_URL": "http://127.0.0.1:9",
+            "NETMAKER_USERNAME": "kaput-not",
+            "NETMAKER_PASSWORD": "unused-password",
+        },
+    )
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "not in a cluster" in lines[0]
+    assert "~/.kube/config does not exist" in lines[0]
+    assert "set KUBECONFIG or pass --kubeconfig" in lines[0]
+    help_text = kaput_not("status", "--help").stdout
+    assert "~/.kube/config" in " ".join(help_text.split())
+
+
+def test_without_kubeconfig_outside_a_cluster_home_kube_config_is_used(tmp_path):
+    """Issue 20: KUBECONFIG unset, not in a pod: ~/.kube/config, as kubectl."""
+
+    def seed(kube, nm) -> None:
+        _one_node(kube, nm)
+        (tmp_path / ".kube").mkdir()
+        (tmp_path / ".kube" / "config").write_text(kubeconfig_text(kube.base_url))
+
+    done, _, _ = _with_stand_ins(
+        tmp_path, ["status", "-o", "json"], seed=seed, KUBECONFIG="", HOME=str(tmp_path)
+    )
+    assert done.returncode == 0, done.stderr
+    assert '"w1"' in done.stdout  # the node, read through the stand-in
+
+
+def test_a_plan_or_status_failure_is_printed_once(tmp_path):
+    """Issue 20: an unreachable Netmaker was a WARNING line and then the same text as the
+    error; it is one line now (and the TLS hint only where a CA file can help)."""
+    for command in ("status", "plan"):
+        done, _, _ = _with_stand_ins(
+            tmp_path, [command], seed=_one_node, NETMAKER_API_URL="http://127.0.0.1:9"
+        )
+        assert done.returncode == 1, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1, lines
+        assert lines[0].startswith(f"kaput-not {command}: POST /api/users/adm/authenticate")

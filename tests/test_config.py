@@ -223,3 +223,17 @@ def test_a_lease_duration_the_lease_cannot_carry_is_one_line(duration: str):
     assert "\n" not in message
     assert message.startswith("LEADER_ELECTION_LEASE_DURATION"), message
     assert "whole number of seconds" in message
+
+
+def test_node_selector_is_checked_at_start_with_a_one_line_error():
+    """Issue 20: NODE_SELECTOR (config.nodeSelector) is a label selector; a typo is one line
+    naming the variable, not a 400 on every node list."""
+    s = load({**BASE, "NODE_SELECTOR": " !node-role.kubernetes.io/control-plane , zone in (a,b)"})
+    assert s.node_selector == "!node-role.kubernetes.io/control-plane,zone in (a,b)"
+    assert load(BASE).node_selector == ""
+    with pytest.raises(config.ConfigError) as caught:
+        load({**BASE, "NODE_SELECTOR": "zone in a,b"})
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("NODE_SELECTOR='zone in a,b' is not a label selector: ")
+    assert "use e.g. !node-role.kubernetes.io/control-plane" in message

@@ -60,3 +60,23 @@ async def test_a_client_that_never_finishes_its_request_does_not_block_others():
     assert answer.status_code == 200
     writer.close()
     await server.stop()
+
+
+async def test_metrics_speak_openmetrics_to_a_scraper_that_asks_for_it():
+    """Issue 20: Prometheus asks for OpenMetrics (Accept: application/openmetrics-text); it got
+    the classic text format regardless."""
+    server = await start()
+    url = f"http://127.0.0.1:{server.port}/metrics"
+    accept = (
+        "application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
+        "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+    )
+    async with httpx2.AsyncClient() as client:
+        open_metrics = await client.get(url, headers={"Accept": accept})
+        classic = await client.get(url)
+    await server.stop()
+    assert open_metrics.headers["content-type"].startswith("application/openmetrics-text")
+    assert "kaput_not_probe_total 3.0" in open_metrics.text
+    assert open_metrics.text.endswith("# EOF\n")
+    assert classic.headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert "# EOF" not in classic.text

@@ -82,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
                 "closing count; json: the same, for scripts (default: table)"
             ),
         )
+        _kube_flags(sub)
         if name == "plan":
             sub.add_argument("--apply", action="store_true", help="do one guarded sync and exit")
     ack = commands.add_parser(
@@ -118,6 +119,28 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", action="store_true", help="print one JSON object")
     demo.add_argument("--log-level", default="WARNING", help="log level on stderr (WARNING)")
     return parser
+
+
+def _kube_flags(sub: argparse.ArgumentParser) -> None:
+    """kubectl's --kubeconfig and --context, for plan and status."""
+    sub.add_argument(
+        "--kubeconfig",
+        metavar="FILE",
+        help="kubeconfig file to use instead of KUBECONFIG (which may list several files, "
+        "a:b, merged as kubectl does); with neither, the in-cluster service account when in a "
+        "pod, else ~/.kube/config",
+    )
+    sub.add_argument(
+        "--context", metavar="NAME", help="kubeconfig context to use instead of current-context"
+    )
+
+
+def _with_kube_flags(settings: config.Settings, args: argparse.Namespace) -> config.Settings:
+    import dataclasses
+
+    return dataclasses.replace(
+        settings, kubeconfig_flag=args.kubeconfig or None, kube_context=args.context or None
+    )
 
 
 def _variables_help() -> str:
@@ -184,19 +207,27 @@ def _once(args: argparse.Namespace) -> int:
     except config.ConfigError as exc:
         print(f"kaput-not: {exc}", file=sys.stderr)
         return bad_config
-    logs.configure("WARNING", settings.log_format)
+    settings = _with_kube_flags(settings, args)
     apply = bool(getattr(args, "apply", False))
     if apply and args.nodes:
         print("kaput-not plan: --apply syncs the whole cluster: name no NODE", file=sys.stderr)
         return EXIT_FAILED
+    # Held back until the end: the error that ends the command is printed once, by itself.
+    held = logs.configure_held("WARNING", settings.log_format)
     try:
         reading = asyncio.run(oneshot.read_once(settings, apply=apply))
     except app.StartupError as exc:
+        held.finish(str(exc))
         print(f"kaput-not: {exc}", file=sys.stderr)
         return bad_config
     except (NetmakerError, KubeError, oneshot.LeaseHeld) as exc:
+        held.finish(str(exc))
         print(f"kaput-not {args.command}: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except BaseException:
+        held.finish()  # a bug or Ctrl-C: everything logged on the way is shown
+        raise
+    held.finish()
     if reading.dry_run:
         print("kaput-not plan: DRY_RUN=true: planned only, nothing written", file=sys.stderr)
     cluster = settings.cluster_name

@@ -20,6 +20,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from kaput_not.core.egress import InvalidCidr, check_cluster_name, normalize_cidr
+from kaput_not.core.labels import InvalidSelector, check_selector
 from kaput_not.netmaker.settings import shown_url, url_problem
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -46,7 +47,11 @@ class Settings:
     netmaker_username: str
     netmaker_password: str
     leader_election: LeaderElection
+    #: KUBECONFIG as set: one file or a path list (merged as kubectl does).
     kubeconfig: str | None = None
+    #: `plan`/`status --kubeconfig FILE` and `--context NAME` (no variable: kubectl has none).
+    kubeconfig_flag: str | None = None
+    kube_context: str | None = None
     in_cluster: bool = False
     cluster_name: str | None = None
     netmaker_ca_file: str | None = None
@@ -72,6 +77,29 @@ class Settings:
     host_annotation_hosts: re.Pattern[str] | None = None
     #: The cluster's pod ranges, normalised; empty: no check.
     cluster_pod_cidrs: tuple[str, ...] = ()
+    #: NODE_SELECTOR, normalised: the label selector of the nodes that get rules ("" all).
+    node_selector: str = ""
+
+    def as_fields(self) -> dict[str, object]:
+        """Every effective setting as a log field (JSON types), by its field name; the
+        password is left out and the URL's user:password@ part masked."""
+        out: dict[str, object] = {}
+        for f in fields(self):
+            if f.name == "netmaker_password":
+                continue
+            value = getattr(self, f.name)
+            if f.name == "netmaker_api_url":
+                value = shown_url(value)
+            if isinstance(value, LeaderElection):
+                for inner in fields(value):
+                    out[f"leader_election_{inner.name}"] = getattr(value, inner.name)
+                continue
+            if isinstance(value, re.Pattern):
+                value = value.pattern
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
 
     def __repr__(self) -> str:
         shown = ", ".join(
@@ -102,7 +130,12 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
         "4",
         "Netmaker writes in flight at once (the real server gains nothing beyond 4)",
     ),
-    ("KUBECONFIG", "(in-cluster)", "kubeconfig file; unset means in-cluster configuration"),
+    (
+        "KUBECONFIG",
+        "(auto)",
+        "kubeconfig file or path list (a:b, merged as kubectl does); unset: the in-cluster "
+        "service account, else ~/.kube/config",
+    ),
     ("K8S_CLUSTER_NAME", "", "cluster name for multi-cluster scoping of rules"),
     ("LEADER_ELECTION_ENABLED", "(auto)", "true in-cluster, false locally"),
     ("LEADER_ELECTION_NAMESPACE", "(auto)", "pod namespace in-cluster, kube-system locally"),
@@ -156,6 +189,12 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
         "CLUSTER_POD_CIDRS",
         "",
         "comma-separated pod ranges of the cluster; a pod CIDR outside them is refused",
+    ),
+    (
+        "NODE_SELECTOR",
+        "(all nodes)",
+        "label selector of the nodes that get rules, e.g. !node-role.kubernetes.io/control-plane; "
+        "a node left out (or annotated kaput-not.io/ignore=true) is treated as gone",
     ),
 )
 
@@ -338,7 +377,21 @@ def load(
         host_annotation=r.flag("HOST_ANNOTATION_ENABLED", True),
         host_annotation_hosts=_pattern(r, "HOST_ANNOTATION_HOSTS"),
         cluster_pod_cidrs=_cidrs(r, "CLUSTER_POD_CIDRS"),
+        node_selector=_selector(r, "NODE_SELECTOR"),
     )
+
+
+def _selector(r: _Reader, name: str) -> str:
+    raw = r.text(name)
+    if raw is None:
+        return ""
+    try:
+        return check_selector(raw)
+    except InvalidSelector as exc:
+        raise ConfigError(
+            f"{name}={raw!r} is not a label selector: {exc}; use e.g. "
+            "!node-role.kubernetes.io/control-plane,kubernetes.io/os=linux"
+        ) from None
 
 
 def _pattern(r: _Reader, name: str) -> re.Pattern[str] | None:

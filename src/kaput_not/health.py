@@ -11,7 +11,8 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
 
 log = logging.getLogger("kaput_not.health")
 
@@ -69,7 +70,7 @@ class HealthServer:
             writer.close()
 
     def _answer(self, head: bytes) -> tuple[str, str, bytes]:
-        request_line = head.split(b"\r\n", 1)[0].decode("latin-1")
+        request_line, _, headers = head.decode("latin-1").partition("\r\n")
         parts = request_line.split(" ")
         if len(parts) != 3:
             return "400 Bad Request", "text/plain", b"bad request\n"
@@ -77,10 +78,22 @@ class HealthServer:
         if method not in ("GET", "HEAD"):
             return "405 Method Not Allowed", "text/plain", b"method not allowed\n"
         if target == "/metrics":
-            return "200 OK", CONTENT_TYPE_LATEST, generate_latest(self._registry)
+            # OpenMetrics when the scraper asks for it (Prometheus does), else the text format.
+            encode, content_type = choose_encoder(_header(headers, "accept"))
+            return "200 OK", content_type, encode(self._registry)
         check = {"/healthz": self._alive, "/readyz": self._ready}.get(target)
         if check is None:
             return "404 Not Found", "text/plain", b"not found\n"
         ok, reason = check()
         text = f"{'ok' if ok else 'not ok'}: {reason}\n".encode()
         return ("200 OK" if ok else "503 Service Unavailable"), "text/plain", text
+
+
+def _header(headers: str, name: str) -> str:
+    """A request header's value ("" when absent); several lines of it are joined by commas."""
+    values = []
+    for line in headers.split("\r\n"):
+        key, sep, value = line.partition(":")
+        if sep and key.strip().lower() == name:
+            values.append(value.strip())
+    return ", ".join(values)

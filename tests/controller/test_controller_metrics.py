@@ -11,8 +11,10 @@ from kaput_not.controller.metrics import Metrics
 from kaput_not.controller.reconciler import PassReport
 from kaput_not.core.model import Action, ActionKind, EgressSpec, Plan
 from kaput_not.core.planner import NetmakerView
-from kaput_not.kube.api import KubeApi
+from kaput_not.kube import wire
+from kaput_not.kube.api import KubeApi, KubeError
 from kaput_not.netmaker import errors
+from kaput_not.testing.kube import KubeApiServer
 
 SPEC = EgressSpec(
     network="a",
@@ -118,7 +120,7 @@ async def test_the_standard_series_are_exported_without_created_duplicates():
     await queue.shutdown(drain_timeout=0)
 
 
-def test_netmaker_requests_are_counted_by_method_endpoint_and_status():
+def test_netmaker_requests_are_counted_by_method_endpoint_and_code():
     metrics = Metrics()
     for status, seconds in ((200, 0.01), (200, 0.03), (400, 0.02), (None, 5.0)):
         metrics.on_netmaker_request("POST", "/api/v1/egress", status, seconds)
@@ -127,10 +129,11 @@ def test_netmaker_requests_are_counted_by_method_endpoint_and_status():
     counted = "kaput_not_netmaker_requests_total"
     timed = "kaput_not_netmaker_request_duration_seconds"
     post = {"method": "POST", "endpoint": "/api/v1/egress"}
-    assert value(counted, {**post, "status": "200"}) == 2
-    assert value(counted, {**post, "status": "400"}) == 1
-    assert value(counted, {**post, "status": "none"}) == 1  # no answer
-    assert value(counted, {"method": "GET", "endpoint": "/api/hosts", "status": "200"}) == 1
+    # Issue 20: the status code's label is `code`, as in every Prometheus HTTP metric.
+    assert value(counted, {**post, "code": "200"}) == 2
+    assert value(counted, {**post, "code": "400"}) == 1
+    assert value(counted, {**post, "code": "none"}) == 1  # no answer
+    assert value(counted, {"method": "GET", "endpoint": "/api/hosts", "code": "200"}) == 1
     assert value(f"{timed}_count", post) == 4
     assert value(f"{timed}_sum", post) == pytest.approx(5.06)
     assert value(f"{timed}_count", {"method": "GET", "endpoint": "/api/hosts"}) == 1
@@ -153,3 +156,55 @@ async def test_an_injected_empty_queue_is_the_queue_the_controller_uses():
         queue=queue,
     )
     assert controller.queue is queue
+
+
+def test_metrics_keep_the_conventional_series_and_no_copies_of_them():
+    """Issue 20: `kaput_not_queue_depth` always equalled `workqueue_depth`, `kaput_not_leader`
+    always equalled `leader_election_master_status` (and `kaput_not_pass_running_seconds` is
+    client-go's `workqueue_longest_running_processor_seconds`): the conventional ones stay,
+    and the two workqueue gauges client-go has were missing."""
+    metrics = Metrics()
+    running = [3.0, 1.5]
+    metrics.watch(
+        queue_depth=lambda: 4.0,
+        leader=lambda: True,
+        nodes=lambda: 2.0,
+        lease="kn",
+        running=lambda: running,
+    )
+    names = {family.name for family in metrics.registry.collect()}
+    assert not {"kaput_not_queue_depth", "kaput_not_leader", "kaput_not_pass_running_seconds"} & (
+        names
+    )
+    value = metrics.registry.get_sample_value
+    queue = {"name": "nodes"}
+    assert value("workqueue_depth", queue) == 4
+    assert value("leader_election_master_status", {"name": "kn"}) == 1
+    assert value("workqueue_unfinished_work_seconds", queue) == 4.5  # the sum in flight
+    assert value("workqueue_longest_running_processor_seconds", queue) == 3.0
+    running.clear()
+    assert value("workqueue_longest_running_processor_seconds", queue) == 0
+    assert value("workqueue_unfinished_work_seconds", queue) == 0
+
+
+async def test_kubernetes_api_requests_are_counted_as_client_go_does():
+    """Issue 20: no metric showed the Kubernetes API calls (a 403 on every Lease read was only
+    a log line). `rest_client_requests_total{code,method,host}` and the latency by verb."""
+    metrics = Metrics()
+    async with KubeApiServer() as server:
+        host = server.base_url.split("//", 1)[1]
+        async with httpx2.AsyncClient(base_url=server.base_url) as http:
+            api = KubeApi(http, on_request=metrics.on_kube_request)
+            await api.get("/api/v1/nodes", wire.node_list_decoder)
+            with pytest.raises(KubeError):
+                await api.get("/api/v1/nodes/missing", wire.node_decoder)
+    async with httpx2.AsyncClient(base_url="http://127.0.0.1:9") as http:
+        api = KubeApi(http, on_request=metrics.on_kube_request)
+        with pytest.raises(KubeError):
+            await api.get("/api/v1/nodes", wire.node_list_decoder)
+    value = metrics.registry.get_sample_value
+    counted = "rest_client_requests_total"
+    assert value(counted, {"code": "200", "method": "GET", "host": host}) == 1
+    assert value(counted, {"code": "404", "method": "GET", "host": host}) == 1
+    assert value(counted, {"code": "<error>", "method": "GET", "host": "127.0.0.1:9"}) == 1
+    assert value("rest_client_request_duration_seconds_count", {"verb": "GET", "host": host}) == 2

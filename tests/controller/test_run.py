@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import socket
 import time
 
@@ -198,7 +199,7 @@ async def test_start_up_plans_the_cluster_once_not_node_by_node(stack: Stack):
     ]
     assert node_passes == []
     assert "kaput_not_managed_egress_rules 20.0" in metrics
-    assert "kaput_not_leader 1.0" in metrics
+    assert 'leader_election_master_status{name="kaput-not"} 1.0' in metrics
     assert "kaput_not_kubernetes_nodes 20.0" in metrics
 
 
@@ -280,7 +281,8 @@ async def test_events_of_an_annotated_node_find_its_host_in_the_cached_lists(sta
 async def test_a_pass_held_by_a_trickling_answer_shows_in_readiness_and_a_gauge(stack: Stack):
     """Issue 17: a trickling GET /api/hosts wedged the controller while /readyz said `ok:
     running`. Now the request ends at NETMAKER_TIMEOUT, and while the pass runs /readyz and
-    `kaput_not_pass_running_seconds` say so; once Netmaker answers again the node gets its rule."""
+    `workqueue_longest_running_processor_seconds` (`kaput_not_pass_running_seconds` before issue
+    20) say so; once Netmaker answers again the node gets its rule."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -296,7 +298,11 @@ async def test_a_pass_held_by_a_trickling_answer_shows_in_readiness_and_a_gauge(
         async def pass_shows() -> bool:
             readiness.append((await http.get("/readyz")).text)
             metrics = (await http.get("/metrics")).text
-            [line] = [x for x in metrics.splitlines() if x.startswith("kaput_not_pass_running")]
+            [line] = [
+                x
+                for x in metrics.splitlines()
+                if x.startswith('workqueue_longest_running_processor_seconds{name="nodes"}')
+            ]
             gauges.append(float(line.split()[-1]))
             return "has been running for" in readiness[-1] and gauges[-1] >= 1.0
 
@@ -310,7 +316,7 @@ async def test_a_pass_held_by_a_trickling_answer_shows_in_readiness_and_a_gauge(
         stack.nm.faults.clear()
         await eventually(lambda: len(stack.rules()) == 2, within=15)
         metrics = (await http.get("/metrics")).text
-    assert "kaput_not_pass_running_seconds 0.0" in metrics
+    assert 'workqueue_longest_running_processor_seconds{name="nodes"} 0.0' in metrics
 
 
 def test_a_pass_over_its_bound_fails_readiness(stack: Stack):
@@ -338,3 +344,32 @@ def test_a_pass_over_its_bound_fails_readiness(stack: Stack):
     full = pass_overrun((CLUSTER, 61.0), settings)
     assert full is not None
     assert full[0]
+
+
+async def test_the_start_up_settings_and_sync_counts_are_log_fields(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+):
+    """Issue 20: the settings were one Python repr inside the message; the sync's counts were
+    only words in it. Both are fields now (JSON types), never the password."""
+    import json
+
+    from kaput_not import logs
+
+    caplog.set_level(logging.INFO)
+    stack.node("w1", "10.244.1.0/24")
+    stack.start(stack.settings(CLUSTER_POD_CIDRS="10.244.0.0/16"))
+    await eventually(lambda: len(stack.rules()) == 1)
+    await eventually(lambda: any(r.getMessage().startswith("full sync:") for r in caplog.records))
+    [started] = [r for r in caplog.records if "started, health on port" in r.getMessage()]
+    assert "Settings(" not in started.getMessage()
+    settings = logs.fields(started)["settings"]
+    assert isinstance(settings, dict)
+    assert settings["netmaker_username"] == "kaput-not"
+    assert settings["cluster_pod_cidrs"] == ["10.244.0.0/16"]
+    assert settings["leader_election_enabled"] is False
+    line = logs.JsonFormatter().format(started)
+    assert "run-test-password" not in line
+    assert json.loads(line)["settings"]["delete_grace_seconds"] == 0.2
+    synced = next(r for r in caplog.records if r.getMessage().startswith("full sync:"))
+    counts = logs.fields(synced)
+    assert (counts["nodes"], counts["created"], counts["deleted"], counts["failed"]) == (1, 1, 0, 0)

@@ -219,6 +219,12 @@ class Controller:
 StartController = Callable[..., Controller]
 
 
+def leader_flag(samples: Mapping[str, float]) -> float:
+    """`leader_election_master_status` of a replica (one series, labelled with its Lease)."""
+    [value] = [v for k, v in samples.items() if k.startswith("leader_election_master_status{")]
+    return value
+
+
 @pytest.fixture
 def controllers(
     control_plane: ControlPlane,

@@ -495,7 +495,11 @@ class Kube:
         return answer.json() if answer.content else None
 
     async def create_node(
-        self, name: str, *pod_cidrs: str, annotations: Mapping[str, str] | None = None
+        self,
+        name: str,
+        *pod_cidrs: str,
+        annotations: Mapping[str, str] | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         spec: dict[str, object] = {}
         if pod_cidrs:
@@ -503,9 +507,21 @@ class Kube:
         metadata: dict[str, object] = {"name": name}
         if annotations:
             metadata["annotations"] = dict(annotations)
+        if labels:
+            metadata["labels"] = dict(labels)
         node = {"apiVersion": "v1", "kind": "Node", "metadata": metadata, "spec": spec}
         created: dict[str, Any] = await self.call("POST", "/api/v1/nodes", body=node)
         return created
+
+    async def patch_node_metadata(self, name: str, **metadata: Mapping[str, str | None]) -> None:
+        """A JSON merge patch of the node's metadata (`labels=`, `annotations=`; None removes
+        a key), as `kubectl label` / `kubectl annotate` send."""
+        await self.call(
+            "PATCH",
+            f"/api/v1/nodes/{name}",
+            body={"metadata": metadata},
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
 
     async def delete_node(self, name: str) -> None:
         await self.call("DELETE", f"/api/v1/nodes/{name}")

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from kaput_not.netmaker.client import NetmakerClient
+from kaput_not.netmaker.client import PLAIN_HTTP_HINT, NetmakerClient
 from kaput_not.netmaker.errors import Unreachable
 from kaput_not.netmaker.network import AsyncioTransport
 from kaput_not.netmaker.settings import TLS_HINT, ClientSettings
@@ -267,6 +267,30 @@ async def test_the_netmaker_client_refuses_a_server_no_trusted_ca_vouches_for(pk
                 await netmaker.login()
     assert e.value.hint == TLS_HINT
     assert server.requests == 0
+
+
+@pytest.mark.usefixtures("no_proxy")
+async def test_https_to_a_plain_http_server_does_not_hint_at_the_ca_file() -> None:
+    """Issue 20: WRONG_VERSION_NUMBER (https:// on a plain-HTTP port) said "set
+    NETMAKER_CA_FILE", which cannot help; the scheme can."""
+
+    async def plain_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # What an HTTP server answers to a ClientHello: a 400 in plain text.
+        writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    listener = await asyncio.start_server(plain_http, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    settings = ClientSettings(api_url=f"https://127.0.0.1:{port}", username="u", password="p")
+    try:
+        async with NetmakerClient(settings) as netmaker:
+            with pytest.raises(Unreachable, match=r"TLS with .* failed: .*WRONG_VERSION") as e:
+                await netmaker.login()
+    finally:
+        listener.close()
+    assert e.value.hint == PLAIN_HTTP_HINT
+    assert "NETMAKER_CA_FILE" not in str(e.value)
 
 
 class _Transport(asyncio.Transport):

@@ -154,9 +154,25 @@ async def test_resource_version_zero_ignores_the_limit(kube, http):
 
 
 async def test_bad_list_parameters_are_400(http):
-    for params in ({"limit": "ten"}, {"continue": "garbage!"}, {"labelSelector": "a=b"}):
+    # A label selector is served since issue 20; one that does not parse is still a 400.
+    for params in ({"limit": "ten"}, {"continue": "garbage!"}, {"labelSelector": "a in b"}):
         answer = await http.get(NODES, params=params)
         assert (answer.status_code, status_of(answer)["reason"]) == (400, "BadRequest"), params
+
+
+async def test_label_selector_on_the_node_list_keeps_the_matching_nodes(kube, http):
+    """Issue 20: NODE_SELECTOR is sent as labelSelector; the stand-in filters as the server."""
+    kube.state.create_node("cp", labels={"node-role.kubernetes.io/control-plane": ""})
+    kube.state.create_node("w1", labels={"zone": "a"})
+    kube.state.create_node("w2", labels={"zone": "b"})
+    for selector, names in (
+        ("!node-role.kubernetes.io/control-plane", ["w1", "w2"]),
+        ("zone in (a, c)", ["w1"]),
+        ("zone notin (a),zone!=c", ["cp", "w2"]),
+        ("zone", ["w1", "w2"]),
+    ):
+        page = (await http.get(NODES, params={"labelSelector": selector})).json()
+        assert [item["metadata"]["name"] for item in page["items"]] == names, selector
 
 
 # -- watches -----------------------------------------------------------------------------------
@@ -183,6 +199,28 @@ async def test_a_watch_replays_changes_after_its_version_in_order(kube, http):
     assert deleted["metadata"]["resourceVersion"] == gone.resource_version  # the deletion's
     assert deleted["spec"]["podCIDRs"] == ["10.244.1.0/24"]  # the last state
     assert (deleted["kind"], deleted["apiVersion"]) == ("Node", "v1")
+
+
+async def test_a_selector_watch_turns_leaving_into_deleted_and_joining_into_added(kube, http):
+    """Issue 20: as the real server, a node whose labels stop matching the watch's selector
+    comes as DELETED, one that starts matching as ADDED; the rest is not shown."""
+    kube.state.create_node("w1", labels={"pool": "mesh"})
+    kube.state.create_node("w2", labels={"pool": "other"})
+    listed = (await http.get(NODES)).json()["metadata"]["resourceVersion"]
+    kube.state.update_node("w2", labels={"pool": "other", "x": "1"})  # not shown
+    kube.state.update_node("w1", labels={"pool": "mesh", "x": "1"})
+    kube.state.update_node("w1", labels={"pool": "other"})
+    kube.state.update_node("w2", labels={"pool": "mesh"})
+    kube.state.delete_node("w2")
+    params = {**watch_params(listed), "labelSelector": "pool=mesh"}
+    async with http.stream("GET", NODES, params=params) as response:
+        seen = await events(response, 4)
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in seen] == [
+        ("MODIFIED", "w1"),
+        ("DELETED", "w1"),
+        ("ADDED", "w2"),
+        ("DELETED", "w2"),
+    ]
 
 
 async def test_a_watch_without_a_version_starts_with_every_node_added(kube, http):

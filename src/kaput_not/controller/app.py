@@ -99,6 +99,7 @@ async def run(settings: Settings, stop: asyncio.Event, resync: asyncio.Event | N
                 netmaker_poll_seconds=max(settings.cache_ttl_seconds, 1.0),
                 dry_run=settings.dry_run,
                 freeze_after_first_sync=True,
+                node_selector=settings.node_selector,
             ),
             emit=recorder.emit if recorder is not None else None,
         )
@@ -108,7 +109,7 @@ async def run(settings: Settings, stop: asyncio.Event, resync: asyncio.Event | N
             nodes=lambda: float(len(controller.informer)),
             holding=lambda: guard.holding is not None,
             lease=settings.leader_election.name,
-            pass_running=lambda: (controller.longest_pass() or ("", 0.0))[1],
+            running=controller.passes_running,
             blocked={
                 LEASE_FORBIDDEN: lambda: elector is not None and elector.denied is not None,
                 NODES_FORBIDDEN: lambda: controller.informer.denied,
@@ -129,11 +130,19 @@ async def run(settings: Settings, stop: asyncio.Event, resync: asyncio.Event | N
         # The version and every effective setting, once: after the login, so a refused
         # password stays one line (the password itself shows as <hidden>).
         log.info(
-            "kaput-not %s (revision %s) started, health on port %d, with %r",
+            "kaput-not %s (revision %s) started, health on port %d, Kubernetes API: %s",
             __version__,
             __revision__,
             health.port,
-            settings,
+            kube.source,
+            extra={
+                "fields": {
+                    "version": __version__,
+                    "revision": __revision__,
+                    "kubernetes_api": kube.source,
+                    "settings": settings.as_fields(),
+                }
+            },
         )
         # The node count the cluster last had: the first node list is checked against it.
         remembered = await guard.peek()
@@ -214,9 +223,15 @@ def clients(
     client = netmaker_client(settings, metrics)
     stack.push_async_callback(client.aclose)
     try:
-        kube = KubeApi(connect(settings.kubeconfig, identity=settings.leader_election.identity))
+        http, source = connect(
+            settings.kubeconfig,
+            identity=settings.leader_election.identity,
+            explicit=settings.kubeconfig_flag,
+            context=settings.kube_context,
+        )
     except KubeConfigError as exc:
         raise StartupError(str(exc)) from exc
+    kube = KubeApi(http, source, on_request=metrics.on_kube_request)
     stack.push_async_callback(kube.aclose)
     return client, kube
 

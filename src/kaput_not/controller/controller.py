@@ -67,6 +67,8 @@ class ControllerOptions:
     #: `freeze_long_lived()` after the first full pass: a process-wide effect, so the process
     #: (`kaput-not run`) asks for it; controllers built by tests leave the collector alone.
     freeze_after_first_sync: bool = False
+    #: NODE_SELECTOR: only the nodes it selects are read (the API server filters).
+    node_selector: str = ""
 
 
 class PassFailed(Exception):
@@ -87,7 +89,7 @@ class Controller:
         clock: Callable[[], float] = time.monotonic,
         emit: Emit | None = None,
     ) -> None:
-        self.informer = NodeInformer(kube, self.on_event)
+        self.informer = NodeInformer(kube, self.on_event, label_selector=options.node_selector)
         # `is None`, not `or`: an empty queue has a length of 0, so it is falsy.
         self.queue: WorkQueue[str] = (
             queue
@@ -130,7 +132,7 @@ class Controller:
         self._accepting = False
         self._inventory_refreshed_at = float("-inf")
         #: When each pass in flight started, by queue key (at most WORKERS of them): a pass
-        #: that overruns shows in readiness and `kaput_not_pass_running_seconds`.
+        #: that overruns shows in readiness and `workqueue_longest_running_processor_seconds`.
         self._passes_started: dict[str, float] = {}
         #: The resync request last seen on the Lease ("" before the first read): a change is
         #: a new request; the value found at the first read was served by the first full pass.
@@ -228,29 +230,38 @@ class Controller:
                 self.queue.add_rate_limited(failure.action.kube_node)
         if self._options.dry_run:
             plan = report.plan
+            counts = {
+                "nodes": len(self.informer),
+                "owned": plan.owned,
+                "would_create": plan.count(ActionKind.CREATE),
+                "would_update": plan.count(ActionKind.UPDATE),
+                "would_delete": plan.count(ActionKind.DELETE),
+                "withheld": len(plan.withheld),
+                "seconds": round(seconds, 3),
+            }
             log.info(
                 "full sync (dry run, nothing written): %d nodes, %d rules owned, would create "
                 "%d, update %d, delete %d; %d withheld in %.2fs",
-                len(self.informer),
-                plan.owned,
-                plan.count(ActionKind.CREATE),
-                plan.count(ActionKind.UPDATE),
-                plan.count(ActionKind.DELETE),
-                len(plan.withheld),
-                seconds,
+                *counts.values(),
+                extra={"fields": {"dry_run": True, **counts}},
             )
             return report
+        counts = {
+            "nodes": len(self.informer),
+            "owned": report.plan.owned,
+            "created": result.created,
+            "updated": result.updated,
+            "deleted": result.deleted,
+            "failed": len(result.failures),
+            "withheld": len(report.plan.withheld),
+            "seconds": round(seconds, 3),
+        }
+        # The counts as fields too, so log tooling can graph and filter them.
         log.info(
             "full sync: %d nodes, %d rules owned, %d created, %d updated, %d deleted, "
             "%d failed, %d withheld in %.2fs",
-            len(self.informer),
-            report.plan.owned,
-            result.created,
-            result.updated,
-            result.deleted,
-            len(result.failures),
-            len(report.plan.withheld),
-            seconds,
+            *counts.values(),
+            extra={"fields": counts},
         )
         return report
 
@@ -333,6 +344,11 @@ class Controller:
                 await self._node_pass(key)
         finally:
             del self._passes_started[key]
+
+    def passes_running(self) -> list[float]:
+        """For how many seconds each pass in flight has run (at most WORKERS of them)."""
+        now = self._clock()
+        return [now - started for started in self._passes_started.values()]
 
     def longest_pass(self) -> tuple[str, float] | None:
         """The pass in flight the longest: its queue key (`CLUSTER` for a full pass) and for

@@ -2,8 +2,12 @@
 
 Besides our `kaput_not_*` series: the process and Python collectors, the work queue series
 users know from client-go (`workqueue_*`, label `name`), `leader_election_master_status` as
-client-go's leader election exports it, and `kaput_not_build_info{version,revision}`. No `_created`
-series: they double every counter and nobody graphs them.
+client-go's leader election exports it, the Kubernetes API requests as client-go counts them
+(`rest_client_requests_total{code,method,host}`, `rest_client_request_duration_seconds{verb,
+host}`), and `kaput_not_build_info{version,revision}`. Where a conventional series exists,
+there is no `kaput_not_*` copy of it (the queue depth, the leader flag, the longest pass
+running). HTTP status codes are in a label `code`. No `_created` series: they double every
+counter and nobody graphs them.
 """
 
 from __future__ import annotations
@@ -70,12 +74,39 @@ class Metrics:
             buckets=_QUEUE_BUCKETS,
             registry=r,
         )
-        self.leader_status = Gauge(
-            "leader_election_master_status",
-            "1 while this replica holds the lease (or runs without election), else 0.",
+        self.workqueue_unfinished = Gauge(
+            "workqueue_unfinished_work_seconds",
+            "Seconds of work in progress not yet observed by work_duration (the sum over the "
+            "keys being worked on); large values mean stuck workers.",
             ["name"],
             registry=r,
         )
+        self.workqueue_longest = Gauge(
+            "workqueue_longest_running_processor_seconds",
+            "How long the longest-running key in the queue has been worked on (0 when none).",
+            ["name"],
+            registry=r,
+        )
+        self.leader_status = Gauge(
+            "leader_election_master_status",
+            "1 while this replica leads and may write (or runs without election), else 0.",
+            ["name"],
+            registry=r,
+        )
+        self.rest_requests = Counter(
+            "rest_client_requests_total",
+            "Kubernetes API requests by HTTP status code ('<error>': no answer), method and host.",
+            ["code", "method", "host"],
+            registry=r,
+        )
+        self.rest_seconds = Histogram(
+            "rest_client_request_duration_seconds",
+            "Kubernetes API request latency (to the answer's headers) by verb and host.",
+            ["verb", "host"],
+            buckets=(0.005, 0.025, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60),
+            registry=r,
+        )
+        self._rest_series: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
         self.last_full_sync_attempt = Gauge(
             f"{_PREFIX}_last_full_sync_attempt_timestamp_seconds",
             "Unix time of the last full pass started, successful or not.",
@@ -96,8 +127,8 @@ class Metrics:
         )
         self.netmaker_requests = Counter(
             f"{_PREFIX}_netmaker_requests_total",
-            "Netmaker API requests by method, endpoint and HTTP status ('none': no answer).",
-            ["method", "endpoint", "status"],
+            "Netmaker API requests by method, endpoint and HTTP status code ('none': no answer).",
+            ["method", "endpoint", "code"],
             registry=r,
         )
         self.netmaker_seconds = Histogram(
@@ -153,12 +184,6 @@ class Metrics:
             "Unix time of the last full pass that wrote everything it planned.",
             registry=r,
         )
-        self.queue_depth = Gauge(
-            f"{_PREFIX}_queue_depth", "Nodes waiting in the work queue.", registry=r
-        )
-        self.leader = Gauge(
-            f"{_PREFIX}_leader", "1 while this replica leads and may write, else 0.", registry=r
-        )
         self.nodes = Gauge(
             f"{_PREFIX}_kubernetes_nodes", "Kubernetes nodes in the informer store.", registry=r
         )
@@ -167,11 +192,6 @@ class Metrics:
             "1 while this replica cannot do its job for this reason, else 0: "
             f"{', '.join(BLOCKED_REASONS)} (the API refuses it: RBAC).",
             ["reason"],
-            registry=r,
-        )
-        self.pass_running = Gauge(
-            f"{_PREFIX}_pass_running_seconds",
-            "How long the longest reconcile pass in flight has been running (0 when none).",
             registry=r,
         )
 
@@ -193,6 +213,20 @@ class Metrics:
         count.inc()
         latency.observe(seconds)
 
+    def on_kube_request(self, method: str, host: str, code: int | None, seconds: float) -> None:
+        """The Kubernetes API client's `on_request` hook, once per request (a watch: when its
+        answer's headers arrive)."""
+        key = (method, host, str(code) if code else "<error>")
+        found = self._rest_series.get(key)
+        if found is None:
+            found = self._rest_series[key] = (
+                self.rest_requests.labels(key[2], method, host),
+                self.rest_seconds.labels(method, host),
+            )
+        count, latency = found
+        count.inc()
+        latency.observe(seconds)
+
     def watch(
         self,
         *,
@@ -201,18 +235,19 @@ class Metrics:
         nodes: Callable[[], float],
         holding: Callable[[], bool] = lambda: False,
         lease: str = "kaput-not",
-        pass_running: Callable[[], float] = lambda: 0.0,
+        running: Callable[[], list[float]] = list,
         blocked: Mapping[str, Callable[[], bool]] | None = None,
     ) -> None:
-        """Gauges read at scrape time from the live objects."""
-        leading = _as_float(leader)
+        """Gauges read at scrape time from the live objects. `running`: for how many seconds
+        each key being worked on has been (the passes in flight)."""
         self.holding.set_function(_as_float(holding))
-        self.queue_depth.set_function(queue_depth)
         self.workqueue_depth.labels(self.queue_name).set_function(queue_depth)
-        self.leader.set_function(leading)
-        self.leader_status.labels(lease).set_function(leading)  # the name client-go uses
+        self.workqueue_unfinished.labels(self.queue_name).set_function(lambda: sum(running()))
+        self.workqueue_longest.labels(self.queue_name).set_function(
+            lambda: max(running(), default=0.0)
+        )
+        self.leader_status.labels(lease).set_function(_as_float(leader))  # client-go's name
         self.nodes.set_function(nodes)
-        self.pass_running.set_function(pass_running)
         for reason in BLOCKED_REASONS:
             self.blocked.labels(reason).set_function(
                 _as_float((blocked or {}).get(reason, lambda: False))

@@ -65,7 +65,7 @@ async def read_once(settings: Settings, *, apply: bool = False) -> Reading:
     apply = apply and not dry_run
     async with AsyncExitStack() as stack:
         client, kube = clients(settings, Metrics(), stack)
-        informer = NodeInformer(kube, lambda _: None)
+        informer = NodeInformer(kube, lambda _: None, label_selector=settings.node_selector)
         elector = await _hold_lease(settings, kube, stack) if apply else None
         guard = WriteGuard(
             budget_settings(settings),

@@ -17,6 +17,9 @@ ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 
 #: A Node annotation naming its Netmaker host, when the two names differ (FQDN, case).
 HOST_ANNOTATION = "kaput-not.io/netmaker-host"
+#: `"true"` on a Node opts it out: it is treated as gone (its rules go after the grace, through
+#: the delete guard) and never warned about. Like NODE_SELECTOR, for one node.
+IGNORE_ANNOTATION = "kaput-not.io/ignore"
 
 
 @dataclass(frozen=True, slots=True)

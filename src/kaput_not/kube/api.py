@@ -1,9 +1,9 @@
 """A thin Kubernetes API client: lightkube builds the authenticated connection, we decode.
 
-lightkube reads kubeconfig or the in-cluster service account, and hands us an httpx2 client
-with TLS and credentials (token files re-read on rotation, exec plugins). We send plain
-requests on it and decode replies with msgspec into the slim structs of `wire`, so a node is
-never held as a full object.
+lightkube reads the configuration `kubeconfig.load` chose (kubectl's order), and hands us an
+httpx2 client with TLS and credentials (token files re-read on rotation, exec plugins). We
+send plain requests on it and decode replies with msgspec into the slim structs of `wire`, so
+a node is never held as a full object.
 
 Errors are our own (`KubeError` and subclasses), one line each, naming the call.
 """
@@ -11,21 +11,26 @@ Errors are our own (`KubeError` and subclasses), one line each, naming the call.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TypeVar
 
 import httpx2
 import msgspec
-import yaml  # type: ignore[import-untyped,unused-ignore]  # what lightkube parses kubeconfigs with
 from lightkube.config import client_adapter
-from lightkube.config.kubeconfig import KubeConfig
 from lightkube.core.exceptions import ConfigError
 
 from kaput_not import __version__
 from kaput_not.decoding import Decoder
+from kaput_not.kube import kubeconfig as kubeconfig_loader
 from kaput_not.kube import wire
+from kaput_not.kube.kubeconfig import KubeConfigError
+
+__all__ = ["Conflict", "Gone", "KubeApi", "KubeConfigError", "KubeError", "NotFound", "connect"]
 
 T = TypeVar("T")
+#: `on_request(method, host, status or None when no answer came, seconds)`: once per request.
+OnRequest = Callable[[str, str, int | None, float], None]
 
 
 class KubeError(Exception):
@@ -55,37 +60,25 @@ class NotFound(KubeError):
     """404."""
 
 
-class KubeConfigError(ValueError):
-    """No usable kubeconfig or in-cluster configuration."""
-
-
 def connect(
-    kubeconfig: str | None, *, timeout: float = 30.0, identity: str = ""
-) -> httpx2.AsyncClient:
-    """An authenticated client for the cluster: from `kubeconfig`, or in-cluster when None."""
-    try:
-        config = KubeConfig.from_file(kubeconfig) if kubeconfig else KubeConfig.from_env()
-        single = config.get()
-    except (ConfigError, OSError, ValueError, KeyError, yaml.YAMLError) as exc:
-        raise KubeConfigError(
-            f"cannot load the Kubernetes configuration from {_where(kubeconfig)}: {_one_line(exc)}"
-        ) from exc
-    except (TypeError, AttributeError) as exc:
-        # Valid YAML of the wrong shape (a string, a list): lightkube indexes into it.
-        raise KubeConfigError(
-            f"{_where(kubeconfig)} is not a kubeconfig (a YAML mapping with clusters, users and "
-            "contexts)"
-        ) from exc
-    if single is None:
-        raise KubeConfigError(f"KUBECONFIG={kubeconfig!r} has no current context")
+    kubeconfig: str | None,
+    *,
+    timeout: float = 30.0,
+    identity: str = "",
+    explicit: str | None = None,
+    context: str | None = None,
+) -> tuple[httpx2.AsyncClient, str]:
+    """An authenticated client for the cluster, and in words where its configuration came from
+    (see `kubeconfig.load` for the order). Raises KubeConfigError."""
+    loaded = kubeconfig_loader.load(kubeconfig, explicit=explicit, context=context)
     params = client_adapter.ConnectionParams(timeout=httpx2.Timeout(timeout))
-    client = client_adapter.AsyncClient(single, params)
+    try:
+        client = client_adapter.AsyncClient(loaded.config, params)
+    except (ConfigError, OSError, ValueError) as exc:
+        # A CA or client certificate file that cannot be read, base64 that is not.
+        raise KubeConfigError(f"{loaded.source}: {_one_line(exc)}") from exc
     client.headers["User-Agent"] = f"kaput-not/{__version__} ({identity or 'unknown'})"
-    return client
-
-
-def _where(kubeconfig: str | None) -> str:
-    return f"KUBECONFIG={kubeconfig!r}" if kubeconfig else "the in-cluster service account"
+    return client, loaded.source
 
 
 def _one_line(exc: BaseException | str) -> str:
@@ -96,8 +89,23 @@ def _one_line(exc: BaseException | str) -> str:
 class KubeApi:
     """JSON requests with one error mapping. Owns nothing but the client it is given."""
 
-    def __init__(self, client: httpx2.AsyncClient) -> None:
+    def __init__(
+        self,
+        client: httpx2.AsyncClient,
+        source: str = "",
+        *,
+        on_request: OnRequest | None = None,
+    ) -> None:
         self._client = client
+        #: Where the configuration came from and the server, in words (the start-up log).
+        self.source = f"{source} at {client.base_url}" if source else str(client.base_url)
+        self._on_request = on_request
+        url = client.base_url
+        self._host = f"{url.host}:{url.port}" if url.port else url.host
+
+    def _count(self, method: str, status: int | None, started: float) -> None:
+        if self._on_request is not None:
+            self._on_request(method, self._host, status, time.monotonic() - started)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -122,10 +130,13 @@ class KubeApi:
         call = f"GET {path} (watch)"
         timeout = httpx2.Timeout(self._client.timeout.connect, read=read_timeout)
         request = self._client.build_request("GET", path, params=params, timeout=timeout)
+        started = time.monotonic()
         try:
             response = await self._client.send(request, stream=True)
         except httpx2.HTTPError as exc:
+            self._count("GET", None, started)
             raise KubeError(call, f"{type(exc).__name__}: {exc}") from exc
+        self._count("GET", response.status_code, started)
         try:
             if response.status_code != 200:
                 await response.aread()
@@ -144,12 +155,15 @@ class KubeApi:
         headers: Mapping[str, str] | None = None,
     ) -> httpx2.Response:
         call = f"{method} {path}"
+        started = time.monotonic()
         try:
             response = await self._client.request(
                 method, path, params=params, content=content, headers=headers
             )
         except httpx2.HTTPError as exc:
+            self._count(method, None, started)
             raise KubeError(call, f"{type(exc).__name__}: {exc}") from exc
+        self._count(method, response.status_code, started)
         if response.status_code >= 300:
             raise _error(call, response)
         return response

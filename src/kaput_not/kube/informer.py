@@ -14,6 +14,13 @@ Failure handling, in order of what happens most:
 
 `synced` is set after the first complete list; until then nothing may delete.
 
+Choosing the nodes: `label_selector` (NODE_SELECTOR) goes to the API server with the list and
+the watch, so the store holds only the selected nodes, and a node whose labels stop matching
+arrives as a DELETED event (the server's rule for selector watches). A node annotated
+`kaput-not.io/ignore: "true"` is left out here the same way. Either way a node left out is,
+to everything after the informer, a node that is gone: its rules go after the delete grace,
+through the write guard, and nothing warns about it.
+
 A relist that comes back empty, or sharply shrunk (more than half of the store and more than
 5 nodes gone), is suspect: a broken or lying API server must not turn into one
 delete event per node. It is read once more after `confirm_delay`, and only the second answer
@@ -78,8 +85,10 @@ class NodeInformer:
         rand: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         confirm_delay: float = 1.0,
+        label_selector: str = "",
     ) -> None:
         self._api = api
+        self._selector = {"labelSelector": label_selector} if label_selector else {}
         self._on_event = on_event
         self._page_size = page_size
         self._watch_timeout = watch_timeout_seconds
@@ -168,12 +177,13 @@ class NodeInformer:
         token = ""
         version = ""
         while True:
-            params = {"limit": str(self._page_size)}
+            params = {"limit": str(self._page_size), **self._selector}
             if token:
                 params["continue"] = token
             page = await self._api.get(NODES, wire.node_list_decoder, params)
             for item in page.items:
-                seen[item.metadata.name] = _stored(item)
+                if not item.ignored():
+                    seen[item.metadata.name] = _stored(item)
             token = page.metadata.continue_
             version = page.metadata.resourceVersion
             if not token:
@@ -200,6 +210,7 @@ class NodeInformer:
             "allowWatchBookmarks": "true",
             "resourceVersion": version,
             "timeoutSeconds": str(self._watch_timeout),
+            **self._selector,
         }
         self.watches += 1
         async with self._api.stream(NODES, params, read_timeout=self._watch_timeout + 30) as lines:
@@ -235,7 +246,7 @@ class NodeInformer:
                 before.resource_version,
             )
             return version
-        if event.type == "DELETED":
+        if event.type == "DELETED" or node.ignored():
             if before is not None:
                 del self._store[name]
                 self._emit(EventKind.DELETED, name, before.node, None)

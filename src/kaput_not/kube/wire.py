@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
-from kaput_not.core.model import HOST_ANNOTATION
+from kaput_not.core.model import HOST_ANNOTATION, IGNORE_ANNOTATION
 from kaput_not.decoding import Decoder
 
 
@@ -43,6 +43,11 @@ class Node(msgspec.Struct):
         """The Netmaker host the `kaput-not.io/netmaker-host` annotation names, if any."""
         named = (self.metadata.annotations or {}).get(HOST_ANNOTATION, "").strip()
         return named or None
+
+    def ignored(self) -> bool:
+        """Opted out by `kaput-not.io/ignore: "true"` (any other value is not an opt-out)."""
+        annotations = self.metadata.annotations
+        return annotations is not None and annotations.get(IGNORE_ANNOTATION, "").strip() == "true"
 
     def pod_cidrs(self) -> tuple[str, ...]:
         if self.spec.podCIDRs:

@@ -258,6 +258,38 @@ def _is_tls_failure(exc: BaseException) -> bool:
     return "SSL" in str(exc) or "CERTIFICATE" in str(exc).upper()
 
 
+#: OpenSSL's words for a TLS handshake answered by something that does not speak TLS: an
+#: https:// URL on a plain-HTTP port. A CA file does not help there; the scheme does.
+_NOT_TLS = (
+    "WRONG_VERSION_NUMBER",
+    "RECORD_LAYER_FAILURE",
+    "PACKET_LENGTH_TOO_LONG",
+    "HTTP_REQUEST",
+)
+PLAIN_HTTP_HINT = (
+    "the server does not answer in TLS there: if it serves plain HTTP, use http:// in "
+    "NETMAKER_API_URL"
+)
+
+
+def _tls_hint(exc: BaseException) -> str | None:
+    """The hint for a failed handshake: the CA settings only for a certificate that could not
+    be verified; the scheme for a server that does not speak TLS; none for the rest."""
+    texts: list[str] = []
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return TLS_HINT
+        texts.append(str(seen).upper())
+        seen = seen.__cause__ or seen.__context__
+    text = " ".join(texts)
+    if "CERTIFICATE_VERIFY_FAILED" in text or "CERTIFICATE VERIFY FAILED" in text:
+        return TLS_HINT
+    if any(words in text for words in _NOT_TLS):
+        return PLAIN_HTTP_HINT
+    return None
+
+
 #: What a request was doing when the deadline passed, by httpcore2's trace event.
 _PHASES = {
     "connect_tcp": "connecting",
@@ -684,7 +716,9 @@ class NetmakerClient:
             return errors.Unreachable(call, f"connecting to {where} timed out after {limit}")
         if isinstance(exc, httpx2.ConnectError | httpcore2.ConnectError):
             if _is_tls_failure(exc):
-                return errors.Unreachable(call, f"TLS with {where} failed: {detail}", TLS_HINT)
+                return errors.Unreachable(
+                    call, f"TLS with {where} failed: {detail}", _tls_hint(exc)
+                )
             hint = "check NETMAKER_API_URL and that Netmaker is up"
             return errors.Unreachable(call, f"cannot connect to {where}: {detail}", hint)
         if isinstance(exc, _UNSENDABLE):

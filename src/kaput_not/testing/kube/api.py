@@ -8,8 +8,8 @@ request log live in the layers above.
 
 Authentication: with ``token`` None any request is accepted, with or without credentials;
 otherwise ``Authorization: Bearer <token>`` must match, or the answer is 401 ``Unauthorized``.
-Not modelled: RBAC (403), other credential kinds, impersonation, ``Warning`` headers,
-dry-run, field managers, PATCH, DELETE, and every resource but nodes (read-only; seed them
+Not modelled: RBAC (403), field selectors, other credential kinds, impersonation, ``Warning``
+headers, dry-run, field managers, PATCH, DELETE, and every resource but nodes (read-only; seed them
 through :class:`.state.KubeState`) and leases.
 """
 
@@ -21,12 +21,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..http.messages import Reply, Request, Response
-from . import leases, paging, routes, status, watch
+from . import leases, paging, routes, selectors, status, watch
 from .state import KubeState
 
 JSON = "application/json"
 _HEADERS = (("Cache-Control", "no-cache, private"),)
-_SELECTORS = ("labelSelector", "fieldSelector")
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 
 Handler = Callable[[Request, Mapping[str, str]], Reply]
@@ -94,7 +93,7 @@ class KubeApi:
     # -- nodes --------------------------------------------------------------------------------
 
     def _list_nodes(self, request: Request, params: Mapping[str, str]) -> Reply:
-        _reject_selectors(request)
+        selector = _selector(request)
         if routes.parse_bool(request.query_value("watch")) is None:
             raise status.bad_request(f"invalid watch parameter: {request.query_value('watch')!r}")
         body = paging.list_nodes(
@@ -102,11 +101,12 @@ class KubeApi:
             limit=_int(request, "limit") or 0,
             token=request.query_value("continue"),
             resource_version=request.query_value("resourceVersion"),
+            selector=selector,
         )
         return Response(200, body, JSON, _HEADERS)
 
     def _watch(self, request: Request, expire: watch.ExpiredAnswer | None) -> Reply:
-        _reject_selectors(request)
+        selector = _selector(request)
         timeout = _int(request, "timeoutSeconds") or self._default_watch_timeout
         bookmarks = routes.parse_bool(request.query_value("allowWatchBookmarks"))
         if bookmarks is None:
@@ -121,6 +121,7 @@ class KubeApi:
                 timeout=float(timeout),
                 expired_answer=expire or self._expired_answer,
                 force_expired=expire is not None,
+                selector=selector,
             )
 
     def _get_node(self, _: Request, params: Mapping[str, str]) -> Reply:
@@ -160,10 +161,12 @@ def _int(request: Request, name: str) -> int | None:
     return int(raw)
 
 
-def _reject_selectors(request: Request) -> None:
-    for name in _SELECTORS:
-        if request.query_value(name):
-            raise status.bad_request(f"{name} is not modelled by the Kubernetes API stand-in")
+def _selector(request: Request) -> selectors.Selector | None:
+    """The request's labelSelector (None: every node); fieldSelector is not modelled."""
+    if request.query_value("fieldSelector"):
+        raise status.bad_request("fieldSelector is not modelled by the Kubernetes API stand-in")
+    text = request.query_value("labelSelector")
+    return selectors.parse(text) if text.strip() else None
 
 
 def _require_json(request: Request) -> None:

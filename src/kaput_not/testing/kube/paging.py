@@ -29,7 +29,7 @@ from __future__ import annotations
 import base64
 import bisect
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import msgspec
 
@@ -48,8 +48,16 @@ _CONTINUE_EXPIRED = (
 )
 
 
-def list_nodes(state: KubeState, *, limit: int, token: str, resource_version: str) -> bytes:
-    """The NodeList body; the caller holds the state lock."""
+def list_nodes(
+    state: KubeState,
+    *,
+    limit: int,
+    token: str,
+    resource_version: str,
+    selector: Callable[[Mapping[str, str]], bool] | None = None,
+) -> bytes:
+    """The NodeList body, of the nodes `selector` takes (None: all); the caller holds the
+    state lock."""
     if token and resource_version:
         raise status.bad_request("specifying resource version is not allowed when using continue")
     current = state.current
@@ -74,6 +82,8 @@ def list_nodes(state: KubeState, *, limit: int, token: str, resource_version: st
             rv = current
     nodes = state.nodes_at(rv)
     names = state.sorted_names() if rv == current else sorted(nodes)
+    if selector is not None:
+        names = [name for name in names if selector(nodes[name].labels)]
     return _page(nodes, names, rv=rv, start=start, limit=limit)
 
 

@@ -26,7 +26,10 @@ The reply is 200 with a chunked body of newline-terminated JSON events, one per 
 Fault injection reaches open watches through :class:`WatchHub`: drop them all (the connection
 closes mid-body, no final chunk) or send them all an ERROR event (then they end).
 
-Not modelled: ``sendInitialEvents`` / the initial-events-end bookmark, field and label selectors
+- ``labelSelector``: only matching nodes; a node whose change makes it stop matching comes as
+  DELETED (carrying its new state), one that starts matching as ADDED, as the real server does.
+
+Not modelled: ``sendInitialEvents`` / the initial-events-end bookmark, field selectors
 (400), watching a single node by name, the 3-second wait for a resourceVersion newer than the
 cluster (the watch simply delivers the changes after it when they happen).
 """
@@ -43,7 +46,9 @@ import msgspec
 
 from ..http.messages import AbortStream, Reply, StreamingResponse
 from . import status
+from .history import Event
 from .nodes import NodeRecord, bookmark
+from .selectors import Selector
 from .state import KubeState
 
 ExpiredAnswer = Literal["event", "status"]
@@ -96,13 +101,14 @@ def start(
     timeout: float,
     expired_answer: ExpiredAnswer,
     force_expired: bool = False,
+    selector: Selector | None = None,
 ) -> Reply:
     """Open a watch, or answer why not. The caller holds the state lock."""
     current = state.current
     initial: list[NodeRecord] = []
     if resource_version in ("", "0"):
         position = current
-        initial = state.nodes()
+        initial = [n for n in state.nodes() if selector is None or selector(n.labels)]
     elif resource_version.isdigit():
         position = int(resource_version)
     else:
@@ -122,6 +128,7 @@ def start(
         bookmarks=bookmarks,
         bookmark_interval=bookmark_interval,
         timeout=timeout,
+        selector=selector,
     )
     return StreamingResponse(200, watch, JSON, _HEADERS)
 
@@ -139,8 +146,10 @@ class NodeWatch:
         bookmarks: bool,
         bookmark_interval: float,
         timeout: float,
+        selector: Selector | None = None,
     ) -> None:
         self._state = state
+        self._selector = selector
         self._hub = hub
         self._position = position  # every node change up to here has been sent
         self._initial = initial
@@ -197,7 +206,9 @@ class NodeWatch:
                 return
             for event in events:
                 self._check_dropped()
-                yield _event_line(event.type, event.node.manifest())
+                kind = self._seen_as(event)
+                if kind is not None:
+                    yield _event_line(kind, event.node.manifest())
                 self._position = event.rv
             now = loop.time()
             if now >= deadline:
@@ -210,6 +221,18 @@ class NodeWatch:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(min(deadline, next_bookmark) - now):
                     await self._wake.wait()
+
+    def _seen_as(self, event: Event) -> str | None:
+        """The event as this watch's selector shows it (None: not shown), as the watch cache
+        decides it from the object's previous and new state."""
+        if self._selector is None:
+            return event.type
+        now = event.type != "DELETED" and self._selector(event.node.labels)
+        before_record = event.previous if event.type != "DELETED" else event.node
+        before = before_record is not None and self._selector(before_record.labels)
+        if now:
+            return "MODIFIED" if before else "ADDED"
+        return "DELETED" if before else None
 
     def _check_dropped(self) -> None:
         if self._dropped:
