@@ -45,7 +45,7 @@ def test_deletes_split_into_many_passes_spend_one_budget_and_it_trips():
     clock = FakeClock()
     guard = WriteGuard(SETTINGS, cluster=None, clock=clock)
     everything = view([rule(i) for i in range(10)])
-    guard.learn(everything, 10)
+    guard.learn(everything)
     allowed = 0
     for i in range(10):  # one delete per node pass, as an empty relist would make them
         checked = guard.check(Plan(actions=(delete(i),), owned=1), everything)
@@ -69,7 +69,7 @@ def test_deletes_split_into_many_passes_spend_one_budget_and_it_trips():
 def test_one_rule_deleted_by_hand_is_re_created_but_a_vanished_list_is_not():
     guard = WriteGuard(SETTINGS, cluster=None, clock=FakeClock())
     rules = [rule(i) for i in range(10)]
-    guard.learn(view(rules), 10)
+    guard.learn(view(rules))
     one_gone = view(rules[1:])
     checked = guard.check(Plan(actions=(create(0),), owned=9), one_gone, full=True)
     assert checked.count(ActionKind.CREATE) == 1  # a hand delete is repaired at once
@@ -88,7 +88,7 @@ def test_one_rule_deleted_by_hand_is_re_created_but_a_vanished_list_is_not():
 def test_a_slot_we_deleted_ourselves_is_free_and_its_next_create_is_not_a_re_create():
     guard = WriteGuard(SETTINGS, cluster=None, clock=FakeClock())
     rules = [rule(i) for i in range(10)]
-    guard.learn(view(rules), 10)
+    guard.learn(view(rules))
     held = view(rules[3:])  # rules 0-2 gone: ours (deleted below) or by hand
     guard.spent(guard.check(Plan(actions=(delete(0), delete(1)), owned=10), view(rules)), held)
     checked = guard.check(Plan(actions=(create(0), create(1), create(2)), owned=7), held)
@@ -98,9 +98,9 @@ def test_a_slot_we_deleted_ourselves_is_free_and_its_next_create_is_not_a_re_cre
 def test_a_rule_whose_nodes_were_edited_leaves_its_old_slot_at_the_next_learn():
     guard = WriteGuard(SETTINGS, cluster=None, clock=FakeClock())
     rules = [rule(i) for i in range(10)]
-    guard.learn(view(rules), 10)
+    guard.learn(view(rules))
     moved = [*rules[1:], dataclasses.replace(rules[0], nodes={"n9": 500})]  # edited by hand
-    guard.learn(view(moved), 10)
+    guard.learn(view(moved))
     ours = Action(ActionKind.DELETE, "gone", "mesh", target=moved[-1])
     guard.spent(guard.check(Plan(actions=(ours,), owned=10), view(moved)), view(moved))
     after = view(moved[:-1])
@@ -110,7 +110,7 @@ def test_a_rule_whose_nodes_were_edited_leaves_its_old_slot_at_the_next_learn():
 
 def test_creates_for_slots_never_held_are_not_re_creates():
     guard = WriteGuard(SETTINGS, cluster=None, clock=FakeClock())
-    guard.learn(view([]), 0)
+    guard.learn(view([]))
     plan = Plan(actions=tuple(create(i) for i in range(10)), owned=0)
     assert guard.check(plan, view([]), full=True).count(ActionKind.CREATE) == 10
 
@@ -122,7 +122,7 @@ def test_allow_mass_delete_turns_the_budgets_off():
         clock=FakeClock(),
     )
     everything = view([rule(i) for i in range(10)])
-    guard.learn(everything, 10)
+    guard.learn(everything)
     plan = Plan(actions=tuple(delete(i) for i in range(10)), owned=10)
     assert guard.check(plan, everything, full=True).count(ActionKind.DELETE) == 10
 
@@ -133,7 +133,7 @@ def test_deletes_that_were_not_written_are_given_back_and_never_trip_the_budget(
 
     guard = WriteGuard(SETTINGS, cluster=None, clock=FakeClock())
     everything = view([rule(i) for i in range(10)])
-    guard.learn(everything, 10)
+    guard.learn(everything)
     refused = errors.ApiError("DELETE /api/v1/egress", status=500, server_message="db locked")
     for _ in range(20):  # the same 3 deletes, retried while Netmaker refuses them
         checked = guard.check(Plan(actions=(delete(0), delete(1), delete(2)), owned=10), everything)
@@ -159,7 +159,7 @@ def test_a_re_create_that_was_refused_is_given_back():
 
     guard = WriteGuard(SETTINGS, cluster=None, clock=FakeClock())
     rules = [rule(i) for i in range(10)]
-    guard.learn(view(rules), 10)
+    guard.learn(view(rules))
     one_gone = view(rules[1:])
     refused = errors.ApiError("POST /api/v1/egress", status=500, server_message="db locked")
     for _ in range(10):  # the hand-deleted rule's re-create, retried while it is refused
@@ -194,7 +194,7 @@ def full_pass(guard: WriteGuard, rules: list[Egress], actions: tuple[Action, ...
     from kaput_not.controller.executor import ApplyResult
 
     seen = view(rules, routers=40)
-    guard.learn(seen, len(rules), nodes=len(rules))
+    guard.learn(seen, nodes=len(rules))
     checked = guard.check(Plan(actions=actions, owned=len(rules)), seen, full=True)
     charge = guard.spent(checked, seen)
     made = tuple(
@@ -235,7 +235,7 @@ def test_item_5_a_node_pool_replacement_is_no_loss_and_its_deletes_are_not_held(
     guard = WriteGuard(SETTINGS, cluster=None, clock=FakeClock())
     rules = [rule(i) for i in range(8)]
     everything = view(rules, routers=40)
-    guard.learn(everything, 8)
+    guard.learn(everything)
     # Something earlier tripped the delete budget (an API that lied for a while).
     guard.spent(
         guard.check(Plan(actions=tuple(delete(i) for i in range(8)), owned=8), everything),
@@ -249,7 +249,7 @@ def test_item_5_a_node_pool_replacement_is_no_loss_and_its_deletes_are_not_held(
         for i in range(4)
     ]
     both = view([*rules, *new], routers=40)
-    guard.learn(both, 12)
+    guard.learn(both)
     plan = Plan(actions=tuple(delete(i) for i in range(4)), owned=12)
     checked = guard.check(plan, both, full=True)
     assert checked.count(ActionKind.DELETE) == 4  # each range stays served: no route is lost
@@ -263,9 +263,9 @@ def test_a_delete_beside_the_create_that_would_replace_it_is_still_a_loss():
     It waits for the pass that lists the new rule (fails where a create in the same plan
     counted as serving the range)."""
     guard = WriteGuard(SETTINGS, cluster=None, clock=FakeClock())
-    guard.learn(view([rule(i) for i in range(8)], routers=40), 8)
+    guard.learn(view([rule(i) for i in range(8)], routers=40))
     left = [rule(i) for i in (0, 1, 2, 5)]  # 4 of 8 lost: the budget (half) is spent
-    guard.learn(view(left, routers=40), 4)
+    guard.learn(view(left, routers=40))
     together = Plan(actions=(replacement(5, "n25"), delete(5)), owned=4)
     checked = guard.check(together, view(left, routers=40), full=True)
     assert checked.count(ActionKind.CREATE) == 1
@@ -274,7 +274,7 @@ def test_a_delete_beside_the_create_that_would_replace_it_is_still_a_loss():
     # The next full pass lists the new rule: the old one's delete loses nothing and goes.
     new = dataclasses.replace(rule(5), id="p5", name="p5 pods (1/1)", nodes={"n25": 500})
     both = view([*left, new], routers=40)
-    guard.learn(both, 5)
+    guard.learn(both)
     again = guard.check(Plan(actions=(delete(5),), owned=5), both, full=True)
     assert again.count(ActionKind.DELETE) == 1
     assert not again.withheld
@@ -286,9 +286,9 @@ def test_an_update_that_moves_a_rule_off_a_range_does_not_serve_it():
     counted)."""
     guard = WriteGuard(SETTINGS, cluster=None, clock=FakeClock())
     twin = dataclasses.replace(rule(3), id="t3", nodes={"n33": 500})
-    guard.learn(view([*(rule(i) for i in range(8)), twin], routers=40), 9)
+    guard.learn(view([*(rule(i) for i in range(8)), twin], routers=40))
     left = [*(rule(i) for i in range(4)), twin]  # 4 of 9 lost: the budget (4) is spent
-    guard.learn(view(left, routers=40), 5)
+    guard.learn(view(left, routers=40))
     spec = EgressSpec(
         twin.network, twin.name, twin.description, "10.99.0.0/24", False, True, {"n33": 500}
     )
@@ -302,7 +302,7 @@ def test_an_update_that_moves_a_rule_off_a_range_does_not_serve_it():
 def test_item_6_a_mass_hand_delete_is_repaired_without_starving():
     guard = WriteGuard(SETTINGS, cluster=None, clock=FakeClock())
     rules = [rule(i) for i in range(12)]
-    guard.learn(view(rules, routers=40), 12, nodes=12)
+    guard.learn(view(rules, routers=40), nodes=12)
     rules.clear()  # all 12 deleted by hand in the Netmaker UI; the lists say so, every time
     for _ in range(4):
         wanted = {f"10.244.{i}.0/24" for i in range(12)} - {r.range for r in rules}
@@ -341,7 +341,7 @@ def test_the_duplicates_of_a_rule_whose_route_goes_are_never_held_and_cost_one_d
     guard = WriteGuard(SETTINGS, cluster=None, clock=FakeClock())
     copies = [dataclasses.replace(rule(3), id=f"d{k}") for k in range(3)]
     # Eleven rules of ours, the copies counted once: eight, limit 4.
-    guard.learn(view([*(rule(i) for i in range(8)), *copies], routers=40), 11)
+    guard.learn(view([*(rule(i) for i in range(8)), *copies], routers=40))
     everything = view([*(rule(i) for i in range(8)), *copies], routers=40)
     first = guard.check(Plan(actions=tuple(map(delete, (0, 4, 5, 6))), owned=11), everything)
     guard.spent(first, everything)
@@ -362,7 +362,7 @@ def test_copies_of_a_rule_do_not_hide_the_routes_already_lost():
     long run lost three slots of six with a budget of two)."""
     tight = BudgetSettings(window_seconds=86400, max_fraction=0.25, floor=2)
     guard = WriteGuard(tight, cluster=None, clock=FakeClock())
-    guard.learn(view([rule(i) for i in range(6)], routers=40), 6)
+    guard.learn(view([rule(i) for i in range(6)], routers=40))
     for i in (0, 1):  # node passes: two nodes gone
         left = view([rule(k) for k in range(i, 6)], routers=40)
         checked = guard.check(Plan(actions=(delete(i),), owned=1), left)
@@ -370,7 +370,7 @@ def test_copies_of_a_rule_do_not_hide_the_routes_already_lost():
         assert checked.count(ActionKind.DELETE) == 1
     copies = [dataclasses.replace(rule(5), id=f"copy{k}") for k in range(3)]
     listed = view([*(rule(i) for i in range(2, 6)), *copies], routers=40)
-    guard.learn(listed, 7)
+    guard.learn(listed)
     guard.spent(guard.check(Plan(owned=7), listed, full=True), listed)
     checked = guard.check(Plan(actions=(delete(2),), owned=1), listed)
     assert checked.count(ActionKind.DELETE) == 0
@@ -388,7 +388,7 @@ def test_two_gone_nodes_rules_on_one_range_through_different_hosts_are_two_losse
     guard = WriteGuard(tight, cluster=None, clock=FakeClock())
     rules = [rule(i) for i in range(6)]
     rules[5] = dataclasses.replace(rules[5], range=rules[3].range)  # w5 took w3's old CIDR
-    guard.learn(view(rules, routers=40), 6)
+    guard.learn(view(rules, routers=40))
     for i in (0, 1):  # node passes: two nodes gone, the budget spent
         left = view(rules[i:], routers=40)
         checked = guard.check(Plan(actions=(delete(i),), owned=1), left)
@@ -420,7 +420,7 @@ def test_re_creates_a_short_first_list_made_do_not_raise_the_high_water_mark():
     guard.created(copies, charge)
     assert guard.state.high_owned() == 6
     listed = view([*(rule(i) for i in range(6)), *copies], routers=40)
-    guard.learn(listed, 8, nodes=6)
+    guard.learn(listed, nodes=6)
     # Node 0's CIDR changed: its old rule goes (a route taken away), well within the budget.
     moved = Action(ActionKind.DELETE, "w0", "mesh", target=rule(0))
     checked = guard.check(Plan(actions=(moved,), owned=8), listed, full=True)
@@ -430,7 +430,7 @@ def test_re_creates_a_short_first_list_made_do_not_raise_the_high_water_mark():
 def test_a_budget_refusal_names_the_variable_and_the_chart_value():
     guard = WriteGuard(SETTINGS, cluster=None, clock=FakeClock())
     everything = view([rule(i) for i in range(10)])
-    guard.learn(everything, 10)
+    guard.learn(everything)
     checked = guard.check(Plan(actions=tuple(delete(i) for i in range(10)), owned=10), everything)
     assert checked.refusal is not None
     assert "ALLOW_MASS_DELETE=true" in checked.refusal

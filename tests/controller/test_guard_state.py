@@ -54,7 +54,7 @@ async def test_deletes_are_saved_before_they_are_sent():
     guard = WriteGuard(SETTINGS, cluster=None, clock=FakeClock(), store=store)
     assert await guard.ready(full=True)
     everything = view([rule(i) for i in range(10)])
-    guard.learn(everything, 10, nodes=10)
+    guard.learn(everything, nodes=10)
     checked = guard.check(Plan(actions=(delete(0), delete(1)), owned=10), everything, full=True)
     guard.spent(checked, everything)
     assert await guard.save()
@@ -94,7 +94,7 @@ async def tripped_guard() -> tuple[MemoryStore, FakeClock, WriteGuard, NetmakerV
     guard = WriteGuard(SETTINGS, cluster=None, clock=clock, store=store)
     await guard.ready(full=True)
     everything = view([rule(i) for i in range(10)])
-    guard.learn(everything, 10)
+    guard.learn(everything)
     plan = Plan(actions=tuple(delete(i) for i in range(8)), owned=10)
     guard.spent(guard.check(plan, everything), everything)
     assert guard.deletes.tripped
@@ -137,7 +137,7 @@ async def test_the_state_on_the_lease_survives_the_renewals_and_a_restart(kube: 
             store=LeaseStore(api, NS, NAME, elector),
         )
         assert await guard.ready(full=True)
-        guard.learn(view([rule(i) for i in range(6)]), 6, nodes=6)
+        guard.learn(view([rule(i) for i in range(6)]), nodes=6)
         assert await guard.save()
         await asyncio.sleep(0.7)  # several renewals, each a read, a change and a PUT
         renewing.cancel()
@@ -155,7 +155,7 @@ async def test_the_state_on_the_lease_survives_the_renewals_and_a_restart(kube: 
         )
         assert await later.ready(full=True)
         assert later.state.nodes == 6
-        later.learn(view([]), 0)
+        later.learn(view([]))
         assert not await later.save()
         assert later.problem is not None
         assert "not saving" in later.problem

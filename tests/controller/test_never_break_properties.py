@@ -1137,3 +1137,22 @@ def test_long_run_copies_of_a_short_first_list_raised_the_mark_and_held_a_cidr_c
             HONEST,
         ],
     )
+
+
+def test_long_run_a_refused_node_s_rules_left_alone_looked_lost() -> None:
+    """The long run's "wanted rules not there once" (w3's slot twice): w4's pod CIDR became a
+    default route, so the planner left its rule alone and did not count it among ours; the
+    guard took that count for our rules and saw the rule as lost, so the budget stayed tripped
+    after an honest pass and held w3's old rule (its CIDR had changed) beside the new one. The
+    guard counts our rules in the egress list now, every one."""
+    _replay(
+        [0, 1, 2, 6, 3, 4, 5, 7],
+        [
+            ("lying_egress_list", {"how": "third", "times": None}),
+            ("lying_netmaker_list", {"how": "empty", "route": "GET /api/hosts", "times": None}),
+            ("rebuild_node", {"cidrs": ("::/0",), "data": _named("w4")}),
+            ("plan_apply", {}),
+            ("rebuild_node", {"cidrs": ("10.244.3.0/24",), "data": _named("w3")}),
+            HONEST,
+        ],
+    )

@@ -306,13 +306,15 @@ class WriteGuard:
         self.state.expire(self.now(), self._settings.window_seconds)
         return max(self.state.high_owned(), len(self._known))
 
-    def learn(self, view: NetmakerView, owned: int, nodes: int | None = None) -> None:
+    def learn(self, view: NetmakerView, nodes: int | None = None) -> None:
         """After a full pass's read: our rules now, by slot, and the counts for the state.
 
-        Of `owned`, a rule whose every slot a rule listed before it holds is a copy (a
-        duplicate a lying egress list made the product write) and is not counted: copies
-        counted as rules would raise the count back to the high-water mark, hiding routes
-        already lost, and let as many more go."""
+        Our rules are counted in `view`, every one, those of a node whose rules the planner
+        leaves alone too (a refused pod CIDR): counted by the plan, they looked lost. A rule
+        whose every slot a rule listed before it holds is a copy (a duplicate a lying egress
+        list made the product write) and is not counted: copies counted as rules would raise
+        the count back to the high-water mark, hiding routes already lost, and let as many
+        more go."""
         # Updated in place: the slots of a pass in sync are the ones already known, so their
         # keys stay and each new tuple goes at once (a new dict per pass meant 20,000 new
         # tuples kept, and the old ones freed, on every resync at 10,000 dual-stack nodes).
@@ -321,13 +323,17 @@ class WriteGuard:
         # 20,000 rules; the rules by id, per network, take 0.7.
         known, cluster = self._known, self._cluster
         listed: dict[str, dict[str, Egress]] = {}
-        copies = 0
+        copies = owned = 0
         for network, egresses in view.egress.items():
             here = listed.setdefault(network, {})
             for egress in egresses:
                 repeated = egress.id in here
                 here[egress.id] = egress
-                slots = _slots(network, egress, cluster)
+                index = _our_index(egress, cluster)
+                if index is None:
+                    continue
+                owned += not repeated
+                slots = [(network, index, node_id) for node_id in egress.nodes]
                 copy = bool(slots) and not repeated
                 for slot in slots:
                     # Held already by a rule listed earlier in this pass: this one is a copy.

@@ -115,7 +115,7 @@ class Reconciler:
             # No await between the check and the spend: concurrent node passes cannot both
             # squeeze under the same budget.
             if only is None:
-                guard.learn(view, the_plan.owned, len(kube.nodes) if kube.complete else None)
+                guard.learn(view, len(kube.nodes) if kube.complete else None)
             the_plan = guard.check(the_plan, view, full=only is None)
             charge = guard.spent(the_plan, view)
             # Write-ahead: what is about to be deleted is in the cluster before it is sent
