@@ -5,7 +5,7 @@ informer store and Netmaker (cached) as they are now. An added node, a node whos
 changed and a deleted node all just enqueue the name; a missing node means "delete its rules",
 retried with backoff like any other key, so a delete seen while Netmaker is down is not lost.
 
-Every Netmaker write goes through the one work queue (DESIGN.md rule 12). Besides node names
+Every Netmaker write goes through the one work queue (docs/design.md rule 12). Besides node names
 it carries one more key, `CLUSTER`, for a pass over the whole cluster; the queue runs that key
 alone (a barrier), so two passes never plan against each other's half-done writes. Whole-cluster
 passes are queued:

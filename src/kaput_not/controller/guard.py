@@ -1,4 +1,4 @@
-"""Cluster-wide budgets on deletes and re-creates, remembered in the cluster (DESIGN.md rule 8).
+"""Cluster-wide budgets on deletes and re-creates, kept in the cluster (docs/design.md rule 8).
 
 A broken API does not have to wipe the mesh in one pass: an empty relist becomes one delete
 event per node, and each one-node pass deletes a rule or two; a restart, or one window after

@@ -9,7 +9,8 @@ A node's pass is a pass over the hosts it resolves to (now, and before a delete 
 annotation) and every node that claims them, found through the claims index (core/claims.py)
 rather than a scan: ownership of a host is decided from all its claimants in either scope.
 
-Rules (DESIGN.md section 3), each in a function named for it:
+Rules (numbered as in docs/design.md section 3; 5-7, 12 and 14 are the controller's), each in a
+function named for it:
 
 1. Match an existing rule to E(N, M, i) by ownership, index i and M.id in `nodes`; a slot left
    without a match takes one of ours that nothing else claims with the same network, index and
@@ -21,7 +22,8 @@ Rules (DESIGN.md section 3), each in a function named for it:
    Netmaker node gone, pending delete or in another network, `nodes` empty or naming only ids
    that no longer exist. (A damaged marker is not ours: see core/egress.py.)
 8. Never delete before the first complete list of Kubernetes nodes; refuse a pass that would
-   delete an implausible share of our rules unless the operator allows it.
+   delete an implausible share of our rules unless the operator allows it. (The budget across
+   passes and restarts is the write guard's, controller/guard.py.)
 9. Skip static pseudo-nodes and nodes pending delete. A Kubernetes node name matched by two
    Netmaker hosts is ambiguous: its rules are left alone and a warning says so. A node whose pod
    CIDRs do not parse is treated the same way: nothing is lost on bad input. The host
@@ -31,9 +33,9 @@ Rules (DESIGN.md section 3), each in a function named for it:
    kept (`host-contested`); an annotation the settings turn off or do not allow claims nothing
    (`host-annotation-refused`). A deleted node's rules, and its delete grace, follow the host it
    resolved to (`resolved`), not its name.
+10. No update or delete without an id (enforced by `Action` itself).
 11. A Kubernetes node with no pod CIDRs yet (a rebuilt node registers first and gets its CIDRs
    seconds later) keeps its rules, unless the caller says its grace is over (`cidrless_expired`).
-10. No update or delete without an id (enforced by `Action` itself).
 13. A pod CIDR that is a default route, overlaps the address range of a network its rules would
    be in, overlaps another node's CIDR (both nodes), or lies outside the cluster's pod ranges
    (when set) is refused as `bad-pod-cidr`: never written, the node's rules left alone.

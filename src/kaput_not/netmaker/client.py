@@ -14,7 +14,7 @@ stream wrappers) took a quarter of the client's CPU per write. With a proxy conf
 transport passed in (tests), they go through `httpx2.AsyncClient` as before; both ways end in
 the same `_Answer`.
 
-The server's quirks handled here are documented in netmaker-api.md: a wrong password is 400 not
+The server's quirks handled here are documented in docs/netmaker-api.md: a wrong password is 400 not
 401, an MFA account logs in with 200 and no token, GET /api/nodes can answer 200 with an empty
 body, a PUT without `id` overwrites an arbitrary egress, DELETE of an unknown id is 400.
 

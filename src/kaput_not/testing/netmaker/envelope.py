@@ -1,8 +1,8 @@
 """Netmaker's response shapes: the capitalised envelopes, bare JSON, and gorilla's defaults.
 
-- Success envelope (0.2): ``{"Code":200,"Message":...,"Response":...}`` written by
+- Success envelope: ``{"Code":200,"Message":...,"Response":...}`` written by
   ``json.Encoder``, so the body ends with a newline.
-- Error envelope (0.3): same keys, HTTP status = ``Code``, written by ``json.Marshal``: no newline.
+- Error envelope: same keys, HTTP status = ``Code``, written by ``json.Marshal``: no newline.
 - Bare JSON (hosts, nodes, networks, ...): ``json.NewEncoder(w).Encode(v)``, newline included;
   handlers that never set the header send it as Go sniffs it: ``text/plain; charset=utf-8``.
 - 404 is Go's ``http.NotFound`` text; 405 has an empty body (gorilla/mux defaults).
