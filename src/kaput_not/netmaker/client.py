@@ -10,9 +10,9 @@ Every endpoint is a few lines on top of `_call()`, which owns everything that ca
 
 Requests go straight to httpcore2's connection pool when the transport is ours (the usual case):
 httpx2's client around it (request and response models, auth and redirect flows, cookies,
-stream wrappers) took a quarter of the client's CPU per write. With a proxy configured, or a
-transport passed in (tests), they go through `httpx2.AsyncClient` as before; both ways end in
-the same `_Answer`.
+stream wrappers) cost a large share of the client's CPU per write (docs/benchmarks.md). With
+a proxy configured, or a transport passed in (tests), they go through `httpx2.AsyncClient` as
+before; both ways end in the same `_Answer`.
 
 The server's quirks handled here are documented in docs/netmaker-api.md: a wrong password is 400 not
 401, an MFA account logs in with 200 and no token, GET /api/nodes can answer 200 with an empty
@@ -80,7 +80,7 @@ EGRESS_PATH = "/api/v1/egress"
 
 
 #: The most of an error's body that is read (non-2xx, or an HTML page only read to report it):
-#: enough for any server message; a proxy's 300 MB error page is cut here, not held.
+#: enough for any server message; a proxy's huge error page is cut here, not held.
 ERROR_BODY_CAP = 64 * 1024
 
 #: Shorter secrets are hidden only where they stand alone: replacing every occurrence of a
@@ -168,8 +168,8 @@ _NO_ANSWER_IN_TIME = (
 @dataclass(frozen=True, slots=True)
 class _Answer:
     """A complete answer: its status, the two headers the client reads, and the body, read into
-    one buffer as it arrives (joining the chunks at the end, as httpx2 does, held a 6 MB list of
-    10,000 hosts twice). For a list read through a `ListReader`, the body is what the reader
+    one buffer as it arrives (joining the chunks at the end, as httpx2 does, held a big list
+    twice). For a list read through a `ListReader`, the body is what the reader
     did not cut out: the envelope and the last items."""
 
     status: int
@@ -336,7 +336,7 @@ class NetmakerClient:
         verify = tls_verify(settings)
         if verify is True and not settings.api_url.lower().startswith("https://"):
             # Plain HTTP never uses TLS (and redirects are not followed): skip loading the CA
-            # bundle, about 3 MB of certificates held for nothing.
+            # bundle, megabytes of certificates held for nothing.
             verify = False
         self._settings = settings
         self._clock = clock
@@ -394,8 +394,7 @@ class NetmakerClient:
 
     # `held`, on the list calls: the objects a caller already holds, by id. An item read equal to
     # the one held under its id is returned as that one, so a re-read of an unchanged list
-    # allocates next to nothing while the list it replaces is still in use (20,000 rules took
-    # 7 MB more at each refresh).
+    # allocates next to nothing while the list it replaces is still in use.
 
     async def list_hosts(self, *, held: Mapping[str, Host] | None = None) -> list[Host]:
         return await self._list("/api/hosts", None, wire.HOSTS, wire.host_from_wire, held)
@@ -455,9 +454,9 @@ class NetmakerClient:
         held: Mapping[str, Item] | None,
     ) -> list[Item]:
         """A list answer's items, each decoded and converted on its own as the body arrives,
-        with other tasks run between slices: 20,000 rules take about 100 ms, which in one piece
-        would hold every node event back. In the layout Netmaker sends, their 8 MB body is
-        never held whole (`ItemSplitter`)."""
+        with other tasks run between slices: a big list converted in one piece would hold every
+        node event back. In the layout Netmaker sends, its body is never held whole
+        (`ItemSplitter`)."""
         reader = ListReader(shape, convert, held)
         reader.take(await self._call("GET", path, params=params, expect=shape.items, reader=reader))
         await reader.convert()
@@ -602,7 +601,8 @@ class NetmakerClient:
 
     def _url(self, path: str) -> httpx2.URL:
         """`path` under the API URL, parsed once: httpx2 parses a string URL twice a request,
-        a tenth of a write's CPU. Joined as httpx2 joins `base_url` (a path prefix is kept)."""
+        a visible share of a write's CPU. Joined as httpx2 joins `base_url` (a path prefix is
+        kept)."""
         url = self._urls.get(path)
         if url is None:
             base = self._http.base_url
