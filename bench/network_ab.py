@@ -1,0 +1,193 @@
+"""Controller CPU per write with and without `netmaker/network.py`, alternated in one sitting.
+
+Each trial is `bench/scale.py`'s initial sync on a fresh stack (the emulator and the Kubernetes
+API stand-in in their own processes, every answer delayed by ``--latency-ms``), with the
+controller's HTTP layer chosen by a variant:
+
+- ``asyncio``: the product as it ships, httpcore2's pool on our asyncio protocol
+  (`kaput_not.netmaker.network.AsyncioBackend`), requests sent to the pool directly;
+- ``httpcore2``: the same direct path on httpcore2's own network backend (its `AutoBackend`,
+  anyio under asyncio), i.e. what remains if network.py goes and the client builds the pool;
+- ``httpx2``: no pool of ours at all: `httpx2.AsyncClient` with the transports it builds itself
+  (the path the client already takes behind a proxy).
+
+The variant is chosen in the controller's own process by patching one name before `run`
+starts, so everything else is the shipped code. Trials run in rounds, each round every variant
+once, in a rotated order, so load on a shared machine falls on every variant alike.
+
+``--focused`` measures the client alone, which a busy machine disturbs far less: the emulator
+in a child process (every answer delayed by ``--latency-ms``), and in this process one
+`NetmakerClient` per variant, each sending batches of ``--batch`` egress creates, 4 in flight
+(NETMAKER_CONCURRENCY's default). Variants take turns batch by batch, ``--rounds`` times; the
+figure is this process's CPU time (`time.process_time`) per create.
+
+Usage: .venv/bin/python bench/network_ab.py --nodes 10000 --dual-stack --latency-ms 1 \
+           [--rounds 4] [--variants asyncio,httpcore2,httpx2] [--json]
+       .venv/bin/python bench/network_ab.py --focused --latency-ms 1 [--rounds 20] [--batch 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import scale  # the sibling benchmark, importable once its folder is on the path
+
+from kaput_not.core.model import EgressSpec
+from kaput_not.netmaker import client as client_module
+from kaput_not.netmaker import network
+from kaput_not.netmaker.client import NetmakerClient
+from kaput_not.netmaker.settings import ClientSettings
+
+#: What each variant runs in the controller's process before `kaput-not run`.
+PATCHES = {
+    "asyncio": "",
+    "httpcore2": (
+        "import kaput_not.netmaker.network as n\n"
+        "n.AsyncioBackend = lambda: None  # the pool then builds httpcore2's AutoBackend\n"
+    ),
+    "httpx2": (
+        "import kaput_not.netmaker.client as c\n"
+        "c._default_transport = lambda verify: None  # httpx2 builds its own transports\n"
+    ),
+}
+RUN = (
+    "import sys\nfrom kaput_not.cli import main\n"
+    "sys.argv = ['kaput-not', 'run']\nsys.exit(main())\n"
+)
+
+
+def trial(variant: str, args: argparse.Namespace) -> dict[str, Any]:
+    with scale.stack_of(args.nodes, 1, args.dual_stack, args.latency_ms) as stack:
+        controller = scale.python_controller(stack)
+        controller.argv = [sys.executable, "-c", PATCHES[variant] + RUN]
+        origin = time.time()
+        controller.start()
+        try:
+            result = scale.measure_initial(stack, controller, args.timeout, origin)
+        finally:
+            controller.stop()
+    result["variant"] = variant
+    result["load1"] = round(os.getloadavg()[0], 2)
+    return result
+
+
+def focused_client(variant: str, settings: ClientSettings) -> NetmakerClient:
+    """A client on the variant's HTTP layer, built as the controller would build it."""
+    if variant == "httpcore2":
+        with mock.patch.object(network, "AsyncioBackend", return_value=None):
+            return NetmakerClient(settings)
+    if variant == "httpx2":
+        with mock.patch.object(client_module, "_default_transport", return_value=None):
+            return NetmakerClient(settings)
+    return NetmakerClient(settings)
+
+
+async def focused(args: argparse.Namespace, variants: list[str]) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="kaput-not-ab-") as tmp:
+        password = os.urandom(12).hex()
+        peer = scale.Peer("netmaker", Path(tmp), {"KAPUT_NOT_SCALE_PASSWORD": password})
+        try:
+            peer.call("setup", networks=["net-0"], latency_s=args.latency_ms / 1000)
+            peer.call("hosts", hosts=["ab-0"])
+            settings = ClientSettings(peer.url, scale.USERNAME, password)
+            clients = {v: focused_client(v, settings) for v in variants}
+            [node] = await clients[variants[0]].list_nodes()
+            spec = EgressSpec(
+                "net-0", "ab-0 pods (1/1)", "ab", "10.244.0.0/24", False, True, {node.id: 500}
+            )
+
+            size: int = args.batch
+
+            async def batch(client: NetmakerClient) -> float:
+                left = size
+
+                async def worker() -> None:
+                    nonlocal left
+                    while left > 0:
+                        left -= 1
+                        await client.create_egress(spec)
+
+                started = time.process_time()
+                await asyncio.gather(*(worker() for _ in range(4)))
+                return 1000 * (time.process_time() - started) / size
+
+            for client in clients.values():  # log in, open the connections
+                await batch(client)
+            per_write: dict[str, list[float]] = {v: [] for v in variants}
+            for r in range(args.rounds):
+                for v in variants[r % len(variants) :] + variants[: r % len(variants)]:
+                    per_write[v].append(round(await batch(clients[v]), 4))
+                print(
+                    f"round {r + 1}: { ({v: x[-1] for v, x in per_write.items()}) }",
+                    file=sys.stderr,
+                )
+            for client in clients.values():
+                await client.aclose()
+        finally:
+            peer.stop()
+    return {
+        v: {
+            "cpu_ms_per_write": xs,
+            "median": round(statistics.median(xs), 4),
+            "spread": round(max(xs) - min(xs), 4),
+        }
+        for v, xs in per_write.items()
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    scale.add_stack_options(parser)
+    parser.add_argument("--rounds", type=int, default=4, help="trials per variant (4)")
+    parser.add_argument("--variants", default="asyncio,httpcore2,httpx2")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds to converge (600)")
+    parser.add_argument("--focused", action="store_true", help="the client alone (see above)")
+    parser.add_argument("--batch", type=int, default=2000, help="creates per batch (--focused)")
+    args = parser.parse_args(argv)
+    scale.check_stack_options(parser, args)
+    variants = args.variants.split(",")
+    if not variants or any(v not in PATCHES for v in variants):
+        parser.error(f"--variants takes a comma-separated subset of {', '.join(PATCHES)}")
+    if args.focused:
+        print(json.dumps(asyncio.run(focused(args, variants))))
+        return 0
+    trials: list[dict[str, Any]] = []
+    for r in range(args.rounds):
+        for variant in variants[r % len(variants) :] + variants[: r % len(variants)]:
+            result = trial(variant, args)
+            trials.append(result)
+            print(
+                f"round {r + 1} {variant}: converged={result['converged']} "
+                f"writes={result['writes']} cpu_ms_per_write={result['cpu_ms_per_write']} "
+                f"wall={result['wall_seconds']}s rss={result['peak_rss_mb']}MB "
+                f"load={result['load1']}",
+                file=sys.stderr,
+                flush=True,
+            )
+    summary: dict[str, Any] = {}
+    for variant in variants:
+        own = [t["cpu_ms_per_write"] for t in trials if t["variant"] == variant]
+        good = [x for x in own if x is not None]
+        summary[variant] = {
+            "cpu_ms_per_write": good,
+            "median": round(statistics.median(good), 3) if good else None,
+            "spread": round(max(good) - min(good), 3) if good else None,
+        }
+    print(json.dumps({"summary": summary, "trials": trials} if args.json else summary))
+    return 0 if all(t["converged"] for t in trials) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
