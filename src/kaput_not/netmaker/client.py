@@ -8,11 +8,11 @@ Every endpoint is a few lines on top of `_call()`, which owns everything that ca
   server sends some JSON as `text/plain`, by the body itself), then the envelope's `Code`;
 - the mapping of every httpx2 and httpcore2 exception to the tree in `errors.py`.
 
-Requests go straight to httpcore2's connection pool when the transport is ours (the usual case):
-httpx2's client around it (request and response models, auth and redirect flows, cookies,
-stream wrappers) cost a large share of the client's CPU per write (docs/benchmarks.md). With
-a proxy configured, or a transport passed in (tests), they go through `httpx2.AsyncClient` as
-before; both ways end in the same `_Answer`.
+Requests go straight to the httpcore2 connection pool of httpx2's own transport when the client
+built it (the usual case): httpx2's client around it (request and response models, auth and
+redirect flows, cookies, stream wrappers) cost a large share of the client's CPU per write
+(docs/benchmarks.md). With a proxy configured, or a transport passed in (tests), they go
+through `httpx2.AsyncClient` as before; both ways end in the same `_Answer`.
 
 The server's quirks handled here are documented in docs/netmaker-api.md: a wrong password is 400 not
 401, an MFA account logs in with 200 and no token, GET /api/nodes can answer 200 with an empty
@@ -53,7 +53,6 @@ from kaput_not.core.model import Egress, EgressSpec, Host, Network, NmNode
 from kaput_not.decoding import Decoder, first_byte
 from kaput_not.netmaker import errors, wire
 from kaput_not.netmaker.list_reader import Item, ListReader
-from kaput_not.netmaker.network import AsyncioTransport
 from kaput_not.netmaker.settings import (
     TLS_HINT,
     ClientSettings,
@@ -348,7 +347,8 @@ class NetmakerClient:
         self._targets: dict[str, httpcore2.URL] = {}  # the same, for the paths without a query
         product = f"kaput-not/{__version__}"
         agent = f"{product} ({settings.identity})" if settings.identity else product
-        chosen = transport or _default_transport(verify)
+        own = _default_transport(verify) if transport is None else None
+        chosen = transport or own
         self._http = httpx2.AsyncClient(
             base_url=settings.api_url.rstrip("/"),
             transport=chosen,
@@ -358,7 +358,9 @@ class NetmakerClient:
             headers={"User-Agent": agent, "Accept": "application/json"},
         )
         # The direct way (see the module's docstring): the pool, and what every request sends.
-        self._pool = chosen.pool if isinstance(chosen, AsyncioTransport) else None
+        # httpx2 keeps its transport's httpcore2 pool private; it is the one the transport
+        # itself sends on, so both ways share its connections.
+        self._pool = own._pool if own is not None else None
         self._head = [
             (b"Host", self._http.base_url.netloc),
             (b"User-Agent", agent.encode("ascii", "replace")),
@@ -568,7 +570,7 @@ class NetmakerClient:
     ) -> _Answer:
         """One request on httpcore2's pool, with the headers httpx2 would send us (no
         Accept-Encoding: the client decodes no compressed answer)."""
-        assert self._pool is not None  # `_send` comes here only with our own transport
+        assert self._pool is not None  # `_send` comes here only with the transport built here
         query = urllib.parse.urlencode(params) if params else ""  # as httpx2 encodes a query
         sent = self._head + [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
         if content is not None:
@@ -795,13 +797,14 @@ class NetmakerClient:
         return exp - min(self._settings.token_refresh_margin_seconds, lifetime / 2)
 
 
-def _default_transport(verify: ssl.SSLContext | bool) -> httpx2.AsyncBaseTransport | None:
-    """Our asyncio transport, unless HTTP(S)_PROXY or ALL_PROXY is set: httpx2 routes through
-    a proxy (and honours NO_PROXY) only when it builds the transports itself (None)."""
+def _default_transport(verify: ssl.SSLContext | bool) -> httpx2.AsyncHTTPTransport | None:
+    """httpx2's own transport (HTTP/1.1, its default limits), unless HTTP(S)_PROXY or ALL_PROXY
+    is set: httpx2 routes through a proxy (and honours NO_PROXY) only when it builds the
+    transports itself (None)."""
     proxies = urllib.request.getproxies()
     if any(proxies.get(scheme) for scheme in ("http", "https", "all")):
         return None
-    return AsyncioTransport(verify)
+    return httpx2.AsyncHTTPTransport(verify=verify)
 
 
 def _call_name(method: str, path: str, params: Mapping[str, str] | None) -> str:

@@ -1,15 +1,16 @@
-"""Controller CPU per write with and without `netmaker/network.py`, alternated in one sitting.
+"""Controller CPU per write by the Netmaker client's way of sending, alternated in one sitting.
 
 Each trial is `bench/scale.py`'s initial sync on a fresh stack (the emulator and the Kubernetes
 API stand-in in their own processes, every answer delayed by ``--latency-ms``), with the
 controller's HTTP layer chosen by a variant:
 
-- ``asyncio``: the product as it ships, httpcore2's pool on our asyncio protocol
-  (`kaput_not.netmaker.network.AsyncioBackend`), requests sent to the pool directly;
-- ``httpcore2``: the same direct path on httpcore2's own network backend (its `AutoBackend`,
-  anyio under asyncio), i.e. what remains if network.py goes and the client builds the pool;
-- ``httpx2``: no pool of ours at all: `httpx2.AsyncClient` with the transports it builds itself
-  (the path the client already takes behind a proxy).
+- ``direct``: the product as it ships, requests sent straight to the httpcore2 pool of httpx2's
+  own transport;
+- ``httpx2``: every request through `httpx2.AsyncClient` with the transports it builds itself
+  (the way the client takes behind a proxy).
+
+An earlier version (``git show 8f12fb3:bench/network_ab.py``) also measured the private asyncio
+backend that docs/benchmarks.md tells about.
 
 The variant is chosen in the controller's own process by patching one name before `run`
 starts, so everything else is the shipped code. Trials run in rounds, each round every variant
@@ -21,9 +22,9 @@ in a child process (every answer delayed by ``--latency-ms``), and in this proce
 (NETMAKER_CONCURRENCY's default). Variants take turns batch by batch, ``--rounds`` times; the
 figure is this process's CPU time (`time.process_time`) per create.
 
-Usage: .venv/bin/python bench/network_ab.py --nodes 10000 --dual-stack --latency-ms 1 \
-           [--rounds 4] [--variants asyncio,httpcore2,httpx2] [--json]
-       .venv/bin/python bench/network_ab.py --focused --latency-ms 1 [--rounds 20] [--batch 2000]
+Usage: .venv/bin/python bench/http_ab.py --nodes 10000 --dual-stack --latency-ms 1 \
+           [--rounds 4] [--variants direct,httpx2] [--json]
+       .venv/bin/python bench/http_ab.py --focused --latency-ms 1 [--rounds 20] [--batch 2000]
 """
 
 from __future__ import annotations
@@ -46,17 +47,12 @@ import scale  # the sibling benchmark, importable once its folder is on the path
 
 from kaput_not.core.model import EgressSpec
 from kaput_not.netmaker import client as client_module
-from kaput_not.netmaker import network
 from kaput_not.netmaker.client import NetmakerClient
 from kaput_not.netmaker.settings import ClientSettings
 
 #: What each variant runs in the controller's process before `kaput-not run`.
 PATCHES = {
-    "asyncio": "",
-    "httpcore2": (
-        "import kaput_not.netmaker.network as n\n"
-        "n.AsyncioBackend = lambda: None  # the pool then builds httpcore2's AutoBackend\n"
-    ),
+    "direct": "",
     "httpx2": (
         "import kaput_not.netmaker.client as c\n"
         "c._default_transport = lambda verify: None  # httpx2 builds its own transports\n"
@@ -85,9 +81,6 @@ def trial(variant: str, args: argparse.Namespace) -> dict[str, Any]:
 
 def focused_client(variant: str, settings: ClientSettings) -> NetmakerClient:
     """A client on the variant's HTTP layer, built as the controller would build it."""
-    if variant == "httpcore2":
-        with mock.patch.object(network, "AsyncioBackend", return_value=None):
-            return NetmakerClient(settings)
     if variant == "httpx2":
         with mock.patch.object(client_module, "_default_transport", return_value=None):
             return NetmakerClient(settings)
@@ -151,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     scale.add_stack_options(parser)
     parser.add_argument("--rounds", type=int, default=4, help="trials per variant (4)")
-    parser.add_argument("--variants", default="asyncio,httpcore2,httpx2")
+    parser.add_argument("--variants", default="direct,httpx2")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds to converge (600)")
     parser.add_argument("--focused", action="store_true", help="the client alone (see above)")
     parser.add_argument("--batch", type=int, default=2000, help="creates per batch (--focused)")
