@@ -22,9 +22,14 @@ in a child process (every answer delayed by ``--latency-ms``), and in this proce
 (NETMAKER_CONCURRENCY's default). Variants take turns batch by batch, ``--rounds`` times; the
 figure is this process's CPU time (`time.process_time`) per create.
 
+``--cachegrind SMALL,LARGE`` counts instructions instead, which load moves far less: the
+controller under ``valgrind --tool=cachegrind`` for an initial sync at SMALL and at LARGE nodes,
+the difference divided by the writes between them.
+
 Usage: .venv/bin/python bench/http_ab.py --nodes 10000 --dual-stack --latency-ms 1 \
            [--rounds 4] [--variants direct,httpx2] [--json]
        .venv/bin/python bench/http_ab.py --focused --latency-ms 1 [--rounds 20] [--batch 2000]
+       .venv/bin/python bench/http_ab.py --cachegrind 1000,3000 --dual-stack --latency-ms 1
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -64,19 +70,46 @@ RUN = (
 )
 
 
-def trial(variant: str, args: argparse.Namespace) -> dict[str, Any]:
-    with scale.stack_of(args.nodes, 1, args.dual_stack, args.latency_ms) as stack:
+def trial(
+    variant: str, args: argparse.Namespace, nodes: int | None = None, counts: str | None = None
+) -> dict[str, Any]:
+    """One initial sync; with `counts`, under cachegrind, its output written to that file."""
+    with scale.stack_of(nodes or args.nodes, 1, args.dual_stack, args.latency_ms) as stack:
         controller = scale.python_controller(stack)
         controller.argv = [sys.executable, "-c", PATCHES[variant] + RUN]
+        if counts is not None:
+            prefix = ["valgrind", "--tool=cachegrind", "--cache-sim=no"]
+            controller.argv = [*prefix, f"--cachegrind-out-file={counts}", *controller.argv]
         origin = time.time()
         controller.start()
         try:
             result = scale.measure_initial(stack, controller, args.timeout, origin)
         finally:
             controller.stop()
+    if counts is not None:
+        found = re.search(r"^summary: (\d+)", Path(counts).read_text(), re.MULTILINE)
+        result["instructions"] = int(found.group(1)) if found else None
     result["variant"] = variant
     result["load1"] = round(os.getloadavg()[0], 2)
     return result
+
+
+def instructions_per_write(args: argparse.Namespace, variants: list[str]) -> dict[str, Any]:
+    """Instructions a write: the difference between an initial sync at SMALL and at LARGE nodes,
+    divided by the writes between them (start-up cancels out); load moves it far less than CPU
+    time."""
+    small, large = (int(n) for n in args.cachegrind.split(","))
+    found: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="kaput-not-cg-") as tmp:
+        for v in variants:
+            a, b = (trial(v, args, n, f"{tmp}/{v}-{n}.out") for n in (small, large))
+            if a["instructions"] is None or b["instructions"] is None or b["writes"] == a["writes"]:
+                found[v] = None
+                continue
+            per = (b["instructions"] - a["instructions"]) / (b["writes"] - a["writes"])
+            found[v] = {"instructions_per_write": round(per), "runs": [a, b]}
+            print(f"{v}: {per / 1e6:.3f} M instructions a write", file=sys.stderr, flush=True)
+    return found
 
 
 def focused_client(variant: str, settings: ClientSettings) -> NetmakerClient:
@@ -148,6 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds to converge (600)")
     parser.add_argument("--focused", action="store_true", help="the client alone (see above)")
     parser.add_argument("--batch", type=int, default=2000, help="creates per batch (--focused)")
+    parser.add_argument(
+        "--cachegrind",
+        metavar="SMALL,LARGE",
+        help="instructions a write: the controller under cachegrind at two node counts",
+    )
     args = parser.parse_args(argv)
     scale.check_stack_options(parser, args)
     variants = args.variants.split(",")
@@ -155,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--variants takes a comma-separated subset of {', '.join(PATCHES)}")
     if args.focused:
         print(json.dumps(asyncio.run(focused(args, variants))))
+        return 0
+    if args.cachegrind:
+        print(json.dumps(instructions_per_write(args, variants)))
         return 0
     trials: list[dict[str, Any]] = []
     for r in range(args.rounds):
