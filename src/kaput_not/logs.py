@@ -52,7 +52,7 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
         # json.dumps' layout (`"key": "value"`) is what people grep the logs for: kept, though
-        # msgspec would encode a line in a tenth of the time (3 of a line's 17 µs).
+        # msgspec would encode a line faster (docs/benchmarks.md).
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
@@ -104,7 +104,7 @@ class Held(logging.Handler):
 
 def configure(level: str, fmt: str) -> None:
     # Neither format shows the thread or the process: don't look them up for every record (the
-    # logging HOWTO's "Optimization"; a write's log line took 17 µs, 1 of them these).
+    # logging HOWTO's "Optimization": a log line is written per Netmaker write).
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False

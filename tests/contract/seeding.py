@@ -1,17 +1,17 @@
 """Seeding a Netmaker server for the contract suite through its public HTTP API only.
 
 Nothing here touches the emulator's Python API, so the same calls seed a real server. The
-sequence is netmaker-api.md 8.1: create the first super-admin if the server has none, log in,
-create a network, register hosts with an enrollment key, join them to networks, and clean up
-with forced deletes.
+sequence is docs/netmaker-api.md section 7: create the first super-admin if the server has
+none, log in, create a network, register hosts with an enrollment key, join them to networks,
+and clean up with forced deletes.
 
 Choices that keep a shared real server healthy:
 
 - every network name, key tag, host id and MAC address is random, so runs never collide;
 - hosts register with a key that has no networks and then join networks with
-  ``POST /api/hosts/{id}/networks/{net}``, which creates the node before answering (8.1 step 6);
+  ``POST /api/hosts/{id}/networks/{net}``, which creates the node before answering;
 - deletes always send ``force=true``: without it, a server running without a message broker
-  blocks after ten deletes (8.3);
+  blocks after ten deletes (docs/netmaker-api.md section 7);
 - enrollment tokens are built here from the key's value, choosing a ``server`` text whose base64
   has no ``/`` (the token is a path segment, and the server ignores ``server``).
 
@@ -80,7 +80,7 @@ def enrollment_token(value: str) -> str:
 
 
 def register_body(name: str, **overrides: object) -> dict[str, object]:
-    """A ``schema.Host`` body a netclient would send, with a unique id and MAC address (8.3)."""
+    """A ``schema.Host`` body a netclient would send, with a unique id and MAC address."""
     body: dict[str, object] = {
         "id": str(uuid.uuid4()),
         "name": name,

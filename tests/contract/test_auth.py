@@ -1,4 +1,4 @@
-"""Login, tokens and the first super-admin (netmaker-api.md 1.1 to 1.4, table 9)."""
+"""Login, tokens and the first super-admin (docs/netmaker-api.md sections 2, 3 and 7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The egress API as the controller uses it (netmaker-api.md 4 and 5, table 9)."""
+"""The egress API as the controller uses it (docs/netmaker-api.md sections 5 and 6)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ EGRESS = "/api/v1/egress"
 
 
 def rule(network: str, **fields: object) -> dict[str, object]:
-    """An egress body shaped like the controller's (DESIGN.md section 2)."""
+    """An egress body shaped like the controller's (docs/design.md section 2)."""
     body: dict[str, object] = {
         "name": "contract pods (1/1)",
         "network": network,
@@ -138,7 +138,8 @@ async def test_delete_needs_an_id_and_an_unknown_one_is_400_record_not_found(htt
 
 
 async def wait_until_routerless(seeder: Seeder, created: dict[str, Any]) -> dict[str, Any]:
-    """Poll until the egress has ``nodes: {}``; it must stay listed all along (section 5)."""
+    """Poll until the egress has ``nodes: {}``; it must stay listed all along (docs/netmaker-api.md
+    section 6)."""
 
     async def stored() -> dict[str, Any]:
         egresses = await seeder.egresses(created["network"])

@@ -1,4 +1,4 @@
-"""Hosts, nodes, networks and registration (netmaker-api.md 2, 3, 5, 8.1)."""
+"""Hosts, nodes, networks and registration (docs/netmaker-api.md sections 4, 6 and 7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""gorilla/mux defaults for unknown paths and wrong methods (netmaker-api.md 0.1)."""
+"""gorilla/mux defaults for unknown paths and wrong methods (docs/netmaker-api.md section 1)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ promises are checked (`NeverBreak`'s invariants):
 1. no foreign rule written (seeded at the start, damaged markers and another cluster's
    included);
 2. never more of our rules lost against their high-water mark than the budget allows (counted
-   by slot: a duplicate cleaned up takes no route away, README and DESIGN rule 8);
+   by slot: a duplicate cleaned up takes no route away, README and docs/design.md rule 8);
 3. no rule written through a host its node does not unambiguously own (and never a refused pod
    CIDR: a default route, one inside the mesh's range, or one another node holds);
 4. no two rules of ours for one slot after a pass completes on honest lists (but the slots of
@@ -763,8 +763,8 @@ class NeverBreak(RuleBasedStateMachine):
     @invariant()
     def never_more_than_the_budget_lost(self) -> None:
         """The delete budget as README ("A cluster-wide delete budget that no restart forgets")
-        and DESIGN rule 8 promise it: our rules lost against their high-water mark are at most
-        MAX_DELETE_FRACTION of that mark, and always MAX_DELETE_MIN, over the whole example
+        and docs/design.md rule 8 promise it: our rules lost against their high-water mark are at
+        most MAX_DELETE_FRACTION of that mark, and always MAX_DELETE_MIN, over the whole example
         (which spans far less fake time than BUDGET_WINDOW; no acknowledgement, and
         ALLOW_MASS_DELETE off).
 

@@ -1,4 +1,4 @@
-"""Every reconciliation rule of DESIGN.md section 3, end to end against the Netmaker emulator:
+"""Every reconciliation rule of docs/design.md section 3, end to end against the Netmaker emulator:
 the real client, cache, planner and executor over HTTP on loopback."""
 
 from __future__ import annotations

@@ -73,7 +73,7 @@ def test_foreign_descriptions_are_not_ours(text):
     ],
 )
 def test_a_damaged_marker_is_foreign(suffix):
-    """DESIGN.md section 2: ours only if the description parses; issue 9, item 6."""
+    """docs/design.md section 2: ours only if the description parses; issue 9, item 6."""
     assert parse_description("Managed by kaput-not (DO NOT EDIT): " + suffix) is None
 
 

@@ -1,4 +1,4 @@
-"""One test per planner rule (DESIGN.md section 3), on hand-built snapshots."""
+"""One test per planner rule (docs/design.md section 3), on hand-built snapshots."""
 
 from __future__ import annotations
 
@@ -186,7 +186,7 @@ def test_rule_1_adoption_never_takes_a_rule_another_slot_routes_for():
     "suffix", ["index=abc", "index=-1", "index=1 extra", "clusterx=a index=0", "index=0 note"]
 )
 def test_a_damaged_marker_is_never_touched(suffix):
-    """Issue 9, item 6: these were deleted as "damaged"; DESIGN.md says they are foreign."""
+    """Issue 9, item 6: these were deleted as "damaged"; docs/design.md says they are foreign."""
     host, nodes = one_host()
     damaged = egress(
         "net", f"Managed by kaput-not (DO NOT EDIT): {suffix}", {"h1-net": 500}, range="10.1.0.0/24"

@@ -562,7 +562,7 @@ class Kube:
 @dataclass
 class NetmakerServer:
     """A real Netmaker server: v1.5.1 CE on sqlite, no message broker, nothing asked of the
-    internet (netmaker-api.md 7.3), with its database in ``directory/data``.
+    internet (docs/netmaker-api.md section 7), with its database in ``directory/data``.
 
     A server started again on the same directory and port keeps its users, hosts and rules.
     """

@@ -3,7 +3,7 @@ emulator in a process of its own, configured only by environment variables.
 
 Kubernetes nodes are created and deleted through the real API (no kubelet needed); Netmaker
 hosts are registered through the Netmaker HTTP API as a netclient would. Every expectation
-about egress rules is written out here from DESIGN.md section 2, not taken from the code.
+about egress rules is written out here from docs/design.md section 2, not taken from the code.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ OWNED = ("network", "description", "name", "range", "nat", "status", "nodes")
 def rule(
     node: str, index: int, count: int, cidr: str, network: str, nm_node: str, cluster: str = ""
 ) -> dict[str, Any]:
-    """The owned fields of E(node, Netmaker node, index), as DESIGN.md section 2 states them."""
+    """The owned fields of E(node, Netmaker node, index), as docs/design.md section 2 has them."""
     scope = f"cluster={cluster} " if cluster else ""
     return {
         "network": network,

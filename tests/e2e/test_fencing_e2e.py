@@ -1,7 +1,7 @@
 """Fencing of leader election, with real `kaput-not run` processes and a real kube-apiserver.
 
 A replica may write to Netmaker only while its last Lease renewal is younger than the renew
-deadline (DESIGN.md section 5: writes stop the moment leadership is in doubt). These tests
+deadline (docs/design.md section 6: writes stop the moment leadership is in doubt). These tests
 freeze a leader with SIGSTOP past its lease, or kill it, and check from outside that the old
 leader never writes once a standby has taken over, and that a replica takes over in time.
 

@@ -1,4 +1,4 @@
-"""NetmakerClient against answers shaped like Netmaker v1.5.1's (see netmaker-api.md).
+"""NetmakerClient against answers shaped like Netmaker v1.5.1's (see docs/netmaker-api.md).
 
 `FakeNetmaker` is a MockTransport handler with just enough of the server to exercise the client:
 login with its 400/401 split, bearer checks with 401, and per-test routes. Two tests use real

@@ -1,4 +1,4 @@
-"""Wire structs: decode what Netmaker v1.5.1 sends (netmaker-api.md), encode what it expects."""
+"""Wire structs: decode what Netmaker v1.5.1 sends (docs/netmaker-api.md), encode what it wants."""
 
 from __future__ import annotations
 

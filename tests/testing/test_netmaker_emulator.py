@@ -1,4 +1,4 @@
-"""The emulator over HTTP: netmaker-api.md's behaviour and quirks, as a client sees them."""
+"""The emulator over HTTP: docs/netmaker-api.md's behaviour and quirks, as a client sees them."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from .helpers import (
 
 EGRESS = "/api/v1/egress"
 
-# -- login and tokens (1.2, 1.3, 1.4) --------------------------------------------------------
+# -- login and tokens (docs/netmaker-api.md 2, 3) -------------------------------------------------
 
 
 async def test_login_returns_a_capitalised_envelope_with_a_jwt(http: httpx2.AsyncClient, clock):
@@ -131,7 +131,7 @@ async def test_without_a_master_key_configured_nothing_matches_it():
         assert answer.status_code == 401
 
 
-# -- hosts, nodes, networks (2, 3, 8.1) ------------------------------------------------------
+# -- hosts, nodes, networks (docs/netmaker-api.md 4, 7) -------------------------------------------
 
 
 async def test_hosts_are_a_bare_array_sorted_by_id(emulator, http, auth):
@@ -416,7 +416,7 @@ async def test_json_is_escaped_like_go(http, auth, mesh):
     assert envelope(answer)["Response"]["name"] == "<a & b>"
 
 
-# -- enrollment and registration (8.1) -------------------------------------------------------
+# -- enrollment and registration (docs/netmaker-api.md 7) -----------------------------------------
 
 
 def token_for(value: str, server: str = "anything") -> str:
@@ -527,7 +527,7 @@ async def test_enrollment_key_rejections(emulator, http, auth, fields, status):
     assert error_of(answer)[0] == status
 
 
-# -- joining, leaving, deleting (5, 8.1) -----------------------------------------------------
+# -- joining, leaving, deleting (docs/netmaker-api.md 6, 7) ---------------------------------------
 
 
 async def test_join_and_leave_answer_200_with_an_empty_body(emulator, http, auth):
@@ -602,7 +602,7 @@ async def test_node_delete_takes_the_master_key_only(emulator, http, auth):
     assert emulator.state.node(node_id) is None
 
 
-# -- first super-admin (1.1), health, router defaults (0.1, 7.3) -----------------------------
+# -- first super-admin, health, router defaults (docs/netmaker-api.md 1, 7) -----------------------
 
 
 async def test_a_fresh_server_accepts_one_superadmin():

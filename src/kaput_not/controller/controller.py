@@ -5,7 +5,7 @@ informer store and Netmaker (cached) as they are now. An added node, a node whos
 changed and a deleted node all just enqueue the name; a missing node means "delete its rules",
 retried with backoff like any other key, so a delete seen while Netmaker is down is not lost.
 
-Every Netmaker write goes through the one work queue (DESIGN.md rule 12). Besides node names
+Every Netmaker write goes through the one work queue (docs/design.md rule 12). Besides node names
 it carries one more key, `CLUSTER`, for a pass over the whole cluster; the queue runs that key
 alone (a barrier), so two passes never plan against each other's half-done writes. Whole-cluster
 passes are queued:
@@ -122,7 +122,7 @@ class Controller:
         self._fatal_event = asyncio.Event()
         # The host fingerprints later changes are measured from, and the lists they were taken
         # from: the same lists again (within the TTL, and on every resync) give the same
-        # fingerprints, not another 2.5 MB and 30 ms.
+        # fingerprints without computing them again.
         self._fingerprinted: (
             tuple[Sequence[Host], Sequence[NmNode], dict[str, _Fingerprint]] | None
         ) = None
@@ -523,9 +523,9 @@ def freeze_long_lived() -> None:
     """Once per process, after the first full pass: collect, then leave everything alive now
     (modules, the node store, the Netmaker lists) out of later collections (`gc.freeze`).
 
-    With a million objects alive at 10,000 nodes, each full collection took 40-70 ms and came
-    as a refresh of the lists allocated their replacements: at 100 node changes a second the
-    events p99 was 74 ms without the freeze and 10 ms with it (one 40 s run each). Frozen
+    At 10,000 nodes about a million objects are alive; each full collection walked them all and
+    came as a refresh of the lists allocated their replacements, holding node events back
+    (docs/benchmarks.md has the events p99 with and without the freeze). Frozen
     objects are still freed when their last reference goes (the lists replaced on a refresh
     are); only a reference cycle
     frozen here and dropped later is never reclaimed, which is why this happens once, after a
@@ -537,7 +537,7 @@ def freeze_long_lived() -> None:
 
 
 _Membership = tuple[str, str, str, bool]
-#: A host name's memberships, sorted. A tuple, not a set: at 10,000 hosts the sets cost 10 MB.
+#: A host name's memberships, sorted. A tuple, not a set: a set per host costs far more.
 _Fingerprint = tuple[_Membership, ...]
 
 

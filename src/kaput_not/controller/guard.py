@@ -1,4 +1,4 @@
-"""Cluster-wide budgets on deletes and re-creates, remembered in the cluster (DESIGN.md rule 8).
+"""Cluster-wide budgets on deletes and re-creates, kept in the cluster (docs/design.md rule 8).
 
 A broken API does not have to wipe the mesh in one pass: an empty relist becomes one delete
 event per node, and each one-node pass deletes a rule or two; a restart, or one window after
@@ -189,8 +189,8 @@ class WriteGuard:
         self.problem: str | None = None
         self.deletes = DeleteBudget(self)
         self.recreates = WindowBudget(settings, clock)
-        # No index by id beside it: a delete finds its slots from its target (3 MB less at
-        # 20,000 rules), and a slot whose rule was edited meanwhile waits for the next learn.
+        # No index by id beside it (memory per rule): a delete finds its slots from its
+        # target, and a slot whose rule was edited meanwhile waits for the next learn.
         self._known: dict[Slot, str] = {}
         #: Ids of rules re-created and not listed by a full pass yet.
         self._recreated: set[str] = set()
@@ -319,8 +319,8 @@ class WriteGuard:
         # keys stay and each new tuple goes at once (a new dict per pass meant 20,000 new
         # tuples kept, and the old ones freed, on every resync at 10,000 dual-stack nodes).
         # No set of the slots seen, nor of the ids listed: a slot was seen if the rule now
-        # recorded for it is listed there and holds it. Those sets took 6 MB a pass at
-        # 20,000 rules; the rules by id, per network, take 0.7.
+        # recorded for it is listed there and holds it. Those sets cost several times what
+        # the rules by id, per network, do.
         known, cluster = self._known, self._cluster
         listed: dict[str, dict[str, Egress]] = {}
         copies = owned = 0

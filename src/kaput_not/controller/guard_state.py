@@ -1,4 +1,4 @@
-"""The write guard's memory, kept in the cluster so that no restart forgets it (DESIGN.md rule 8).
+"""The write guard's memory, kept in the cluster: no restart forgets it (docs/design.md rule 8).
 
 One small JSON document, stored as one annotation (`ANNOTATION`) on the leader-election Lease:
 the leader already writes there, and RBAC already allows it. It holds counts, never slots or

@@ -200,7 +200,7 @@ class Metrics:
     ) -> None:
         """The Netmaker client's `on_request` hook, once per request: the labelled series are
         kept by their labels (a handful: methods, endpoints, statuses), as `labels()` checks
-        and locks on every call (3.4 µs a request, a write's 0.7 %)."""
+        and locks on every call."""
         key = (method, endpoint, status)
         found = self._netmaker_series.get(key)
         if found is None:

@@ -9,9 +9,10 @@ Byte-compatible with the Go version, so a cluster switches controllers without c
 
 An egress is ours only when its description parses, whole, as one of the two forms above *and*
 its cluster scope is ours: no cluster key in single-cluster mode, our exact name in
-multi-cluster mode (DESIGN.md section 2). Everything else, a damaged marker included (`index=abc`,
-`index=-1`, `index=1 extra`, `clusterx=a index=0`), is foreign and is never written or deleted:
-a hand-made description that merely starts like ours is not a licence to delete it.
+multi-cluster mode (docs/design.md section 2). Everything else, a damaged marker included
+(`index=abc`, `index=-1`, `index=1 extra`, `clusterx=a index=0`), is foreign and is never
+written or deleted: a hand-made description that merely starts like ours is not a licence to
+delete it.
 """
 
 from __future__ import annotations

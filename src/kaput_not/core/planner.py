@@ -9,7 +9,8 @@ A node's pass is a pass over the hosts it resolves to (now, and before a delete 
 annotation) and every node that claims them, found through the claims index (core/claims.py)
 rather than a scan: ownership of a host is decided from all its claimants in either scope.
 
-Rules (DESIGN.md section 3), each in a function named for it:
+Rules (numbered as in docs/design.md section 3; 5-7, 12 and 14 are the controller's), each in a
+function named for it:
 
 1. Match an existing rule to E(N, M, i) by ownership, index i and M.id in `nodes`; a slot left
    without a match takes one of ours that nothing else claims with the same network, index and
@@ -21,7 +22,8 @@ Rules (DESIGN.md section 3), each in a function named for it:
    Netmaker node gone, pending delete or in another network, `nodes` empty or naming only ids
    that no longer exist. (A damaged marker is not ours: see core/egress.py.)
 8. Never delete before the first complete list of Kubernetes nodes; refuse a pass that would
-   delete an implausible share of our rules unless the operator allows it.
+   delete an implausible share of our rules unless the operator allows it. (The budget across
+   passes and restarts is the write guard's, controller/guard.py.)
 9. Skip static pseudo-nodes and nodes pending delete. A Kubernetes node name matched by two
    Netmaker hosts is ambiguous: its rules are left alone and a warning says so. A node whose pod
    CIDRs do not parse is treated the same way: nothing is lost on bad input. The host
@@ -31,9 +33,9 @@ Rules (DESIGN.md section 3), each in a function named for it:
    kept (`host-contested`); an annotation the settings turn off or do not allow claims nothing
    (`host-annotation-refused`). A deleted node's rules, and its delete grace, follow the host it
    resolved to (`resolved`), not its name.
+10. No update or delete without an id (enforced by `Action` itself).
 11. A Kubernetes node with no pod CIDRs yet (a rebuilt node registers first and gets its CIDRs
    seconds later) keeps its rules, unless the caller says its grace is over (`cidrless_expired`).
-10. No update or delete without an id (enforced by `Action` itself).
 13. A pod CIDR that is a default route, overlaps the address range of a network its rules would
    be in, overlaps another node's CIDR (both nodes), or lies outside the cluster's pod ranges
    (when set) is refused as `bad-pod-cidr`: never written, the node's rules left alone.
@@ -119,7 +121,7 @@ class NetmakerView:
     #: single-node pass uses it instead of scanning every rule (the cache keeps one).
     routed: Callable[[Iterable[str]], Sequence[Egress]] | None = None
     #: Optional index: the hosts named so, and their nodes, as `_narrowed` would find them. A
-    #: single-node pass uses it instead of scanning every host and node (2 ms at 10,000).
+    #: single-node pass uses it instead of scanning every host and node.
     members: Callable[[str], tuple[Sequence[Host], Sequence[NmNode]]] | None = None
     #: Each network's own address ranges (`addressrange`, `addressrange6`): a pod CIDR that
     #: overlaps the range of a network its rules would be written in is refused.
@@ -133,10 +135,10 @@ class NetmakerView:
 @dataclass(frozen=True, slots=True, eq=False)
 class _Desired:
     """E(N, M, i) before it is spelled out: its spec is built where it is compared or written,
-    so a full pass over 20,000 rules in sync never holds 20,000 specs at once (3 MB).
+    so a full pass over every rule in sync never holds a spec per rule at once.
 
     Compared and hashed by identity: the pass's one `_Desired` per slot is the slot's key in
-    the matching, where a `RuleKey` tuple per slot cost 1.2 MB at 20,000 rules.
+    the matching, where a `RuleKey` tuple per slot cost memory per rule.
     """
 
     kube_node: str
@@ -163,8 +165,8 @@ class _Desired:
 
 class _DesiredRules:
     """The desired rules, stored by Netmaker node id: a node has one rule per pod CIDR, so one
-    small tuple per node replaces a `RuleKey` tuple and a dict entry per rule (about 1 MB less
-    for a full pass at 10,000 dual-stack nodes). Found by slot, or all in turn."""
+    small tuple per node replaces a `RuleKey` tuple and a dict entry per rule. Found by slot,
+    or all in turn."""
 
     __slots__ = ("_by_node",)
 
@@ -201,7 +203,7 @@ class _Index:
     kube: dict[str, KubeNode]
     nodes: dict[str, NmNode]
     hosts: dict[str, Host]
-    #: Sorted tuples, not sets: a one-element set takes 216 bytes, 2 MB at 10,000 hosts.
+    #: Sorted tuples, not sets: a one-element set is several times a tuple's size.
     node_ids_by_host: dict[str, tuple[str, ...]]
     hosts_by_name: dict[str, list[Host]]
     #: Kubernetes nodes by the Netmaker host name they own (by their name, or as the one node
@@ -223,7 +225,7 @@ class _Index:
     overlaps: Mapping[str, list[str]] | None
     #: Per Kubernetes node, its pod CIDRs as Netmaker stores them, or why one is unusable:
     #: parsed once per pass for the three readers, and dropped with the pass (a cache kept
-    #: between passes held 20,000 entries, 3 MB, for the life of the process).
+    #: between passes held an entry per rule for the life of the process).
     ranges: dict[str, tuple[str, ...] | str] = field(default_factory=dict)
     #: Each network's address ranges read as numbers (an unparsable one left out): read once
     #: a pass, not once a node.
@@ -303,7 +305,7 @@ def plan(
     matched, duplicates = _match(owned, desired, repeated)
     # Rules kept other than as the rule matched to a slot they route for: duplicates' targets,
     # adopted rules, and every copy of a matched id listed more than once. Few, so a set is
-    # cheap (a set of every matched id took 2 MB at 20,000 rules, three times a pass).
+    # cheap (a set of every matched id, built three times a pass, was not).
     claimed = {a.target.id for a in duplicates if a.target}
     if repeated:
         claimed |= {e.id for e in matched.values() if e.id in repeated}
@@ -749,7 +751,7 @@ def _owned_rules(
 ) -> list[Egress]:
     """Our rules in scope. Foreign and other-cluster rules never get here.
 
-    The rules alone, not with their markers: a tuple per rule cost 1.2 MB at 20,000 rules, and
+    The rules alone, not with their markers: a tuple per rule is memory per rule, and
     `_marker` reads one again from the description cache."""
     in_scope: set[str] | None = None
     if only is not None:
@@ -787,7 +789,7 @@ def _repeated_ids(owned: list[Egress]) -> set[str]:
     A server that ignores `?network=`, say, lists every rule in every network. Such copies are
     matched and kept by id, never as separate rules: a copy left unmatched must not read as
     unwanted and be deleted (by id, taking the live rule with it), nor take a second slot.
-    Found by sorting, not with a set of every id (2 MB at 20,000 rules).
+    Found by sorting, not with a set of every id (memory per rule).
     """
     ids = sorted(e.id for e in owned)
     return {a for a, b in itertools.pairwise(ids) if a == b}
@@ -818,8 +820,8 @@ def _match(
     taken once, as every slot once was.
     """
     # A slot's one candidate is kept as is, a list only for the rare slot with several: a
-    # list per slot cost 2.5 MB on a full pass over 20,000 rules. The dict then becomes the
-    # matching itself, each slot's candidates replaced by its keeper (a second dict: 0.6 MB).
+    # list per slot is memory per rule on every full pass. The dict then becomes the matching
+    # itself, each slot's candidates replaced by its keeper (rather than a second dict).
     candidates: dict[_Desired, Egress | list[Egress]] = {}
     for egress in owned:
         index = _marker(egress).index

@@ -3,7 +3,7 @@
 Both APIs we read can answer wrong without an error: a Kubernetes relist that comes back empty
 from a broken apiserver or proxy, a Netmaker list that lost half its items to a bad database
 read. Deletes planned from such a list would break the mesh, so an empty or sharply shrunk list
-is read a second time before anything believes it (DESIGN.md rule 8).
+is read a second time before anything believes it (docs/design.md rule 8).
 """
 
 from __future__ import annotations

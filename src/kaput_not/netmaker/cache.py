@@ -103,8 +103,7 @@ class CachedNetmaker:
         # The host and node index of the last view (`_members`), and its lists.
         self._members_memo: tuple[list[Host], list[NmNode], _Members] | None = None
         # One list read at a time, background refreshes included: each big list is held twice
-        # while it is read (its JSON and its objects), so reads side by side add up (a 6 MB
-        # host list and an 8 MB rule list at 10,000 nodes).
+        # while it is read (its JSON and its objects), so reads side by side add up.
         self._one_read = asyncio.Lock()
 
     # -- reads -----------------------------------------------------------------------------
@@ -324,7 +323,7 @@ def _sharing(stored: Egress, spec: EgressSpec) -> Egress:
     """`stored`, holding the spec's own strings and node map when the server kept what we sent.
 
     The plan that wrote it holds the spec already: sharing keeps one copy of each value, not
-    two (about 600 bytes a rule, 12 MB at the end of a first sync of 10,000 dual-stack nodes).
+    two, for every rule a first sync writes.
     Anything the server changed is kept as the server answered it.
     """
     shared = Egress(
@@ -348,9 +347,9 @@ _SMALL_GROUP = 4
 
 
 def _grouped(pairs: Iterable[tuple[str, G]]) -> dict[str, tuple[G, ...]]:
-    """The items of `(key, item)` pairs by key, as tuples (a one-item list takes 88 bytes, a
-    tuple 56). Nearly every group holds one or two items: those grow as tuples, where a list
-    per group cost 0.9 MB more at 10,000 while a list was read again; a group past a few
+    """The items of `(key, item)` pairs by key, as tuples (smaller than a one-item list).
+    Nearly every group holds one or two items: those grow as tuples, where a list
+    per group cost measurably more while a list was read again; a group past a few
     items (a gateway node routing many rules) grows as a list, so it stays linear."""
     groups: dict[str, tuple[G, ...] | list[G]] = {}
     grown: list[str] = []
@@ -402,8 +401,8 @@ class _Lists(Mapping[str, Sequence[Egress]]):
 class _Rules:
     """One network's egress list, by id and by routing node id, patched in place.
 
-    A node's rules are a tuple, not a dict: nearly every node routes one or two, and 10,000
-    two-entry dicts took 2.3 MB where the tuples take 0.7. The price: a write through a node
+    A node's rules are a tuple, not a dict: nearly every node routes one or two, and a
+    two-entry dict takes about three times a tuple's memory. The price: a write through a node
     copies that node's tuple, so writes through one gateway node routing k rules cost O(k) each.
     """
 

@@ -8,13 +8,13 @@ Every endpoint is a few lines on top of `_call()`, which owns everything that ca
   server sends some JSON as `text/plain`, by the body itself), then the envelope's `Code`;
 - the mapping of every httpx2 and httpcore2 exception to the tree in `errors.py`.
 
-Requests go straight to httpcore2's connection pool when the transport is ours (the usual case):
-httpx2's client around it (request and response models, auth and redirect flows, cookies,
-stream wrappers) took a quarter of the client's CPU per write. With a proxy configured, or a
-transport passed in (tests), they go through `httpx2.AsyncClient` as before; both ways end in
-the same `_Answer`.
+Requests go straight to the httpcore2 connection pool of httpx2's own transport when the client
+built it (the usual case): httpx2's client around it (request and response models, auth and
+redirect flows, cookies, stream wrappers) cost a large share of the client's CPU per write
+(docs/benchmarks.md). With a proxy configured, or a transport passed in (tests), they go
+through `httpx2.AsyncClient` as before; both ways end in the same `_Answer`.
 
-The server's quirks handled here are documented in netmaker-api.md: a wrong password is 400 not
+The server's quirks handled here are documented in docs/netmaker-api.md: a wrong password is 400 not
 401, an MFA account logs in with 200 and no token, GET /api/nodes can answer 200 with an empty
 body, a PUT without `id` overwrites an arbitrary egress, DELETE of an unknown id is 400.
 
@@ -53,7 +53,6 @@ from kaput_not.core.model import Egress, EgressSpec, Host, Network, NmNode
 from kaput_not.decoding import Decoder, first_byte
 from kaput_not.netmaker import errors, wire
 from kaput_not.netmaker.list_reader import Item, ListReader
-from kaput_not.netmaker.network import AsyncioTransport
 from kaput_not.netmaker.settings import (
     TLS_HINT,
     ClientSettings,
@@ -80,7 +79,7 @@ EGRESS_PATH = "/api/v1/egress"
 
 
 #: The most of an error's body that is read (non-2xx, or an HTML page only read to report it):
-#: enough for any server message; a proxy's 300 MB error page is cut here, not held.
+#: enough for any server message; a proxy's huge error page is cut here, not held.
 ERROR_BODY_CAP = 64 * 1024
 
 #: Shorter secrets are hidden only where they stand alone: replacing every occurrence of a
@@ -168,8 +167,8 @@ _NO_ANSWER_IN_TIME = (
 @dataclass(frozen=True, slots=True)
 class _Answer:
     """A complete answer: its status, the two headers the client reads, and the body, read into
-    one buffer as it arrives (joining the chunks at the end, as httpx2 does, held a 6 MB list of
-    10,000 hosts twice). For a list read through a `ListReader`, the body is what the reader
+    one buffer as it arrives (joining the chunks at the end, as httpx2 does, held a big list
+    twice). For a list read through a `ListReader`, the body is what the reader
     did not cut out: the envelope and the last items."""
 
     status: int
@@ -368,7 +367,7 @@ class NetmakerClient:
         verify = tls_verify(settings)
         if verify is True and not settings.api_url.lower().startswith("https://"):
             # Plain HTTP never uses TLS (and redirects are not followed): skip loading the CA
-            # bundle, about 3 MB of certificates held for nothing.
+            # bundle, megabytes of certificates held for nothing.
             verify = False
         self._settings = settings
         self._clock = clock
@@ -380,7 +379,8 @@ class NetmakerClient:
         self._targets: dict[str, httpcore2.URL] = {}  # the same, for the paths without a query
         product = f"kaput-not/{__version__}"
         agent = f"{product} ({settings.identity})" if settings.identity else product
-        chosen = transport or _default_transport(verify)
+        own = _default_transport(verify) if transport is None else None
+        chosen = transport or own
         self._http = httpx2.AsyncClient(
             base_url=settings.api_url.rstrip("/"),
             transport=chosen,
@@ -390,7 +390,9 @@ class NetmakerClient:
             headers={"User-Agent": agent, "Accept": "application/json"},
         )
         # The direct way (see the module's docstring): the pool, and what every request sends.
-        self._pool = chosen.pool if isinstance(chosen, AsyncioTransport) else None
+        # httpx2 keeps its transport's httpcore2 pool private; it is the one the transport
+        # itself sends on, so both ways share its connections.
+        self._pool = own._pool if own is not None else None
         self._head = [
             (b"Host", self._http.base_url.netloc),
             (b"User-Agent", agent.encode("ascii", "replace")),
@@ -426,8 +428,7 @@ class NetmakerClient:
 
     # `held`, on the list calls: the objects a caller already holds, by id. An item read equal to
     # the one held under its id is returned as that one, so a re-read of an unchanged list
-    # allocates next to nothing while the list it replaces is still in use (20,000 rules took
-    # 7 MB more at each refresh).
+    # allocates next to nothing while the list it replaces is still in use.
 
     async def list_hosts(self, *, held: Mapping[str, Host] | None = None) -> list[Host]:
         return await self._list("/api/hosts", None, wire.HOSTS, wire.host_from_wire, held)
@@ -487,9 +488,9 @@ class NetmakerClient:
         held: Mapping[str, Item] | None,
     ) -> list[Item]:
         """A list answer's items, each decoded and converted on its own as the body arrives,
-        with other tasks run between slices: 20,000 rules take about 100 ms, which in one piece
-        would hold every node event back. In the layout Netmaker sends, their 8 MB body is
-        never held whole (`ItemSplitter`)."""
+        with other tasks run between slices: a big list converted in one piece would hold every
+        node event back. In the layout Netmaker sends, its body is never held whole
+        (`ItemSplitter`)."""
         reader = ListReader(shape, convert, held)
         reader.take(await self._call("GET", path, params=params, expect=shape.items, reader=reader))
         await reader.convert()
@@ -601,7 +602,7 @@ class NetmakerClient:
     ) -> _Answer:
         """One request on httpcore2's pool, with the headers httpx2 would send us (no
         Accept-Encoding: the client decodes no compressed answer)."""
-        assert self._pool is not None  # `_send` comes here only with our own transport
+        assert self._pool is not None  # `_send` comes here only with the transport built here
         query = urllib.parse.urlencode(params) if params else ""  # as httpx2 encodes a query
         sent = self._head + [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
         if content is not None:
@@ -634,7 +635,8 @@ class NetmakerClient:
 
     def _url(self, path: str) -> httpx2.URL:
         """`path` under the API URL, parsed once: httpx2 parses a string URL twice a request,
-        a tenth of a write's CPU. Joined as httpx2 joins `base_url` (a path prefix is kept)."""
+        a visible share of a write's CPU. Joined as httpx2 joins `base_url` (a path prefix is
+        kept)."""
         url = self._urls.get(path)
         if url is None:
             base = self._http.base_url
@@ -829,13 +831,14 @@ class NetmakerClient:
         return exp - min(self._settings.token_refresh_margin_seconds, lifetime / 2)
 
 
-def _default_transport(verify: ssl.SSLContext | bool) -> httpx2.AsyncBaseTransport | None:
-    """Our asyncio transport, unless HTTP(S)_PROXY or ALL_PROXY is set: httpx2 routes through
-    a proxy (and honours NO_PROXY) only when it builds the transports itself (None)."""
+def _default_transport(verify: ssl.SSLContext | bool) -> httpx2.AsyncHTTPTransport | None:
+    """httpx2's own transport (HTTP/1.1, its default limits), unless HTTP(S)_PROXY or ALL_PROXY
+    is set: httpx2 routes through a proxy (and honours NO_PROXY) only when it builds the
+    transports itself (None)."""
     proxies = urllib.request.getproxies()
     if any(proxies.get(scheme) for scheme in ("http", "https", "all")):
         return None
-    return AsyncioTransport(verify)
+    return httpx2.AsyncHTTPTransport(verify=verify)
 
 
 def _call_name(method: str, path: str, params: Mapping[str, str] | None) -> str:

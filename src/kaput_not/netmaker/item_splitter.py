@@ -1,7 +1,7 @@
 """The items of a JSON list answer, cut out of the body as it arrives.
 
-A list's whole body used to wait in memory until its last item was converted: 8 MB for 20,000
-rules, beside the lists still in use, at every re-read. The splitter hands items out chunk by
+A list's whole body used to wait in memory until its last item was converted, beside the lists
+still in use, at every re-read. The splitter hands items out chunk by
 chunk and keeps only the bytes not yet cut.
 
 Netmaker (Go's encoding/json) writes a list of structs compactly, every item opening with the

@@ -28,9 +28,8 @@ class _Identified(Protocol):
 W = TypeVar("W")
 Item = TypeVar("Item", bound=_Identified)
 
-#: Items converted between two looks at other tasks (1-2 ms of work). From 1,000 to 250, with
-#: the emulator's slices from 500 to 100 records, the events p99 at 10,000 nodes went from 75
-#: to 9 ms: node events had waited behind a list being converted.
+#: Items converted between two looks at other tasks: small enough that node events do not wait
+#: behind a list being converted (docs/benchmarks.md has the events p99 before and after).
 SLICE = 250
 
 

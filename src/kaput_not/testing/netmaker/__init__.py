@@ -1,6 +1,6 @@
 """An emulated Netmaker v1.5.1 CE server for tests, the demo and benchmarks.
 
-It follows ``netmaker-api.md`` (the server's real behaviour, quirks included) over real HTTP on
+It follows ``docs/netmaker-api.md`` (the server's real behaviour, quirks included) over real HTTP on
 127.0.0.1, with a direct seeding API, a request log and fault injection. It imports nothing
 from kaput-not's own Netmaker client, so it cannot share that client's mistakes; the contract
 suite in ``tests/contract`` runs against it and against a real server.

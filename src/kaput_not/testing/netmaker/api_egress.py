@@ -1,4 +1,4 @@
-"""The egress endpoints, ``/api/v1/egress`` (netmaker-api.md section 4): HTTP shape only.
+"""The egress endpoints, ``/api/v1/egress`` (docs/netmaker-api.md section 5): HTTP shape only.
 
 Decoding follows Go (a metric of ``500.0`` is a 400 with the decoder's text), every answer is
 the success envelope with status 200, and the rules themselves live in :mod:`.egress`.

@@ -1,4 +1,4 @@
-"""Enrollment keys and host registration (netmaker-api.md 8.1 steps 4 and 5).
+"""Enrollment keys and host registration (docs/netmaker-api.md section 7).
 
 ``POST /api/v1/host/register/{token}`` needs no Authorization header. In order: the token must
 name a key (400), the body must decode as ``schema.Host`` (500 with Go's decoder text), the

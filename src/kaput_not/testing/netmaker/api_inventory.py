@@ -13,7 +13,7 @@
 - ``DELETE /api/nodes/{network}/{nodeid}``: behind ``AuthorizeHost``, so the master key only.
 - ``GET /api/server/health`` and ``/api/server/status``: no authentication.
 
-Texts not given by netmaker-api.md (a host that is not in the network, the node delete message)
+Texts not given by docs/netmaker-api.md (a host that is not in the network, the node delete message)
 are inferred. Not modelled: ``GET /api/v1/hosts`` paging, ``GET /api/hosts/{hostid}`` (newer
 than v1.5.1), host updates, network updates and deletion, gateways and relays endpoints.
 """

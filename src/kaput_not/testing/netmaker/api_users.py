@@ -1,4 +1,4 @@
-"""Users and login endpoints: authenticate (1.2), has/create super-admin (1.1).
+"""Users and login endpoints: authenticate, has/create super-admin (docs/netmaker-api.md 2, 7).
 
 Login failures keep Netmaker's odd statuses: a wrong password is 400 ``incorrect credentials``,
 an unknown user 401 ``record not found``, a body that is not JSON 500. The success body is

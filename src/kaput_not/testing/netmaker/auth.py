@@ -1,4 +1,6 @@
-"""Who is calling: Netmaker's ``SecurityCheck`` and token issuing, as CE does them (0.5, 1.3, 1.4).
+"""Who is calling: Netmaker's ``SecurityCheck`` and token issuing, as CE does them.
+
+See docs/netmaker-api.md sections 2 and 3.
 
 - ``Authorization`` is split on single spaces and element [1] is the token; the word before it is
   never checked, and a header without a space is a 401.

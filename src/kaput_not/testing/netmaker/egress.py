@@ -1,8 +1,8 @@
-"""Egress resources (netmaker-api.md section 4): the table, CE's validation rules, and the quirks.
+"""Egress resources (docs/netmaker-api.md section 5): the table, CE's validation, the quirks.
 
 Quirks reproduced on purpose, because our client must survive them:
 
-- ``range`` is stored normalised (4.5): ``10.0.0.1/24`` becomes ``10.0.0.0/24``; a bare IP is a
+- ``range`` is stored normalised: ``10.0.0.1/24`` becomes ``10.0.0.0/24``; a bare IP is a
   400 ``invalid CIDR address: <x>``.
 - Create ignores ``status`` (always true) and the request ``id`` (a new UUID is minted), and shows
   ``mode: "direct_nat"`` even with ``nat: false`` (gorm's column default); a PUT with
@@ -13,7 +13,7 @@ Quirks reproduced on purpose, because our client must survive them:
   **with an empty id overwrites the first egress in the table** (lowest id, any network).
 - Unknown ids are 400 ``record not found``, on PUT and DELETE alike.
 - Purging a node strips its id from the ``nodes`` of every egress in the node's network and keeps
-  the egress, even when ``nodes`` becomes ``{}`` (section 5).
+  the egress, even when ``nodes`` becomes ``{}`` (docs/netmaker-api.md section 6).
 
 Not modelled: EE (several routing nodes, tag routing beyond storing ``tags``), virtual NAT ranges,
 DNS answers for domain egress, ACL policy clean-up on delete, MQ peer updates, and the goroutine
@@ -146,7 +146,7 @@ class EgressTable:
         return self._by_id.get(egress_id)
 
     def create(self, request: EgressRequest, *, caller: str) -> EgressRecord:
-        """``POST /api/v1/egress`` after decoding (4.2), in the server's order of checks."""
+        """``POST /api/v1/egress`` after decoding, in the server's order of checks."""
         cidr = self._resolve_range(request)
         self._check_network(request.network)
         nodes = {} if request.tags else dict(request.nodes)
@@ -174,7 +174,7 @@ class EgressTable:
         return record
 
     def update(self, request: EgressRequest) -> EgressRecord:
-        """``PUT /api/v1/egress`` after decoding (4.3): full replacement of the loaded egress."""
+        """``PUT /api/v1/egress`` after decoding: full replacement of the loaded egress."""
         self._check_network(request.network)
         cidr = self._resolve_range(request)
         record = self._load(request.id)
@@ -193,7 +193,7 @@ class EgressTable:
         return record
 
     def delete(self, egress_id: str) -> None:
-        """``DELETE /api/v1/egress?id=`` (4.4); the caller has checked that ``id`` is present."""
+        """``DELETE /api/v1/egress?id=``; the caller has checked that ``id`` is present."""
         record = self._by_id.get(egress_id)
         if record is None:
             raise bad_request(RECORD_NOT_FOUND)

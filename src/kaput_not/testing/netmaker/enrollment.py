@@ -1,4 +1,4 @@
-"""Enrollment keys and their tokens (netmaker-api.md 8.1, steps 3 to 5).
+"""Enrollment keys and their tokens (docs/netmaker-api.md section 7).
 
 A key holds a 32-character ``value``; its ``token`` is standard base64 of
 ``{"server":"<api host>","value":"<value>"}``. The server ignores ``server`` when reading a token

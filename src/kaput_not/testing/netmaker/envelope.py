@@ -1,8 +1,8 @@
 """Netmaker's response shapes: the capitalised envelopes, bare JSON, and gorilla's defaults.
 
-- Success envelope (0.2): ``{"Code":200,"Message":...,"Response":...}`` written by
+- Success envelope: ``{"Code":200,"Message":...,"Response":...}`` written by
   ``json.Encoder``, so the body ends with a newline.
-- Error envelope (0.3): same keys, HTTP status = ``Code``, written by ``json.Marshal``: no newline.
+- Error envelope: same keys, HTTP status = ``Code``, written by ``json.Marshal``: no newline.
 - Bare JSON (hosts, nodes, networks, ...): ``json.NewEncoder(w).Encode(v)``, newline included;
   handlers that never set the header send it as Go sniffs it: ``text/plain; charset=utf-8``.
 - 404 is Go's ``http.NotFound`` text; 405 has an empty body (gorilla/mux defaults).
@@ -75,8 +75,8 @@ def bare(payload: object, *, newline: bool = True, sniffed: bool = False) -> Res
     return Response(200, body, TEXT if sniffed else JSON)
 
 
-#: Records rendered between two looks at other requests when a list is sent in pieces (about
-#: 1 ms of work: with 500, writes waited several slices to be read during a refresh).
+#: Records rendered between two looks at other requests when a list is sent in pieces: small,
+#: so that writes do not wait several slices to be read during a refresh.
 LIST_SLICE = 100
 
 
@@ -92,7 +92,7 @@ def listing(
     Up to `LIST_SLICE` records: one `Response`. Longer lists go out as Go sends a big body
     (chunked, no Content-Length), rendered a slice at a time under `lock`, other requests
     served between slices: the real server encodes a list outside its database lock, so a
-    10,000-host list never holds its writes back, where one 250 ms piece of work here did. Each
+    big host list never holds its writes back, where rendering it in one piece here did. Each
     record is rendered as it stands when its slice is (rows read as a cursor reads them); the
     bytes are those of the one-piece answer.
     """

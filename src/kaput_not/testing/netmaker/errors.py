@@ -34,6 +34,6 @@ def unauthorized(message: str = "unauthorized") -> ApiError:
     return ApiError(401, message)
 
 
-# gorm's ErrRecordNotFound (SQL tables) and the key/value layer's NO_RECORD (section 0.3).
+# gorm's ErrRecordNotFound (SQL tables) and the key/value layer's NO_RECORD.
 RECORD_NOT_FOUND = "record not found"
 NO_RESULT_FOUND = "no result found"

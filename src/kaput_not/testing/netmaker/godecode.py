@@ -5,7 +5,7 @@ differs. Go, as Netmaker calls it (``json.NewDecoder(r.Body).Decode(&v)``):
 
 - reads the first JSON value and ignores anything after it; an empty body is the error ``EOF``;
 - ignores unknown keys, matches keys case-insensitively, and treats ``null`` as "leave the zero";
-- refuses ``500.0`` or ``5e2`` for an ``int`` field (hence a metric of 500.0 is a 400 in 4.2);
+- refuses ``500.0`` or ``5e2`` for an ``int`` field (hence a metric of 500.0 is a 400 on create);
 - reads ``[]byte`` from base64 text and a ``[32]byte`` from an array of numbers.
 
 Error texts follow Go's ``json: cannot unmarshal ... into Go struct field S.f of type T``. Syntax

@@ -1,4 +1,6 @@
-"""HS256 JSON Web Tokens with the standard library, as Netmaker issues them to users (1.3).
+"""HS256 JSON Web Tokens with the standard library, as Netmaker issues them to users.
+
+See docs/netmaker-api.md section 2.
 
 Why not a JWT library: the emulator may depend on the standard library and h11 only, and HS256
 is a few lines of ``hmac``. Only what Netmaker's ``jwt.ParseWithClaims`` checks is checked here:

@@ -3,7 +3,7 @@
 Records are plain mutable dataclasses owned by :class:`.state.NetmakerState`; ``to_api`` renders
 what the server prints (``models.ApiHost``, ``models.ApiNode``, ``schema.Network``,
 ``models.ReturnUser``). Field lists are trimmed to what clients plausibly read plus enough
-neighbours to keep decoders honest; every key in section 2 and 3 of netmaker-api.md is present.
+neighbours to keep decoders honest; every key docs/netmaker-api.md section 4 names is present.
 
 Not modelled: liveness (nodes never check in: ``connected`` stays true, ``status`` "unknown"),
 relays, failover, DNS, per-node ACL or tag data, host interfaces and firewall details.
@@ -252,7 +252,7 @@ class UserRecord:
 
     @property
     def role(self) -> str:
-        """The platform role: CE only knows ``super-admin`` and ``admin`` (0.5)."""
+        """The platform role: CE knows only ``super-admin`` and ``admin`` (docs/netmaker-api.md)."""
         return "super-admin" if self.is_superadmin else "admin"
 
     def to_return_user(self) -> dict[str, object]:

@@ -6,12 +6,12 @@ The HTTP layer and Python callers use the same methods, so a seeded host looks e
 registered one. Seeding is O(1) per host and node (addresses come from a per-network pool), so
 thousands of hosts take milliseconds.
 
-Deleting follows section 5: a purge (forced delete, host removal) drops the node, frees its
-address, strips its id from the ``nodes`` of every egress in its network (keeping the egress),
-and deletes the static clients of an ingress gateway; a non-forced delete only sets
-``pendingdelete``. The real server purges egress references in a goroutine; here it happens
-before the call returns, and nodes of a registration are created synchronously too, where the
-real server creates them asynchronously (clients must poll in both cases).
+Deleting follows docs/netmaker-api.md section 6: a purge (forced delete, host removal) drops
+the node, frees its address, strips its id from the ``nodes`` of every egress in its network
+(keeping the egress), and deletes the static clients of an ingress gateway; a non-forced delete
+only sets ``pendingdelete``. The real server purges egress references in a goroutine; here it
+happens before the call returns, and nodes of a registration are created synchronously too,
+where the real server creates them asynchronously (clients must poll in both cases).
 
 Every public method takes a re-entrant lock, so a test thread may seed while the emulator serves
 requests on its own thread; the HTTP layer holds the same lock for a whole request.
@@ -243,7 +243,10 @@ class NetmakerState:
 
     @_locked
     def remove_node(self, node_id: str) -> None:
-        """Purge a node (forced delete, section 5); its egresses stay, without this router."""
+        """Purge a node (forced delete); its egresses stay, without this router.
+
+        See docs/netmaker-api.md section 6.
+        """
         node = self._require_node(node_id)
         del self._nodes[node_id]
         host = self._hosts.get(node.host_id)
@@ -309,7 +312,7 @@ class NetmakerState:
 
     @_locked
     def add_user(self, username: str, password: str, *, superadmin: bool = False) -> None:
-        """A user who can log in; CE gives every user full access (0.5)."""
+        """A user who can log in; CE gives every user full access (docs/netmaker-api.md 3)."""
         if username in self._users:
             raise bad_request("user exists")
         salt = secrets.token_bytes(16)
