@@ -38,8 +38,10 @@ from .pods import (
     network_namespaces,
     one,
     pod_settings,
+    podman_command,
     start_pod,
     token_request_body,
+    ulimits,
 )
 from .test_controller_e2e import converge, rule
 
@@ -325,3 +327,46 @@ async def test_image_events_about_a_node_appear_with_the_release_outside_kube_sy
         deadline=30,
     )
     assert all(e["metadata"]["namespace"] != "kube-system" for e in found)
+
+
+def test_image_holds_no_shell_pip_compiler_or_stand_ins(image: str):
+    """What the image carries: the program and Python, nothing to install or run other code
+    with. `kaput-not demo` says in one line that the demo is not in the image."""
+    listing = subprocess.run(
+        [
+            *podman_command(),
+            "run",
+            "--rm",
+            "--pull=never",
+            *ulimits(),
+            "--entrypoint=/usr/bin/python3",
+            image,
+            "-c",
+            "import os, json\n"
+            "print(json.dumps(sorted(os.path.join(d, f) for d, _, fs in os.walk('/')"
+            " if not d.startswith(('/proc', '/sys', '/dev')) for f in fs)))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    files = set(json.loads(listing.stdout))
+    names = {path.rsplit("/", 1)[-1] for path in files}
+    assert "/opt/venv/bin/kaput-not" in files
+    assert not {"sh", "bash", "dash", "busybox", "apt", "apt-get", "dpkg", "pip", "pip3"} & names
+    assert not {"gcc", "cc", "tar", "perl", "openssl"} & names
+    assert not [f for f in files if "/site-packages/pip/" in f or "/site-packages/setuptools/" in f]
+    assert not [f for f in files if "/kaput_not/testing/" in f]
+    assert not [f for f in files if f.startswith(("/usr/share/doc/", "/usr/share/man/"))]
+    assert not [f for f in files if f.startswith("/usr/share/locale/")]
+    demo = subprocess.run(
+        [*podman_command(), "run", "--rm", "--pull=never", *ulimits(), image, "demo"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert demo.returncode == 2
+    assert demo.stdout == ""
+    [line] = demo.stderr.splitlines()
+    assert line.startswith("kaput-not demo:"), line
+    assert "leaves out" in line, line
