@@ -470,9 +470,11 @@ async def bench(
             own_cpu = time.process_time() - own_cpu
             counts = proxy.totals()
             first_write, last_write = proxy.first_write, proxy.last_write
-            ready_seconds = (await ready) if ready is not None and ready.done() else None
-            if ready is not None and not ready.done():
-                ready.cancel()
+            ready_seconds = None
+            if ready is not None:
+                # /readyz may turn 200 a moment after the last write is seen.
+                with contextlib.suppress(TimeoutError):
+                    ready_seconds = await asyncio.wait_for(ready, READY_WAIT if converged else 0.1)
             alive = controller.running()
             cpu = cpu_seconds(pid) if alive else None
             rss = peak_rss_mb(pid) if alive else None
@@ -519,6 +521,9 @@ async def bench(
         if controller is not None:
             print(f"controller log (last lines):\n{controller.tail(20)}", file=sys.stderr)
     return result
+
+
+READY_WAIT = 30.0  # seconds to wait for /readyz after convergence
 
 
 async def ready_after(address: str, origin: float) -> float | None:
