@@ -46,23 +46,34 @@ PODMAN_TOOLS = ("podman", "runc", "ip")
 ULIMIT_CAP = 32768
 
 
-def image_reference() -> str:
-    """The image under test (KAPUT_NOT_IMAGE, which scripts/check sets after building it).
-
-    Outside CI a missing image or tool skips with one line; in CI it fails, naming it.
-    """
+def _missing_image() -> str:
+    """Why the image cannot be run here, or ""."""
     missing = [tool for tool in PODMAN_TOOLS if shutil.which(tool) is None]
-    image = os.environ.get("KAPUT_NOT_IMAGE", "")
-    why = ""
     if missing:
-        why = f"{', '.join(missing)} not installed (Debian packages podman, runc, iproute2)"
-    elif not image:
-        why = "KAPUT_NOT_IMAGE is unset (scripts/check builds the image with scripts/build-image)"
+        return f"{', '.join(missing)} not installed (Debian packages podman, runc, iproute2)"
+    if not os.environ.get("KAPUT_NOT_IMAGE"):
+        return "KAPUT_NOT_IMAGE is unset (scripts/check builds the image with scripts/build-image)"
+    return ""
+
+
+def skip_module_without_image() -> None:
+    """Outside CI, skip the calling test module when the image or podman is missing; every
+    module skips from this one line, so `pytest -ra` folds them into one. In CI nothing is
+    skipped: `image_reference()` fails instead."""
+    why = _missing_image()
+    if why and not os.environ.get("CI"):
+        pytest.skip(f"image: {why}", allow_module_level=True)
+
+
+def image_reference() -> str:
+    """The image under test (KAPUT_NOT_IMAGE, which scripts/check sets after building it);
+    in CI a missing image or tool fails, naming it."""
+    why = _missing_image()
     if why:
         if os.environ.get("CI"):
             pytest.fail(f"image: {why}", pytrace=False)
         pytest.skip(f"image: {why}")
-    return image
+    return os.environ["KAPUT_NOT_IMAGE"]
 
 
 def podman_command() -> list[str]:

@@ -39,6 +39,7 @@ from .pods import (
     one,
     pod_settings,
     podman_command,
+    skip_module_without_image,
     start_pod,
     token_request_body,
     ulimits,
@@ -46,6 +47,7 @@ from .pods import (
 from .test_controller_e2e import converge, rule
 
 skip_module_without_peers("kube-apiserver", "etcd", "netmaker", "helm")
+skip_module_without_image()
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "kaput-not"

@@ -24,9 +24,10 @@ import pytest
 from tests.peers import peer, skip_module_without_peers
 
 from .controlplane import ControlPlane, Kube, Process, StartError, free_port
-from .pods import image_reference
+from .pods import image_reference, skip_module_without_image
 
 skip_module_without_peers("kube-apiserver", "etcd", "helm")
+skip_module_without_image()
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 ROOT = Path(__file__).resolve().parents[2]
