@@ -449,6 +449,8 @@ def start_pod(
         text=True,
     )
     if started.returncode != 0:
+        # A container that failed to start is still created: remove it.
+        subprocess.run([*podman_command(), "rm", "--force", container], capture_output=True)
         raise AssertionError(f"podman run {name}: {started.stderr.strip()}")
     probe = network.outward(settings.probe_port)
     return Pod(name, container, network, f"http://127.0.0.1:{probe}", root / "container.log")
