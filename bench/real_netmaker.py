@@ -367,6 +367,7 @@ class Settings:
     keep: bool
     controller: str = "ours"  # or "go": the Go original
     go_binary: str = ""  # the Go original's binary, found before any seeding
+    image: str = ""  # ours from this container image (podman) instead of a host process
 
 
 async def bench(
@@ -412,17 +413,27 @@ async def bench(
                 )
                 if settings.concurrency is not None:
                     env["NETMAKER_CONCURRENCY"] = str(settings.concurrency)
+            command = [settings.go_binary] if go else [sys.executable, "-m", "kaput_not", "run"]
+            container = ""
+            if settings.image and not go:
+                container = f"kaput-not-bench-{uuid.uuid4().hex[:6]}"
+                command = image_command(settings.image, container, env, plane, workdir)
             controller = Process(
                 GO_NAME if go else "kaput-not",
-                [settings.go_binary] if go else [sys.executable, "-m", "kaput_not", "run"],
+                command,
                 directory=workdir,
-                env=env,
+                env=None if container else env,
                 cwd=ROOT,
             )
             proxy.origin = time.monotonic()
             own_cpu = time.process_time()
             controller.start()
             pid = controller.popen.pid
+            ready: asyncio.Task[float | None] | None = None
+            if not go:
+                ready = asyncio.create_task(ready_after(env["METRICS_ADDRESS"], proxy.origin))
+            if container:
+                pid = await container_pid(container)
 
             async def observe() -> Progress:
                 if not controller.running():
@@ -459,6 +470,11 @@ async def bench(
             own_cpu = time.process_time() - own_cpu
             counts = proxy.totals()
             first_write, last_write = proxy.first_write, proxy.last_write
+            ready_seconds = None
+            if ready is not None:
+                # /readyz may turn 200 a moment after the last write is seen.
+                with contextlib.suppress(TimeoutError):
+                    ready_seconds = await asyncio.wait_for(ready, READY_WAIT if converged else 0.1)
             alive = controller.running()
             cpu = cpu_seconds(pid) if alive else None
             rss = peak_rss_mb(pid) if alive else None
@@ -476,6 +492,8 @@ async def bench(
     writes = counts["writes"]
     result: dict[str, Any] = {
         "controller": settings.controller,
+        "image": settings.image or None,
+        "ready_seconds": None if ready_seconds is None else round(ready_seconds, 2),
         "nodes": settings.nodes,
         "networks": settings.networks,
         "dual_stack": True,
@@ -503,6 +521,83 @@ async def bench(
         if controller is not None:
             print(f"controller log (last lines):\n{controller.tail(20)}", file=sys.stderr)
     return result
+
+
+READY_WAIT = 30.0  # seconds to wait for /readyz after convergence
+
+
+async def ready_after(address: str, origin: float) -> float | None:
+    """Seconds from `origin` until /readyz answers 200 (polled every 50 ms)."""
+    async with httpx2.AsyncClient(timeout=2, trust_env=False) as http:
+        while True:
+            with contextlib.suppress(httpx2.HTTPError):
+                if (await http.get(f"http://{address}/readyz")).status_code == 200:
+                    return time.monotonic() - origin
+            await asyncio.sleep(0.05)
+
+
+def image_command(
+    image: str, name: str, env: dict[str, str], plane: ControlPlane, workdir: Path
+) -> list[str]:
+    """`podman run` of the image as the chart runs it (user 65532, read-only root, no
+    capabilities), on the host network; the admin kubeconfig and its files copied readable."""
+    from tests.e2e.pods import podman_command, ulimits
+
+    kube = workdir / "image-kube"
+    kube.mkdir(mode=0o755)
+    for name_ in ("admin.crt", "admin.key", "ca.crt"):
+        shutil.copy(plane.pki.ca_cert.parent / name_, kube / name_)
+        (kube / name_).chmod(0o444)
+    kubeconfig = plane.write_kubeconfig(
+        kube / "kubeconfig",
+        user={"client-certificate": str(kube / "admin.crt"), "client-key": str(kube / "admin.key")},
+    )
+    text = kubeconfig.read_text().replace(str(plane.pki.ca_cert), str(kube / "ca.crt"))
+    kubeconfig.write_text(text)
+    kubeconfig.chmod(0o444)
+    names = {name for name, _, _ in config.VARIABLES}
+    settings = {k: v for k, v in env.items() if k in names}
+    settings["KUBECONFIG"] = str(kubeconfig)
+    env_file = workdir / "image.env"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in sorted(settings.items())))
+    return [
+        *podman_command(),
+        "run",
+        "--rm",
+        f"--name={name}",
+        "--network=host",
+        "--pull=never",
+        "--user=65532:65532",
+        "--read-only",
+        "--read-only-tmpfs=false",
+        "--cap-drop=ALL",
+        "--security-opt=no-new-privileges",
+        *ulimits(),
+        f"--volume={kube}:{kube}:ro",
+        f"--env-file={env_file}",
+        image,
+        "run",
+    ]
+
+
+async def container_pid(name: str) -> int:
+    """The host PID of the container's process (for its CPU and RSS), once it runs."""
+    from tests.e2e.pods import podman_command
+
+    for _ in range(600):
+        answer = await asyncio.create_subprocess_exec(
+            *podman_command(),
+            "inspect",
+            "--format={{.State.Pid}}",
+            name,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        out, _ = await answer.communicate()
+        if answer.returncode == 0 and out.strip() not in (b"", b"0"):
+            return int(out)
+        await asyncio.sleep(0.05)
+    raise ControllerExited(f"container {name} did not start")
 
 
 def _rate(writes: int, first: float | None, last: float | None) -> float | None:
@@ -604,6 +699,12 @@ def main(argv: list[str] | None = None) -> int:
         default="ours",
         help="which controller to run (ours); both: the Go original, then ours",
     )
+    parser.add_argument(
+        "--image",
+        default="",
+        help="run ours from this image with podman (scripts/build-image), e.g. "
+        "localhost/kaput-not:0.1.0; adds ready_seconds (start to /readyz 200)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     if not 1 <= args.nodes <= 65536:
@@ -614,7 +715,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--concurrency must be at least 1")
     chosen = "ours" if args.controller == "both" else args.controller
     settings = Settings(
-        args.nodes, args.networks, args.concurrency, args.timeout, args.keep, controller=chosen
+        args.nodes,
+        args.networks,
+        args.concurrency,
+        args.timeout,
+        args.keep,
+        controller=chosen,
+        image=args.image,
     )
     if args.controller != "ours":
         # Found now: a missing binary should fail before minutes of seeding, not after.

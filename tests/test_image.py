@@ -1,8 +1,11 @@
-"""What goes into the container image: the build context `.dockerignore` lets through."""
+"""What goes into the container image (the build context `.dockerignore` lets through) and the
+tags the release pipeline gives it (scripts/image-tags)."""
 
 from __future__ import annotations
 
 import fnmatch
+import os
+import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,3 +43,24 @@ def test_the_image_build_context_has_the_program_and_no_stand_ins():
     assert "requirements/runtime.lock" in context
     assert not [f for f in context if f.startswith("src/kaput_not/testing/")]
     assert not [f for f in context if f.startswith(("tests/", "scripts/", "bench/", "charts/"))]
+
+
+def image_tags(ref: str) -> list[str]:
+    env = {**os.environ, "GITHUB_REF": ref, "GITHUB_SHA": "0123456789abcdef" * 2 + "01234567"}
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "image-tags")],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    return done.stdout.split()
+
+
+def test_image_tags_are_the_go_workflows_branch_pr_semver_sha_and_latest():
+    assert image_tags("refs/heads/main") == ["main", "sha-0123456"]
+    assert image_tags("refs/heads/feature/x y") == ["feature-x-y", "sha-0123456"]
+    assert image_tags("refs/pull/42/merge") == ["pr-42", "sha-0123456"]
+    assert image_tags("refs/tags/v1.2.3") == ["1.2.3", "1.2", "latest", "sha-0123456"]
+    # A pre-release moves neither latest nor the minor tag.
+    assert image_tags("refs/tags/v1.3.0-rc.1") == ["1.3.0-rc.1", "sha-0123456"]
