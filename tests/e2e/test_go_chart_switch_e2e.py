@@ -1,10 +1,11 @@
 """Switching a release from the Go chart to this one, with real helm on the real API server.
 
 The Go chart is installed from the Go original's source (the pinned tarball scripts/build-peers
-builds the Go peer from, its sha256 checked the same way) into namespace kaput-not, then the release is
-upgraded to charts/kaput-not as the chart README says. The result must run our image with our
-settings, or the upgrade must fail in one line naming what to change; and `--reuse-values`,
-which renders with the Go chart's values (none of the keys this chart added), must not fail.
+builds the Go peer from, its sha256 checked the same way) into namespace kaput-not, then the
+release is upgraded to charts/kaput-not as the chart README says. The result must run our image
+with our settings, or the upgrade must fail in one line naming what to change; and
+`--reuse-values`, which renders with the Go chart's values (none of the keys this chart added),
+must not fail.
 """
 
 from __future__ import annotations
