@@ -435,3 +435,25 @@ def test_a_budget_refusal_names_the_variable_and_the_chart_value():
     assert checked.refusal is not None
     assert "ALLOW_MASS_DELETE=true" in checked.refusal
     assert "config.allowMassDelete" in checked.refusal
+
+
+def test_a_node_s_old_cidr_rule_goes_once_its_slot_holds_the_new_one_even_on_a_spent_budget():
+    """A node's CIDR changed while a lying list hid its rule, so a rule for the new CIDR was
+    created beside the old one; the old one's delete takes no route from the node (its slot
+    stays held, as after an update, which no budget counts), so a spent budget does not hold it
+    (fails where only a kept rule on the same range counted: the slot kept two rules after an
+    honest pass)."""
+    tight = BudgetSettings(window_seconds=86400, max_fraction=0.25, floor=2)
+    guard = WriteGuard(tight, cluster=None, clock=FakeClock())
+    rules = [rule(i) for i in range(8)]
+    guard.learn(view(rules, routers=40))
+    for i in (0, 1):  # two nodes gone: the budget is spent
+        left = view(rules[i:], routers=40)
+        checked = guard.check(Plan(actions=(delete(i),), owned=1), left)
+        guard.spent(checked, left)
+        assert checked.count(ActionKind.DELETE) == 1
+    moved = dataclasses.replace(rule(3), id="new-3", range="10.244.99.0/24")
+    listed = view([*rules[2:], moved], routers=40)
+    checked = guard.check(Plan(actions=(delete(3),), owned=7), listed, full=True)
+    assert checked.count(ActionKind.DELETE) == 1, checked.refusal
+    assert guard.spent(checked, listed).losing == 0

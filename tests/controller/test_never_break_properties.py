@@ -1189,3 +1189,29 @@ def test_long_run_a_gone_node_s_held_rules_may_be_copies_whose_ranges_differ() -
             HONEST,
         ],
     )
+
+
+def test_long_run_a_cidr_change_s_old_rule_was_held_as_a_lost_route() -> None:
+    """The long run's "wanted rules not there once" (w3's slot twice): w3's CIDR changed while a
+    lying empty egress list hid its rule, so its node pass created a rule for the new CIDR; the
+    honest full pass then deleted the old rule, and with three nodes gone the spent budget held
+    it as a lost route, though w3's slot stayed held by its new rule (as after an update). A
+    delete whose every slot another kept rule of ours holds takes no route away now."""
+    _replay(
+        [0, 1, 2, 3, 4, 5, 6, 7],
+        [
+            _gone("w0"),
+            HONEST,
+            ("add_node", {"cidrs": ("10.244.1.0/24", "fd00:1::/64"), "host": "w0", "name": "w0"}),
+            _gone("w1"),
+            ("lying_egress_list", {"how": "empty", "times": None}),
+            _gone("w4"),
+            ("rebuild_node", {"cidrs": ("10.244.1.0/24",), "data": _named("w3")}),
+            _gone("w0"),
+            ("lying_node_list", {"how": "third", "times": None}),
+            ("time_passes", {"seconds": 31.0}),
+            ("time_passes", {"seconds": 31.0}),
+            ("hand_edit", {"data": _Nth(0), "what": "range"}),
+            HONEST,
+        ],
+    )

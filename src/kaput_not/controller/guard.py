@@ -16,7 +16,9 @@ the deletes.
 
 A delete whose (network, range) stays served by another rule of ours that exists and keeps that
 range (a node-pool replacement that reused the CIDRs, once the new rules are written; a
-duplicate) takes no route away: it is no loss, and is never held. A rule created in the same
+duplicate), or whose every slot another rule of ours that exists keeps holding (a node's old
+CIDR beside the rule for its new one: an update in two steps), takes no route away: it is no
+loss, and is never held. A rule created in the same
 plan does not count yet: its write may fail. A full pass counts a slot's copies once in our
 rules: counted as rules, the copies a lying egress list made would hide the routes lost.
 
@@ -597,21 +599,25 @@ def _losing(
     deletes: list[Action], actions: list[Action], view: NetmakerView | None, cluster: str | None
 ) -> list[Action]:
     """The deletes that take a route away: all but those whose (network, range) stays served by
-    another rule of ours that exists now and keeps that range through the plan, and one per
-    route (range and routing nodes) of those that do not (the others are its duplicates). A
-    rule this plan creates, or updates onto the range, does not count: its write may fail, and
-    the delete would then have taken the route away unbudgeted (the next pass sees the new rule
-    and lets the delete go). A full pass passes its `view` (every rule kept counts); a node pass
-    only its own plan's updates (no scan per event)."""
+    another rule of ours that exists now and keeps that range through the plan, those whose
+    every slot another such rule keeps holding (a node's old CIDR, once a rule for its new one
+    is there: as an update would, the node keeps its route), and one per route (range and
+    routing nodes) of the others (the rest are its duplicates). A rule this plan creates, or
+    updates onto the range, does not count: its write may fail, and the delete would then have
+    taken the route away unbudgeted (the next pass sees the new rule and lets the delete go). A
+    full pass passes its `view` (every rule kept counts); a node pass only its own plan's
+    updates (no scan per event)."""
     if not deletes:
         return []
     gone = {a.target.id for a in deletes if a.target is not None}
     moved: set[str] = set()
     kept: set[tuple[str, str]] = set()
+    held: set[Slot] = set()
     for action in actions:
         target, spec = action.target, action.spec
         if action.kind is not ActionKind.UPDATE or target is None or spec is None:
             continue
+        held.update(_slots(action.network, target, cluster))
         if _range(spec.range) == _range(target.range):
             kept.add((action.network, _range(target.range)))
         else:
@@ -621,12 +627,11 @@ def _losing(
         networks = {a.network for a in deletes}
         for network in networks:
             for egress in view.egress.get(network, ()):
-                if (
-                    egress.id not in gone
-                    and egress.id not in moved
-                    and egress.nodes
-                    and _our_index(egress, cluster) is not None
-                ):
+                if egress.id in gone or not egress.nodes:
+                    continue
+                slots = _slots(network, egress, cluster)
+                held.update(slots)
+                if slots and egress.id not in moved:
                     served.add((network, _range(egress.range)))
     # Of the deletes of one route (range and routing nodes) that nothing kept serves, one takes
     # the route away; the others are its duplicates: were that one held, it would keep serving
@@ -641,6 +646,9 @@ def _losing(
             continue
         network, cidr = action.network, _range(target.range)
         route = (network, cidr, frozenset(target.nodes))
+        slots = _slots(network, target, cluster)
+        if slots and all(slot in held for slot in slots):
+            continue
         if (network, cidr) not in served and route not in lost:
             losing.append(action)
             lost.add(route)
