@@ -31,7 +31,10 @@ skip_module_without_image()
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 ROOT = Path(__file__).resolve().parents[2]
-NAMESPACE = "kaput-not"
+# Its own release and namespace: other e2e tests create the chart's objects (a ClusterRole
+# `kaput-not` among them) on the same API server, and helm adopts no object it did not make.
+NAMESPACE = "kaput-not-oci"
+RELEASE = "kaput-not-oci"
 
 
 @pytest.fixture
@@ -157,7 +160,7 @@ async def test_helm_install_from_oci_registry_pins_the_pushed_digest(
     install = [
         helm,
         "install",
-        "kaput-not",
+        RELEASE,
         f"oci://{registry}/charts/kaput-not",
         f"--version={chart_version()}",
         "--plain-http",
@@ -171,7 +174,7 @@ async def test_helm_install_from_oci_registry_pins_the_pushed_digest(
     assert done.returncode == 0, f"helm install: {done.stderr.strip()}"
     try:
         deployment: dict[str, Any] = await kube.call(
-            "GET", f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/kaput-not"
+            "GET", f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/{RELEASE}"
         )
         [container] = deployment["spec"]["template"]["spec"]["containers"]
         assert container["image"] == f"{repository}@{digest}"
@@ -180,7 +183,7 @@ async def test_helm_install_from_oci_registry_pins_the_pushed_digest(
             [
                 helm,
                 "uninstall",
-                "kaput-not",
+                RELEASE,
                 f"--namespace={NAMESPACE}",
                 f"--kubeconfig={control_plane.admin_kubeconfig}",
             ],
