@@ -153,7 +153,7 @@ class Circuit:
 
     async def _probing(self) -> None:
         backoff: ratelimit.ExponentialBackoff[str] = ratelimit.ExponentialBackoff(
-            base=self._base, cap=self._cap, jitter=0.2
+            base=min(self._base, self._cap), cap=self._cap, jitter=0.2
         )
         while self._opened is not None:
             await asyncio.sleep(backoff.when("probe"))
