@@ -180,6 +180,7 @@ class CountingProxy:
     first_write: float | None = None
     last_write: float | None = None
     ok_writes: int = 0
+    write_times: list[float] = field(default_factory=list)
     #: (writes, event): each event is set once the proxy has passed that many writes.
     thresholds: list[tuple[int, asyncio.Event]] = field(default_factory=list)
 
@@ -252,6 +253,7 @@ class CountingProxy:
             self.failures[f"{key} -> {answer.status_code}"] += 1
         elif request.method in WRITE_METHODS and request.path == EGRESS:
             self.ok_writes += 1
+            self.write_times.append(time.monotonic() - self.origin)
             for count, reached in self.thresholds:
                 if self.ok_writes >= count:
                     reached.set()
@@ -620,6 +622,7 @@ class _Stage:
         proxy.endpoints.clear()  # the controller's requests only, from here on
         proxy.failures.clear()
         proxy.ok_writes = 0
+        proxy.write_times.clear()
         proxy.first_write = proxy.last_write = None
         return {
             "ceiling_writes": count,
@@ -818,6 +821,7 @@ class _Stage:
             result["fault"] = settings.fault
             result["down_seconds"] = settings.down
             result["outages"] = _outages(
+                proxy.write_times,
                 outages,
                 took if converged else None,
                 ok_writes,
@@ -853,6 +857,7 @@ def _levels_between(log: Path, start: int, end: int) -> Counter[str]:
 
 
 def _outages(
+    write_times: list[float],
     outages: list[_Outage],
     converged_at: float | None,
     writes_end: int,
@@ -879,6 +884,9 @@ def _outages(
                 "writes_before_kill": outage.writes_at_kill,
                 "back_seconds": round(outage.back, 2),
                 "writes_after_back": writes,
+                "first_write_after_back_seconds": next(
+                    (round(t - outage.back, 2) for t in write_times if t >= outage.back), None
+                ),
                 "recovery_seconds": None if until is None else round(until - outage.back, 2),
                 "budget_seconds": round(budget, 2),
                 "within_budget": until is not None and until - outage.back <= budget,
@@ -996,7 +1004,8 @@ def summary(result: dict[str, Any]) -> str:
     for row in result.get("outages", []):
         lines.append(
             f"  {result['fault']} at {row['killed_seconds']} s (after {row['writes_before_kill']} "
-            f"writes), back at {row['back_seconds']} s: {row['writes_after_back']} writes in "
+            f"writes), back at {row['back_seconds']} s, first write "
+            f"{row['first_write_after_back_seconds']} s later: {row['writes_after_back']} writes in "
             f"{row['recovery_seconds']} s (budget {row['budget_seconds']} s); "
             f"{row['log_lines']} log lines, {row['warning_lines']} WARNING"
         )

@@ -156,12 +156,21 @@ def _log_stats(entries: list[Any], since: int) -> dict[str, Any]:
     writes = sum(
         n for key, n in counts.items() if key.split(" ", 1)[0] in WRITE_METHODS and key != LOGIN
     )
+    first_write = next(
+        (
+            e.at
+            for e in entries[since:]
+            if e.route.split(" ", 1)[0] in WRITE_METHODS and e.route != LOGIN
+        ),
+        None,
+    )
     return {
         "requests": dict(sorted(counts.items())),
         "reads": reads,
         "writes": writes,
         "length": len(entries),
         "last_at": entries[-1].at if entries else None,
+        "first_write_at": first_write,
     }
 
 
@@ -685,6 +694,7 @@ def measure_outage(
     log_up = _log_size(controller)
     mark_up = stack.netmaker.call("up")
     back = time.monotonic()
+    back_wall = time.time()
     left = expected - stack.progress(full=True)["matching"]
     converged = False
     while time.monotonic() < back + timeout:
@@ -713,6 +723,9 @@ def measure_outage(
         "rules_left_at_return": left,
         "converged": converged,
         "recovery_seconds": round(recovered - back, 2) if converged else None,
+        "first_write_after_return_seconds": None
+        if after["first_write_at"] is None
+        else round(after["first_write_at"] - back_wall, 2),
         "wall_seconds": round(recovered - controller.started, 2),
         "requests_while_down": sum(down["requests"].values()) - sum(after["requests"].values()),
         "requests_after_return": after["requests"],
