@@ -1005,8 +1005,8 @@ def summary(result: dict[str, Any]) -> str:
         lines.append(
             f"  {result['fault']} at {row['killed_seconds']} s (after {row['writes_before_kill']} "
             f"writes), back at {row['back_seconds']} s, first write "
-            f"{row['first_write_after_back_seconds']} s later: {row['writes_after_back']} writes in "
-            f"{row['recovery_seconds']} s (budget {row['budget_seconds']} s); "
+            f"{row['first_write_after_back_seconds']} s later: {row['writes_after_back']} "
+            f"writes in {row['recovery_seconds']} s (budget {row['budget_seconds']} s); "
             f"{row['log_lines']} log lines, {row['warning_lines']} WARNING"
         )
     for row in result.get("curve", []):
