@@ -42,7 +42,8 @@ the proxy has passed that fraction of the writes the sync needs, starts it again
 seconds later on the same database and port, and goes on; ``--fault kill-apiserver`` does the
 same to the kube-apiserver (etcd stays). Three foreign rules are seeded first. Reported per
 outage: when it came back, the writes between its return and the next outage (or convergence),
-``recovery_seconds`` over that span and its budget (2 s plus those writes at the ceiling), and
+``recovery_seconds`` over that span and its budget (2 s plus those writes at the ceiling
+measured through the proxy, the path our writes take), and
 the controller's log lines and WARNING lines from the kill to the next outage or the end; then
 converged, duplicates, foreign rules touched, deletes sent, log lines per 1,000 writes.
 
@@ -827,7 +828,7 @@ class _Stage:
                 ok_writes,
                 controller.log,
                 log_end,
-                ceiling["ceiling_direct_per_second"],
+                ceiling["ceiling_proxied_per_second"],
             )
         if not converged:
             result["why_not"] = detail.splitlines()[0] if detail else ""
