@@ -35,7 +35,10 @@ controller's concurrency, straight to Netmaker and through the proxy, then ``DEL
 ``write_fraction`` is our write rate over the proxied ceiling. Netmaker's own CPU seconds (its
 /proc/<pid>/stat) are reported for the ceiling and for the sync. ``--curve 1,2,4,8,16`` runs the
 ceiling and a full initial sync at each concurrency on one seeded stack (our rules wiped
-between runs), for choosing NETMAKER_CONCURRENCY.
+between runs), for choosing NETMAKER_CONCURRENCY. ``--direct``: the controller talks to
+Netmaker without the proxy (which costs its own CPU on a small machine), and its writes are
+timed from its own JSON log (one INFO line per write, millisecond times); compare with
+``write_fraction_direct`` then.
 
 Faults (issue 19): ``--fault kill-netmaker --at 0.3,0.7 --down 4`` kills Netmaker (SIGKILL) once
 the proxy has passed that fraction of the writes the sync needs, starts it again ``--down``
@@ -68,6 +71,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime
 import ipaddress
 import json
 import math
@@ -408,6 +412,8 @@ class Settings:
     fault: str | None = None  # kill-netmaker, kill-apiserver
     at: tuple[float, ...] = (0.3, 0.7)
     down: float = 4.0
+    #: The controller talks to Netmaker directly; its writes are timed from its own log.
+    direct: bool = False
 
 
 # ------------------------------------------------------------------ the server's ceiling
@@ -641,7 +647,7 @@ class _Stage:
         else:
             env = {k: v for k, v in os.environ.items() if k not in _controller_variables()}
             env.update(
-                NETMAKER_API_URL=proxy.url,
+                NETMAKER_API_URL=self.netmaker.url if self.settings.direct else proxy.url,
                 NETMAKER_USERNAME=USERNAME,
                 NETMAKER_PASSWORD=self.password,
                 KUBECONFIG=kubeconfig,
@@ -649,6 +655,9 @@ class _Stage:
                 METRICS_ADDRESS=f"127.0.0.1:{free_port()}",
                 LOG_FORMAT="json",
                 LOG_LEVEL="info",
+                # A Lease of its own per run: the guard's memory of the last run (whose rules
+                # `--curve` wiped) would hold this run's creates as re-creates, rightly.
+                LEADER_ELECTION_ID=f"kaput-not-bench-{uuid.uuid4().hex[:8]}",
             )
             if concurrency is not None:
                 env["NETMAKER_CONCURRENCY"] = str(concurrency)
@@ -721,6 +730,7 @@ class _Stage:
             ceiling = await self.ceiling(used, proxy)
             controller = self.controller_process(proxy, concurrency)
             proxy.origin = time.monotonic()
+            origin_wall = time.time()
             own_cpu = time.process_time()
             nm_cpu = netmaker_cpu(self.netmaker)
             controller.start()
@@ -755,6 +765,9 @@ class _Stage:
             counts = proxy.totals()
             first_write, last_write = proxy.first_write, proxy.last_write
             ok_writes = proxy.ok_writes
+            if settings.direct:  # no write passed the proxy: the controller's log times them
+                ok_writes, first_write, last_write = _logged_writes(controller.log, origin_wall)
+                counts["writes"] = ok_writes
             alive = controller.running()
             cpu = cpu_seconds(pid) if alive else None
             rss = peak_rss_mb(pid) if alive else None
@@ -835,6 +848,21 @@ class _Stage:
             if controller is not None:
                 print(f"controller log (last lines):\n{controller.tail(20)}", file=sys.stderr)
         return result
+
+
+def _logged_writes(log: Path, origin_wall: float) -> tuple[int, float | None, float | None]:
+    """Writes the controller logged (one INFO line each, with its millisecond time): how many,
+    and the first's and last's seconds after `origin_wall`."""
+    times = []
+    with contextlib.suppress(FileNotFoundError):
+        for line in log.read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError, AttributeError):
+                entry = json.loads(line)
+                if entry.get("logger") == "kaput_not.executor" and entry.get("level") == "info":
+                    times.append(datetime.datetime.fromisoformat(entry["time"]).timestamp())
+    if not times:
+        return 0, None, None
+    return len(times), min(times) - origin_wall, max(times) - origin_wall
 
 
 def _size(path: Path) -> int:
@@ -1050,6 +1078,11 @@ def main(argv: list[str] | None = None) -> int:
         "--at", default="0.3,0.7", help="fractions of the writes at which to kill (0.3,0.7)"
     )
     parser.add_argument("--down", type=float, default=4.0, help="seconds each kill lasts (4)")
+    parser.add_argument(
+        "--direct",
+        action="store_true",
+        help="the controller talks to Netmaker directly (no proxy); its log times the writes",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     if not 1 <= args.nodes <= 65536:
@@ -1066,6 +1099,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--curve takes integers and --at fractions, each list comma-separated")
     if any(c < 1 for c in curve) or not all(0 < a < 1 for a in at) or args.down < 0:
         parser.error("--curve needs concurrencies >= 1, --at fractions in (0, 1), --down >= 0")
+    if args.direct and (args.fault or args.controller != "ours"):
+        parser.error("--direct times our writes from our log: not with --fault or the Go one")
     if (curve or args.fault) and args.controller == "both":
         parser.error("--curve and --fault run one controller: ours or go")
     settings = Settings(
@@ -1079,6 +1114,7 @@ def main(argv: list[str] | None = None) -> int:
         fault=args.fault,
         at=at,
         down=args.down,
+        direct=args.direct,
     )
     if args.controller != "ours":
         # Found now: a missing binary should fail before minutes of seeding, not after.
