@@ -32,7 +32,8 @@ and N dual-stack Kubernetes Nodes with pod CIDRs ``10.<i//256>.<i%256>.0/24`` an
 The server's own ceiling, in the same run (issue 19): before the controller starts, as many
 raw ``POST /api/v1/egress`` as the sync will write (foreign rules, up to 2,000), at the
 controller's concurrency, straight to Netmaker and through the proxy, then ``DELETE`` d again;
-``write_fraction`` is our write rate over the proxied ceiling. Netmaker's own CPU seconds (its
+``write_fraction`` is our write rate over the ceiling on the path our writes took (through the
+proxy, or straight with ``--direct``). Netmaker's own CPU seconds (its
 /proc/<pid>/stat) are reported for the ceiling and for the sync. ``--curve 1,2,4,8,16`` runs the
 ceiling and a full initial sync at each concurrency on one seeded stack (our rules wiped
 between runs), for choosing NETMAKER_CONCURRENCY. ``--direct``: the controller talks to
@@ -788,6 +789,7 @@ class _Stage:
         ]
         names = Counter((str(r.get("network")), str(r.get("name"))) for r in ours)
         rate = _rate(ok_writes, first_write, last_write)
+        path = "direct" if settings.direct else "proxied"
         result: dict[str, Any] = {
             "controller": settings.controller,
             "nodes": settings.nodes,
@@ -809,9 +811,10 @@ class _Stage:
             "last_write_seconds": None if last_write is None else round(last_write, 2),
             "writes_per_second": rate,
             **ceiling,
+            # Against the ceiling on the path our writes took.
             "write_fraction": None
             if rate is None
-            else round(rate / ceiling["ceiling_proxied_per_second"], 2),
+            else round(rate / ceiling[f"ceiling_{path}_per_second"], 2),
             "write_fraction_direct": None
             if rate is None
             else round(rate / ceiling["ceiling_direct_per_second"], 2),
