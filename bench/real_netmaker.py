@@ -44,7 +44,10 @@ timed from its own JSON log (one INFO line per write, millisecond times); compar
 Faults (issue 19): ``--fault kill-netmaker --at 0.3,0.7 --down 4`` kills Netmaker (SIGKILL) once
 the proxy has passed that fraction of the writes the sync needs, starts it again ``--down``
 seconds later on the same database and port, and goes on; ``--fault kill-apiserver`` does the
-same to the kube-apiserver (etcd stays). Three foreign rules are seeded first. Reported per
+same to the kube-apiserver (etcd stays; the writes go on from the informer's store meanwhile,
+and once it is back one Node is deleted: its rules going shows the watch resumed and deletes
+work, ``deletes_before_node_delete`` that none was sent before; DELETE_GRACE is 1 s in these
+runs). Three foreign rules are seeded first. Reported per
 outage: when it came back, the writes between its return and the next outage (or convergence),
 ``recovery_seconds`` over that span and its budget (2 s plus those writes at the ceiling
 measured through the proxy, the path our writes take), and
@@ -660,6 +663,8 @@ class _Stage:
                 # `--curve` wiped) would hold this run's creates as re-creates, rightly.
                 LEADER_ELECTION_ID=f"kaput-not-bench-{uuid.uuid4().hex[:8]}",
             )
+            if self.settings.fault == "kill-apiserver":  # a node is deleted after its return
+                env["DELETE_GRACE"] = "1s"
             if concurrency is not None:
                 env["NETMAKER_CONCURRENCY"] = str(concurrency)
         name = GO_NAME if go else f"kaput-not-c{concurrency or 'default'}"
@@ -719,6 +724,37 @@ class _Stage:
             outage.back = time.monotonic() - proxy.origin
             outage.writes_at_back = proxy.ok_writes
 
+    async def after_apiserver(
+        self, fault_task: asyncio.Task[None], proxy: CountingProxy, controller: Process
+    ) -> dict[str, Any]:
+        """The writes went on while the API server was away (from the informer's store); once
+        it is back, one node is deleted: its rules going shows the watch resumed (or relisted)
+        and deletes work again; none was sent before."""
+        await asyncio.wait_for(fault_task, 120)
+        deletes_before = proxy.endpoints.get(f"DELETE {EGRESS}", Endpoint()).count
+        kube = self.plane.kube()
+        try:
+            started = time.monotonic()
+            await kube.delete_node(node_name(0))
+            gone = f"{node_name(0)} pods ("
+
+            async def check() -> Progress:
+                if not controller.running():
+                    raise ControllerExited(controller.failure("exited"))
+                left = [r for rules in (await self.rules()).values() for r in rules]
+                return Progress(not any(str(r.get("name")).startswith(gone) for r in left), "")
+
+            await poll(check, lambda p: p.converged, what="the node's rules deleted", deadline=60)
+            took = time.monotonic() - started
+        finally:
+            await kube.aclose()
+        return {
+            "deletes_before_node_delete": deletes_before,
+            "node_delete_after_return_seconds": round(took, 2),
+            "deletes_after_node_delete": proxy.endpoints.get(f"DELETE {EGRESS}", Endpoint()).count
+            - deletes_before,
+        }
+
     async def one_run(self, concurrency: int | None) -> dict[str, Any]:
         settings = self.settings
         proxy = CountingProxy(self.netmaker.url)
@@ -758,6 +794,9 @@ class _Stage:
                 converged, detail = False, str(exc)
             took = time.monotonic() - proxy.origin
             own_cpu = time.process_time() - own_cpu
+            after_api: dict[str, Any] = {}
+            if settings.fault == "kill-apiserver" and converged and fault_task is not None:
+                after_api = await self.after_apiserver(fault_task, proxy, controller)
             if fault_task is not None and not fault_task.done():
                 fault_task.cancel()  # converged before the last fault fired
             # After a restart the server is a new process: its CPU says nothing of the sync.
@@ -835,6 +874,7 @@ class _Stage:
             "controller_exit_code": exit_code,
         }
         if settings.fault:
+            result.update(after_api)
             result["fault"] = settings.fault
             result["down_seconds"] = settings.down
             result["outages"] = _outages(
