@@ -794,17 +794,17 @@ class _Stage:
                 converged, detail = False, str(exc)
             took = time.monotonic() - proxy.origin
             own_cpu = time.process_time() - own_cpu
-            after_api: dict[str, Any] = {}
-            if settings.fault == "kill-apiserver" and converged and fault_task is not None:
-                after_api = await self.after_apiserver(fault_task, proxy, controller)
-            if fault_task is not None and not fault_task.done():
-                fault_task.cancel()  # converged before the last fault fired
             # After a restart the server is a new process: its CPU says nothing of the sync.
             restarted = bool(outages) and settings.fault == "kill-netmaker"
             nm_used = None if restarted else netmaker_cpu(self.netmaker) - nm_cpu
             counts = proxy.totals()
             first_write, last_write = proxy.first_write, proxy.last_write
             ok_writes = proxy.ok_writes
+            after_api: dict[str, Any] = {}
+            if settings.fault == "kill-apiserver" and converged and fault_task is not None:
+                after_api = await self.after_apiserver(fault_task, proxy, controller)
+            if fault_task is not None and not fault_task.done():
+                fault_task.cancel()  # converged before the last fault fired
             if settings.direct:  # no write passed the proxy: the controller's log times them
                 ok_writes, first_write, last_write = _logged_writes(controller.log, origin_wall)
                 counts["writes"] = ok_writes
@@ -950,6 +950,8 @@ def _outages(
             log, outage.log_at_kill, following.log_at_kill if following is not None else log_end
         )
         budget = 2.0 + writes / ceiling
+        if until is not None and until < outage.back:
+            until = None  # converged before the server was back (the API server's case)
         rows.append(
             {
                 "killed_seconds": round(outage.killed, 2),
@@ -1080,6 +1082,13 @@ def summary(result: dict[str, Any]) -> str:
             f"{row['first_write_after_back_seconds']} s later: {row['writes_after_back']} "
             f"writes in {row['recovery_seconds']} s (budget {row['budget_seconds']} s); "
             f"{row['log_lines']} log lines, {row['warning_lines']} WARNING"
+        )
+    if "node_delete_after_return_seconds" in result:
+        lines.append(
+            f"  after the API server's return: a Node's rules deleted in "
+            f"{result['node_delete_after_return_seconds']} s "
+            f"({result['deletes_after_node_delete']} DELETEs); "
+            f"DELETEs before: {result['deletes_before_node_delete']}"
         )
     for row in result.get("curve", []):
         lines.append(
