@@ -29,6 +29,12 @@ Scenarios:
   before the pass started and the first one after it ended (``kaput_not_reconciles_total``
   with ``scope="full"`` and ``..._last_full_sync_attempt_timestamp_seconds``, scraped every
   0.25 s; ``resync_window_seconds`` says how long that window was).
+- ``outage``: Netmaker goes away mid-sync (issue 19): once ``--outage-at`` of the rules are
+  written, every emulator answer is a reset connection (as a killed server's) for
+  ``--outage-seconds``, then it answers again. Reported: the rules left to write when it came
+  back, the seconds from then to convergence (``recovery_seconds``), the controller's log lines
+  and WARNING lines during the outage and the recovery (read from its JSON log by offset), and
+  the requests it sent while the server was away.
 - ``events``: converge, then rebuild ``--rate`` nodes a second for ``--duration`` seconds: each
   change deletes Node ``sn-<i>`` and creates it again with new pod CIDRs (same host). Latency
   per change: from the moment the stand-in stored the new Node to the moment the emulator read
@@ -36,7 +42,8 @@ Scenarios:
   wall clock).
 
 Usage: .venv/bin/python bench/scale.py --nodes N [--networks K] [--dual-stack]
-       [--latency-ms MS] [--scenario initial|resync|events] [--rate R] [--duration S]
+       [--latency-ms MS] [--scenario initial|resync|events|outage] [--rate R] [--duration S]
+       [--outage-at FRACTION] [--outage-seconds S]
        [--timeout S] [--profile FILE] [--cache-ttl DURATION] [--json]
 ``--profile FILE`` runs the controller under cProfile (written when it stops; the CPU figures
 then include the profiler's overhead). Exit code 0 when converged, 1 otherwise.
@@ -149,18 +156,28 @@ def _log_stats(entries: list[Any], since: int) -> dict[str, Any]:
     writes = sum(
         n for key, n in counts.items() if key.split(" ", 1)[0] in WRITE_METHODS and key != LOGIN
     )
+    first_write = next(
+        (
+            e.at
+            for e in entries[since:]
+            if e.route.split(" ", 1)[0] in WRITE_METHODS and e.route != LOGIN
+        ),
+        None,
+    )
     return {
         "requests": dict(sorted(counts.items())),
         "reads": reads,
         "writes": writes,
         "length": len(entries),
         "last_at": entries[-1].at if entries else None,
+        "first_write_at": first_write,
     }
 
 
 def serve_netmaker(commands: IO[str], answers: IO[str], password: str) -> None:
     emulator = RecordingEmulator(username=USERNAME, password=password)
     expected: set[tuple[str, str, str]] = set()
+    latency = [0.0]
     with emulator.run_in_thread() as nm:
         state = nm.state
 
@@ -169,9 +186,19 @@ def serve_netmaker(commands: IO[str], answers: IO[str], password: str) -> None:
             if op == "setup":
                 for k, net in enumerate(command["networks"]):
                     state.add_network(net, f"100.{64 + k}.0.0/16")
-                if command["latency_s"] > 0:
-                    nm.faults.latency("*", command["latency_s"], times=None)
+                latency[0] = command["latency_s"]
+                if latency[0] > 0:
+                    nm.faults.latency("*", latency[0], times=None)
                 return None
+            if op == "down":  # every answer a reset connection, as from a killed server
+                nm.faults.clear()
+                nm.faults.reset("*", times=None)
+                return len(nm.log.entries)
+            if op == "up":
+                nm.faults.clear()
+                if latency[0] > 0:
+                    nm.faults.latency("*", latency[0], times=None)
+                return len(nm.log.entries)
             if op == "hosts":  # [name, ...]: hosts joined to every network
                 networks = [n.netid for n in state.networks()]
                 with state.lock:
@@ -631,6 +658,90 @@ def measure_events(
     return result
 
 
+def _log_size(controller: Controller) -> int:
+    return controller.log.stat().st_size
+
+
+def _log_lines(controller: Controller, start: int, end: int | None = None) -> dict[str, int]:
+    """Lines of the controller's JSON log between two byte offsets, in all and per level."""
+    with controller.log.open("rb") as log:
+        log.seek(start)
+        chunk = log.read(-1 if end is None else end - start)
+    levels: Counter[str] = Counter()
+    for line in chunk.splitlines():
+        try:
+            levels[str(json.loads(line).get("level", "?")).upper()] += 1
+        except (ValueError, AttributeError):
+            levels["UNPARSED"] += 1
+    return {"lines": sum(levels.values()), **dict(sorted(levels.items()))}
+
+
+def measure_outage(
+    stack: Stack, controller: Controller, at: float, seconds: float, timeout: float
+) -> dict[str, Any]:
+    """Netmaker away mid-sync for ``seconds``; recovery from its return to convergence."""
+    deadline = controller.started + timeout
+    expected = stack.progress()["expected"]
+    while stack.progress()["rules"] < at * expected:
+        if time.monotonic() > deadline or not controller.alive():
+            raise BenchError(f"the sync never reached {at:.0%} of the rules")
+        time.sleep(0.05)
+    went = time.monotonic()
+    log_down = _log_size(controller)
+    mark_down = stack.netmaker.call("down")
+    written_at_down = stack.progress()["rules"]
+    time.sleep(seconds)
+    log_up = _log_size(controller)
+    mark_up = stack.netmaker.call("up")
+    back = time.monotonic()
+    back_wall = time.time()
+    left = expected - stack.progress(full=True)["matching"]
+    converged = False
+    while time.monotonic() < back + timeout:
+        if stack.converged():
+            converged = True
+            break
+        if not controller.alive():
+            break
+        time.sleep(0.02)
+    recovered = time.monotonic()
+    log_end = _log_size(controller)
+    down = stack.netmaker.call("stats", since=mark_down)
+    total = stack.netmaker.call("stats")
+    after = stack.netmaker.call("stats", since=mark_up)
+    alive = controller.alive()
+    all_lines = _log_lines(controller, 0, log_end)["lines"]
+    return {
+        "scenario": "outage",
+        "nodes": stack.nodes,
+        "networks": stack.networks,
+        "dual_stack": stack.dual_stack,
+        "rules_expected": expected,
+        "outage_at_rules": written_at_down,
+        "outage_started_seconds": round(went - controller.started, 2),
+        "outage_seconds": round(back - went, 2),
+        "rules_left_at_return": left,
+        "converged": converged,
+        "recovery_seconds": round(recovered - back, 2) if converged else None,
+        "first_write_after_return_seconds": None
+        if after["first_write_at"] is None
+        else round(after["first_write_at"] - back_wall, 2),
+        "wall_seconds": round(recovered - controller.started, 2),
+        "requests_while_down": sum(down["requests"].values()) - sum(after["requests"].values()),
+        "requests_after_return": after["requests"],
+        "writes": total["writes"],
+        "reads": total["reads"],
+        "requests": total["requests"],
+        "requests_total": sum(total["requests"].values()),
+        "log_before_outage": _log_lines(controller, 0, log_down),
+        "log_during_outage": _log_lines(controller, log_down, log_up),
+        "log_during_recovery": _log_lines(controller, log_up, log_end),
+        "log_lines_per_1000_writes": round(1000 * all_lines / max(total["writes"], 1), 1),
+        "controller_cpu_seconds": round(cpu_seconds(controller.pid), 2) if alive else None,
+        "peak_rss_mb": round(peak_rss_mb(controller.pid), 1) if alive else None,
+    }
+
+
 @dataclass
 class Options:
     nodes: int
@@ -643,6 +754,8 @@ class Options:
     timeout: float
     profile: str | None
     cache_ttl: str | None = None
+    outage_at: float = 0.3
+    outage_seconds: float = 300.0
 
 
 def run(options: Options) -> dict[str, Any]:
@@ -655,6 +768,10 @@ def run(options: Options) -> dict[str, Any]:
         origin_wall = time.time()
         controller.start()
         try:
+            if options.scenario == "outage":
+                return measure_outage(
+                    s, controller, options.outage_at, options.outage_seconds, options.timeout
+                )
             base = measure_initial(s, controller, options.timeout, origin_wall)
             base["scenario"] = "initial"
             if not base["converged"]:
@@ -672,6 +789,8 @@ def run(options: Options) -> dict[str, Any]:
 
 
 def summary(result: dict[str, Any]) -> str:
+    if result.get("scenario") == "outage":
+        return "\n".join(f"{k}: {v}" for k, v in result.items())
     keys = [
         "scenario",
         "nodes",
@@ -716,7 +835,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--peer", choices=["netmaker", "kube"], help=argparse.SUPPRESS)
     add_stack_options(parser)
-    parser.add_argument("--scenario", choices=["initial", "resync", "events"], default="initial")
+    parser.add_argument(
+        "--scenario", choices=["initial", "resync", "events", "outage"], default="initial"
+    )
+    parser.add_argument(
+        "--outage-at", type=float, default=0.3, help="fraction of rules written first (outage)"
+    )
+    parser.add_argument(
+        "--outage-seconds", type=float, default=300.0, help="how long Netmaker is away (outage)"
+    )
     parser.add_argument("--rate", type=float, default=100.0, help="node changes a second (events)")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of changes (events)")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds to converge (600)")
@@ -746,6 +873,8 @@ def main(argv: list[str] | None = None) -> int:
         args.timeout,
         args.profile,
         args.cache_ttl,
+        args.outage_at,
+        args.outage_seconds,
     )
     return finish(
         "scale", lambda: run(options), None if args.json else summary, lambda r: r["converged"]

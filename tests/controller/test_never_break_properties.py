@@ -152,6 +152,16 @@ class Replica:
         if self.controller.fatal is not None:
             raise AssertionError(f"the controller stopped: {self.controller.fatal}")
 
+    async def recovered(self, within: float = 10.0) -> None:
+        """Netmaker answers again: wait for the probe to close the circuit (issue 19), on the
+        real clock as the probe runs on it, and for the recovery pass it queues."""
+        started = time.monotonic()
+        while self.controller.circuit.is_open:
+            if time.monotonic() - started > within:
+                raise AssertionError(f"Netmaker's circuit still open after {within}s of answers")
+            await asyncio.sleep(0.01)
+        await self.settle()
+
     async def sync(self) -> None:
         """The informer lists the nodes again (as after a watch event), then the queue drains."""
         await self.controller.informer.sync_once()
@@ -732,6 +742,7 @@ class NeverBreak(RuleBasedStateMachine):
         async def work() -> None:
             self.kube.faults.clear()
             self.nm.faults.clear()
+            await self.live.recovered()
             # The product sees every change first: a delete it sees now starts its grace
             # (DELETE_GRACE, during which a node's rules stay as they are, duplicates too), and
             # the full pass comes after the grace and the cache's TTL.

@@ -16,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 from kaput_not import __revision__, __version__, ratelimit
 from kaput_not.config import Settings, split_address
+from kaput_not.controller.circuit import Circuit
 from kaput_not.controller.controller import CLUSTER, Controller, ControllerOptions
 from kaput_not.controller.executor import Executor
 from kaput_not.controller.guard import BudgetSettings, WriteGuard
@@ -103,6 +105,7 @@ async def run(settings: Settings, stop: asyncio.Event, resync: asyncio.Event | N
             ),
             emit=recorder.emit if recorder is not None else None,
         )
+        executor.health = controller.circuit  # a server failure mid-pass holds the rest
         metrics.watch(
             queue_depth=lambda: float(len(controller.queue)),
             leader=lambda: controller.leading and may_write(),
@@ -351,6 +354,26 @@ def pass_overrun(longest: tuple[str, float] | None, settings: Settings) -> tuple
     return False, said
 
 
+#: Netmaker unavailable for this long fails readiness; shorter outages (a restart, an upgrade
+#: of a few seconds) are only said, so one error or a quick restart does not flap it.
+NETMAKER_DOWN_UNREADY_SECONDS = 60.0
+
+
+def netmaker_down(circuit: Circuit) -> tuple[bool, str] | None:
+    """What readiness says while the Netmaker circuit is open: None when it is closed, else
+    (open long enough to fail readiness, the words). Never liveness: a restart cannot bring
+    the server back, and the held work would be lost for a full pass anyway."""
+    if not circuit.is_open or circuit.opened_wall is None:
+        return None
+    seconds = circuit.open_for()
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(circuit.opened_wall))
+    said = (
+        f"Netmaker unavailable since {since} ({seconds:.0f}s): {circuit.cause}; "
+        f"{len(circuit.waiting)} nodes waiting"
+    )
+    return seconds >= NETMAKER_DOWN_UNREADY_SECONDS, said
+
+
 def _health(
     settings: Settings,
     metrics: Metrics,
@@ -376,6 +399,10 @@ def _health(
             ok, detail = ok and not too_long, f"{detail}; {said}"
         if guard.problem and guard.problem not in (guard.holding or ""):
             detail += f"; {guard.problem}"
+        down = netmaker_down(controller.circuit)
+        if down is not None:
+            too_long, said = down
+            ok, detail = ok and not too_long, f"{detail}; {said}"
         return ok, detail
 
     def _readiness() -> tuple[bool, str]:

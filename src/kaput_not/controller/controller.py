@@ -15,8 +15,11 @@ passes are queued:
 - when the cheap watch of Netmaker's host and node lists (cached, so at most once per TTL) sees
   a host or membership removed; changed hosts just enqueue their node, so a host that joins
   late gets its rules.
-One handler runs every key and one error policy (`_retry`) decides for all of them: a rejected
-password stops the controller, anything else is retried with the queue's per-key backoff.
+One handler runs every key and one error policy (`_retry`, with `circuit.decide`) decides for
+all of them: a rejected password stops the controller; a failure about the server opens the
+circuit (one state for the whole server: keys are held, not retried one by one, and one full
+pass follows its recovery); a failure of one key's request backs off per key; a permanent one
+(a 4xx) is logged once and left to the next full pass.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from kaput_not import ratelimit
+from kaput_not.controller.circuit import Circuit, Held, Retry, decide, server_cause
 from kaput_not.controller.metrics import Metrics
 from kaput_not.controller.node_states import Emit, NodeStates
 from kaput_not.controller.queue import WorkQueue
@@ -47,6 +51,8 @@ CLUSTER = "(whole cluster)"
 #: An operator's request for a full pass now (`kaput-not resync` writes it on the Lease, the
 #: value a time): the leader, which reads the Lease at every renewal, queues one when it changes.
 RESYNC_ANNOTATION = "kaput-not.io/resync-requested"
+#: Permanent failures remembered as already logged; past this many the memory starts over.
+_TOLD_LIMIT = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +75,17 @@ class ControllerOptions:
     freeze_after_first_sync: bool = False
     #: NODE_SELECTOR: only the nodes it selects are read (the API server filters).
     node_selector: str = ""
+    #: While Netmaker is unavailable, it is probed at most this many seconds apart: a restart
+    #: is noticed within this long of the server answering again.
+    netmaker_probe_cap_seconds: float = 1.0
 
 
 class PassFailed(Exception):
-    """A pass ran but some writes failed; the key is retried with backoff."""
+    """A pass ran but some writes failed; their errors decide the key's retry."""
+
+    def __init__(self, message: str, causes: tuple[Exception, ...] = ()) -> None:
+        super().__init__(message)
+        self.errors = causes
 
 
 class Controller:
@@ -137,6 +150,18 @@ class Controller:
         #: The resync request last seen on the Lease ("" before the first read): a change is
         #: a new request; the value found at the first read was served by the first full pass.
         self._resync_seen: str | None = ""
+        #: Netmaker's health, one state for the whole server (docs/design.md, rule 14).
+        self.circuit = Circuit(
+            probe=lambda: self._netmaker.probe(),
+            on_close=self._recovered,
+            on_fatal=self.fail,
+            on_change=self._circuit_changed,
+            probe_cap_seconds=options.netmaker_probe_cap_seconds,
+            clock=clock,
+            wall_clock=wall_clock,
+        )
+        #: Texts of permanent failures already logged: each is logged once.
+        self._told_permanent: set[str] = set()
 
     # -- events ----------------------------------------------------------------------------
 
@@ -200,6 +225,7 @@ class Controller:
 
     async def stop(self) -> None:
         self.leading = False
+        await self.circuit.stop()
         await self.queue.shutdown(drain_timeout=self._options.drain_timeout_seconds)
 
     # -- passes ----------------------------------------------------------------------------
@@ -225,9 +251,15 @@ class Controller:
         if result.ok:
             self._metrics.last_full_sync.set(self._wall_clock())
         for failure in result.failures:
-            # Retry what failed through the queue, with backoff; orphans wait for the next pass.
-            if failure.action.kube_node is not None:
-                self.queue.add_rate_limited(failure.action.kube_node)
+            # Retry what failed through the queue as `decide` says; orphans: the pass's retry.
+            node = failure.action.kube_node
+            if node is None:
+                continue
+            kind = decide(failure.error)
+            if kind is Retry.SERVER:
+                self.circuit.hold(node)
+            elif kind is Retry.KEY:
+                self.queue.add_rate_limited(node)
         if self._options.dry_run:
             plan = report.plan
             counts = {
@@ -278,6 +310,9 @@ class Controller:
         wait = self._options.netmaker_poll_seconds
         while self.fatal is None:
             await asyncio.sleep(wait)
+            if self.circuit.is_open:
+                wait = self._options.netmaker_poll_seconds  # the probe asks; the recovery re-plans
+                continue
             if await self._attempt(self.check_netmaker_changes, "watching Netmaker hosts"):
                 backoff.forget(CLUSTER)
                 wait = self._options.netmaker_poll_seconds
@@ -293,7 +328,10 @@ class Controller:
             self.fail(exc)
             raise
         except errors.NetmakerError as exc:
-            log.warning("%s failed: %s", what, exc)
+            if decide(exc) is Retry.SERVER:
+                self.circuit.trip(exc)
+            else:
+                log.warning("%s failed: %s", what, exc)
             return False
         return True
 
@@ -336,6 +374,12 @@ class Controller:
 
     async def _reconcile_key(self, key: str) -> None:
         """The one handler of the queue: a whole-cluster pass, or one node's."""
+        if self.circuit.is_open:
+            # No request while Netmaker is down: the node waits for the recovery pass, which
+            # covers it (and the whole cluster: the recovery queues that pass itself).
+            if key != CLUSTER:
+                self.circuit.hold(key)
+            return
         self._passes_started[key] = self._clock()
         try:
             if key == CLUSTER:
@@ -367,7 +411,8 @@ class Controller:
         self.first_sync_done.set()
         if any(f.action.kube_node is None for f in report.result.failures):
             # Orphan writes that failed belong to no node key: the whole pass is retried.
-            raise PassFailed("orphan clean-up writes failed")
+            orphans = tuple(f.error for f in report.result.failures if f.action.kube_node is None)
+            raise PassFailed("orphan clean-up writes failed", orphans)
         self.queue.forget(CLUSTER)
 
     async def _node_pass(self, name: str) -> None:
@@ -392,7 +437,10 @@ class Controller:
         self.node_states.record(report, nodes, only=name)
         if report.result.failures:
             first = report.result.failures[0]
-            raise PassFailed(f"{len(report.result.failures)} write(s) failed, first: {first.error}")
+            raise PassFailed(
+                f"{len(report.result.failures)} write(s) failed, first: {first.error}",
+                tuple(f.error for f in report.result.failures),
+            )
         if name not in self._deleted_at:  # in the grace, full passes still need its host
             self._resolved.pop(name, None)
         self.queue.forget(name)
@@ -495,20 +543,58 @@ class Controller:
             if count:
                 self._metrics.egress_writes.labels(kind.value, "ok").inc(count)
         for failure in result.failures:
-            self._metrics.egress_writes.labels(failure.action.kind.value, "failed").inc()
+            if isinstance(failure.error, Held):
+                continue  # never sent: not a failed write, the recovery pass writes it
+            action = failure.action.kind.value
+            self._metrics.egress_writes.labels(action, "failed").inc()
+            if decide(failure.error) is Retry.PERMANENT:
+                self._metrics.permanent_errors.labels(action).inc()
 
     async def _retry(self, key: str, exc: Exception) -> None:
-        """The one error policy of every key (controller-runtime's reconcileHandler switch)."""
-        if isinstance(exc, errors.CredentialsRejected):
+        """The one error policy of every key (controller-runtime's reconcileHandler switch):
+        `decide` sorts the failure, this does what its kind asks."""
+        kind = decide(exc)
+        if kind is Retry.FATAL:
             self.fail(exc)
             return
         what = "the full pass" if key == CLUSTER else f"reconciling node {key}"
+        if kind is Retry.SERVER:
+            self.circuit.trip(server_cause(exc))  # one line when it opens, none per key
+            if key != CLUSTER:
+                self.circuit.hold(key)
+            return
+        if kind is Retry.PERMANENT:
+            # Not retried: the same answer would come back. The next full pass tries again.
+            self.queue.forget(key)
+            if not isinstance(exc, PassFailed):  # a failed write was counted and logged once
+                self._metrics.permanent_errors.labels("read").inc()
+                text = str(exc)
+                if text not in self._told_permanent:
+                    if len(self._told_permanent) >= _TOLD_LIMIT:
+                        self._told_permanent.clear()
+                    self._told_permanent.add(text)
+                    log.warning("%s failed: %s (not retried before the next full pass)", what, exc)
+            return
         requeues = self.queue.requeues(key) + 1
         if isinstance(exc, errors.NetmakerError | PassFailed):
             log.warning("%s failed (retry %d): %s", what, requeues, exc)
         else:  # a bug: say so loudly, and still retry rather than lose the key
             log.error("%s failed unexpectedly (retry %d): %r", what, requeues, exc, exc_info=exc)
         self.queue.add_rate_limited(key)
+
+    def _recovered(self, waited: set[str]) -> None:
+        """Netmaker answers again: the held keys start over, and one full pass (through the
+        queue, with the guard) plans and writes everything on lists read anew."""
+        for key in waited:
+            self.queue.forget(key)
+        self.queue.forget(CLUSTER)
+        self._netmaker.invalidate()
+        self.queue.add(CLUSTER)
+
+    def _circuit_changed(self, is_open: bool) -> None:
+        self._metrics.netmaker_unavailable.set(1 if is_open else 0)
+        if is_open:
+            self._metrics.netmaker_outages.inc()
 
     def fail(self, exc: BaseException) -> None:
         """Stop the controller because of `exc` (wakes `wait_fatal`); the first cause wins."""

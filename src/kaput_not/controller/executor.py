@@ -4,6 +4,10 @@ Creates and updates go first and deletes after them, so a pass adds routes befor
 any. Each write asks `may_write()` first: the moment leadership is lost or in doubt, the rest
 of the plan is skipped, not written. A rejected password stops the pass (every other write
 would fail the same way) and is raised to the caller, who treats it as a configuration error.
+
+A failure about the server (circuit.py) opens the circuit and the writes still to come are held
+(failed with `Held`, not sent, not logged one by one); a permanent one is logged once per rule
+and error, however many passes meet it again.
 """
 
 from __future__ import annotations
@@ -14,10 +18,23 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from kaput_not.controller.circuit import Held, Retry, decide
 from kaput_not.core.model import Action, ActionKind, Egress, EgressSpec, Plan
 from kaput_not.netmaker import errors
 
 log = logging.getLogger("kaput_not.executor")
+
+
+#: Permanent failures remembered as already logged; past this many the memory starts over.
+_TOLD_LIMIT = 10_000
+
+
+class ServerHealth(Protocol):
+    """The circuit as the executor sees it (circuit.Circuit)."""
+
+    @property
+    def is_open(self) -> bool: ...
+    def trip(self, exc: BaseException) -> None: ...
 
 
 class EgressWriter(Protocol):
@@ -55,6 +72,7 @@ class Executor:
         concurrency: int = 4,
         may_write: Callable[[], bool] = lambda: True,
         dry_run: bool = False,
+        health: ServerHealth | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"Netmaker write concurrency must be >= 1, got {concurrency}")
@@ -64,6 +82,8 @@ class Executor:
         self._limit = asyncio.Semaphore(concurrency)
         self._may_write = may_write
         self._dry_run = dry_run
+        self.health = health
+        self._told: set[tuple[str, str]] = set()
 
     async def apply(self, plan: Plan) -> ApplyResult:
         run = _Run()
@@ -108,6 +128,11 @@ class Executor:
                 run.skipped += 1
                 log.info("dry run, would %s", action.describe(), extra=_fields(action))
                 return
+            health = self.health
+            if health is not None and health.is_open:
+                # Held for the recovery pass: no request, no line per write.
+                run.failures.append(Failure(action, Held("Netmaker is unavailable")))
+                return
             try:
                 made = await self._write(action)
             except errors.CredentialsRejected as exc:
@@ -115,17 +140,36 @@ class Executor:
                 run.failures.append(Failure(action, exc))
             except (errors.NetmakerError, ValueError) as exc:
                 run.failures.append(Failure(action, exc))
-                log.warning(
-                    "failed to %s: %s",
-                    action.describe(),
-                    exc,
-                    extra={**_fields(action), "error": str(exc)},
-                )
+                self._failed(action, exc)
             else:
                 run.done[action.kind] += 1
                 if made is not None:
                     run.made.append(made)
                 log.info("%s", action.describe(), extra=_fields(action))
+
+    def _failed(self, action: Action, exc: Exception) -> None:
+        kind = decide(exc)
+        level = logging.WARNING
+        if kind is Retry.SERVER and self.health is not None:
+            self.health.trip(exc)  # its one line says it; this write waits for the recovery pass
+            level = logging.DEBUG
+        elif kind is Retry.PERMANENT:
+            told = (action.describe(), str(exc))
+            if told in self._told:
+                level = logging.DEBUG
+            else:
+                if len(self._told) >= _TOLD_LIMIT:
+                    self._told.clear()
+                self._told.add(told)
+        suffix = " (not retried before the next full pass)" if kind is Retry.PERMANENT else ""
+        log.log(
+            level,
+            "failed to %s: %s%s",
+            action.describe(),
+            exc,
+            suffix,
+            extra={**_fields(action), "error": str(exc)},
+        )
 
     async def _write(self, action: Action) -> Egress | None:
         """Write one action; returns the rule it created, if it created one."""

@@ -187,6 +187,24 @@ class Metrics:
         self.nodes = Gauge(
             f"{_PREFIX}_kubernetes_nodes", "Kubernetes nodes in the informer store.", registry=r
         )
+        self.netmaker_unavailable = Gauge(
+            f"{_PREFIX}_netmaker_unavailable",
+            "1 while Netmaker is unavailable (unreachable, timing out or answering 5xx): its "
+            "writes are held and one probe asks on a backoff; else 0.",
+            registry=r,
+        )
+        self.netmaker_outages = Counter(
+            f"{_PREFIX}_netmaker_outages_total",
+            "Times Netmaker became unavailable (each ends with one full pass).",
+            registry=r,
+        )
+        self.permanent_errors = Counter(
+            f"{_PREFIX}_netmaker_permanent_errors_total",
+            "Netmaker requests refused with an answer that is the same on every try (a 4xx), "
+            "by action (create, update, delete, read): not retried before the next full pass.",
+            ["action"],
+            registry=r,
+        )
         self.blocked = Gauge(
             f"{_PREFIX}_blocked",
             "1 while this replica cannot do its job for this reason, else 0: "

@@ -210,6 +210,11 @@ class CachedNetmaker:
         self._names = (networks, nodes, names)
         return names
 
+    async def probe(self) -> None:
+        """One cheap uncached request (the network list: a handful of entries), to learn
+        whether the server answers; the cache is left as it is."""
+        await self._api.list_networks()
+
     def refresh_inventory(self) -> None:
         """Forget the host and node lists; egress lists stay (our writes keep them current)."""
         self._hosts.entry = None
