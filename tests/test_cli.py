@@ -591,3 +591,49 @@ def test_a_plan_or_status_failure_is_printed_once(tmp_path):
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1, lines
         assert lines[0].startswith(f"kaput-not {command}: POST /api/users/adm/authenticate")
+
+
+def test_a_sigterm_while_run_starts_stops_it_cleanly(tmp_path):
+    """A SIGTERM that arrives before the event loop takes the signals over (here: while the
+    settings load) is kept and honoured once running: exit 0 after a clean stop. In a
+    container `run` is PID 1, where the kernel drops a signal without a handler: the pod
+    deleted while it started ran on until the SIGKILL (the image e2e saw exit code 137)."""
+    from kaput_not.testing.kube import KubeApiServer
+    from kaput_not.testing.netmaker import NetmakerEmulator
+
+    script = (
+        "import os, signal, sys\n"
+        "import kaput_not.config as config\n"
+        "load = config.load\n"
+        "def early():\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    return load()\n"
+        "config.load = early\n"
+        "from kaput_not.cli import main\n"
+        "sys.exit(main(['run']))\n"
+    )
+    with (
+        KubeApiServer().run_in_thread() as kube,
+        NetmakerEmulator(username="kaput-not", password="right-password").run_in_thread() as nm,
+    ):
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(kubeconfig_text(kube.base_url))
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={
+                "PATH": "/usr/bin:/bin",
+                "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+                "NETMAKER_API_URL": nm.base_url,
+                "NETMAKER_USERNAME": "kaput-not",
+                "NETMAKER_PASSWORD": "right-password",
+                "KUBECONFIG": str(kubeconfig),
+                "METRICS_ADDRESS": "127.0.0.1:0",
+                "LOG_FORMAT": "json",
+            },
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "stopping: signal received" in done.stderr

@@ -176,7 +176,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     raise AssertionError(f"unhandled command {args.command}")  # argparse rejects the rest
 
 
+#: SIGTERM or SIGINT received before the event loop took the signals over (`_serve`).
+_early_stop: list[int] = []
+
+
+def _remember_stop(signum: int, _frame: object) -> None:
+    _early_stop.append(signum)
+
+
 def _run() -> int:
+    # First, before the imports and the login: in a container this process is PID 1, and the
+    # kernel drops a signal PID 1 has no handler for, so a pod deleted while it starts would
+    # run on until the kubelet's SIGKILL.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _remember_stop)
     from kaput_not import config, logs
     from kaput_not.controller import app
 
@@ -314,6 +327,8 @@ async def _serve(settings: config.Settings) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     loop.add_signal_handler(signal.SIGHUP, resync.set)  # a full pass now
+    if _early_stop:  # asked to stop while starting: start, then stop at once, cleanly
+        stop.set()
     return await app.run(settings, stop, resync)
 
 

@@ -186,6 +186,20 @@ async def release(
             request.node.stash.setdefault(PROCESSES, []).append(cast(Any, pods[-1]))
         yield Release(objects, pods, settings.grace)
         running = [p for p in pods if p.running()]
+        # Stopped once it serves, as a pod in service is: a SIGTERM while the interpreter itself
+        # starts, before any code of ours runs, is dropped (PID 1 has no handler yet), and the
+        # kubelet's SIGKILL after the grace period ends it (README, the operational notes).
+        for pod in running:
+
+            async def healthz(pod: Pod = pod) -> int | None:
+                return await probe(pod, "/healthz")
+
+            await poll(
+                healthz,
+                lambda code: code == 200,
+                what=f"{pod.name} /healthz before it is stopped",
+                deadline=30,
+            )
         codes = {p.name: await asyncio.to_thread(p.stop, settings.grace) for p in running}
         assert all(code == 0 for code in codes.values()), f"exit codes on SIGTERM: {codes}"
     finally:

@@ -129,6 +129,7 @@ async def run(settings: Settings, stop: asyncio.Event, resync: asyncio.Event | N
             ) from exc
         stack.push_async_callback(health.stop)
         if not await _check_credentials(client, stop, login):
+            log.info("stopping: signal received while starting, before the Netmaker login")
             return EXIT_OK
         # The version and every effective setting, once: after the login, so a refused
         # password stays one line (the password itself shows as <hidden>).
