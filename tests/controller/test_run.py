@@ -373,3 +373,19 @@ async def test_the_start_up_settings_and_sync_counts_are_log_fields(
     synced = next(r for r in caplog.records if r.getMessage().startswith("full sync:"))
     counts = logs.fields(synced)
     assert (counts["nodes"], counts["created"], counts["deleted"], counts["failed"]) == (1, 1, 0, 0)
+
+
+async def test_run_without_leader_election_says_so_loudly(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+):
+    """Issue 21: a local `kaput-not run` defaults to no leader election and wrote 20 rules beside
+    an in-cluster leader without a word. It now says, once, as a WARNING, that nothing fences it
+    and which setting does."""
+    caplog.set_level(logging.INFO)
+    stack.node("w1", "10.244.1.0/24")
+    stack.start(stack.settings())
+    await eventually(lambda: len(stack.rules()) == 1)
+    [warned] = [r for r in caplog.records if "leader election is off" in r.getMessage()]
+    assert warned.levelno == logging.WARNING
+    assert "LEADER_ELECTION_ENABLED=false" in warned.getMessage()
+    assert "leaderElection.enabled" in warned.getMessage()

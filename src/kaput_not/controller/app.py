@@ -148,6 +148,13 @@ async def run(settings: Settings, stop: asyncio.Event, resync: asyncio.Event | N
                 }
             },
         )
+        if elector is None:
+            # Nothing fences this process: say so where the operator looks first.
+            log.warning(
+                "leader election is off (LEADER_ELECTION_ENABLED=false, chart value "
+                "leaderElection.enabled): this process writes to Netmaker without holding the "
+                "Lease; run it alone, never beside a running leader or a second `kaput-not run`"
+            )
         # The node count the cluster last had: the first node list is checked against it.
         remembered = await guard.peek()
         controller.informer.remembered = remembered.nodes if remembered is not None else None
