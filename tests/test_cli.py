@@ -27,6 +27,19 @@ def kaput_not(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _run_env(netmaker_url: str, kubeconfig: Path, password: str, **more: str) -> dict[str, str]:
+    """The environment of a `kaput-not` subprocess: this tree's code, a Netmaker, a kubeconfig."""
+    return {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": os.environ.get("PYTHONPATH", ""),  # this tree's code, not main's
+        "NETMAKER_API_URL": netmaker_url,
+        "NETMAKER_USERNAME": "kaput-not",
+        "NETMAKER_PASSWORD": password,
+        "KUBECONFIG": str(kubeconfig),
+        **more,
+    }
+
+
 def test_version():
     done = kaput_not("--version")
     assert done.returncode == 0
@@ -173,14 +186,7 @@ def test_run_with_a_rejected_password_is_one_line_and_exit_2(tmp_path):
             text=True,
             timeout=60,
             check=False,
-            env={
-                "PATH": "/usr/bin:/bin",
-                "NETMAKER_API_URL": nm.base_url,
-                "NETMAKER_USERNAME": "kaput-not",
-                "NETMAKER_PASSWORD": "wrong-password",
-                "KUBECONFIG": str(kubeconfig),
-                "METRICS_ADDRESS": "127.0.0.1:0",
-            },
+            env=_run_env(nm.base_url, kubeconfig, "wrong-password", METRICS_ADDRESS="127.0.0.1:0"),
         )
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
@@ -278,16 +284,13 @@ def test_run_serves_probes_and_stops_on_sigterm_within_seconds(tmp_path):
             [sys.executable, "-m", "kaput_not", "run"],
             stderr=subprocess.PIPE,
             text=True,
-            env={
-                "PATH": "/usr/bin:/bin",
-                "PYTHONPATH": os.environ.get("PYTHONPATH", ""),  # this tree's code, not main's
-                "NETMAKER_API_URL": nm.base_url,
-                "NETMAKER_USERNAME": "kaput-not",
-                "NETMAKER_PASSWORD": "right-password",
-                "KUBECONFIG": str(kubeconfig),
-                "METRICS_ADDRESS": f"127.0.0.1:{port}",
-                "LOG_FORMAT": "json",  # the default outside a cluster is text
-            },
+            env=_run_env(
+                nm.base_url,
+                kubeconfig,
+                "right-password",
+                METRICS_ADDRESS=f"127.0.0.1:{port}",
+                LOG_FORMAT="json",
+            ),
         )
         try:
             deadline = time.monotonic() + 20
@@ -623,16 +626,13 @@ def test_a_sigterm_while_run_starts_stops_it_cleanly(tmp_path):
             capture_output=True,
             text=True,
             timeout=60,
-            env={
-                "PATH": "/usr/bin:/bin",
-                "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
-                "NETMAKER_API_URL": nm.base_url,
-                "NETMAKER_USERNAME": "kaput-not",
-                "NETMAKER_PASSWORD": "right-password",
-                "KUBECONFIG": str(kubeconfig),
-                "METRICS_ADDRESS": "127.0.0.1:0",
-                "LOG_FORMAT": "json",
-            },
+            env=_run_env(
+                nm.base_url,
+                kubeconfig,
+                "right-password",
+                METRICS_ADDRESS="127.0.0.1:0",
+                LOG_FORMAT="json",
+            ),
             check=False,
         )
     assert done.returncode == 0, done.stderr[-2000:]
