@@ -34,6 +34,7 @@ from kaput_not.netmaker.list_reader import Item, ListReader
 from kaput_not.netmaker.redact import Redactor
 from kaput_not.netmaker.sender import OnRequest, Reader, Sender
 from kaput_not.netmaker.settings import ClientSettings, shown_url, warn_if_cleartext
+from kaput_not.ratelimit import Clock
 
 __all__ = ["EGRESS_PATH", "LOGIN_PATH", "NetmakerClient", "OnRequest"]
 
@@ -58,15 +59,14 @@ class NetmakerClient:
         settings: ClientSettings,
         *,
         transport: httpx2.AsyncBaseTransport | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = time.time,
         on_request: OnRequest | None = None,
     ) -> None:
         settings.validate()
         warn_if_cleartext(settings.api_url)
         self._settings = settings
         margin = settings.token_refresh_margin_seconds
-        self._tokens = Tokens(self._authenticate, clock=clock, margin=margin)
-        tokens = self._tokens
+        self._tokens = tokens = Tokens(self._authenticate, clock=clock, margin=margin)
         self._redact = Redactor(settings.password, lambda: tokens.token)
         self._sender = Sender(
             settings, transport=transport, on_request=on_request, redact=self._redact
