@@ -52,7 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import scale  # the sibling benchmark, importable once its folder is on the path
 
 from kaput_not.core.model import EgressSpec
-from kaput_not.netmaker import client as client_module
+from kaput_not.netmaker import sender as sender_module
 from kaput_not.netmaker.client import NetmakerClient
 from kaput_not.netmaker.settings import ClientSettings
 
@@ -60,7 +60,7 @@ from kaput_not.netmaker.settings import ClientSettings
 PATCHES = {
     "direct": "",
     "httpx2": (
-        "import kaput_not.netmaker.client as c\n"
+        "import kaput_not.netmaker.sender as c\n"
         "c._default_transport = lambda verify: None  # httpx2 builds its own transports\n"
     ),
 }
@@ -115,7 +115,7 @@ def instructions_per_write(args: argparse.Namespace, variants: list[str]) -> dic
 def focused_client(variant: str, settings: ClientSettings) -> NetmakerClient:
     """A client on the variant's HTTP layer, built as the controller would build it."""
     if variant == "httpx2":
-        with mock.patch.object(client_module, "_default_transport", return_value=None):
+        with mock.patch.object(sender_module, "_default_transport", return_value=None):
             return NetmakerClient(settings)
     return NetmakerClient(settings)
 

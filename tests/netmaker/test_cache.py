@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 from kaput_not.core.model import Egress, EgressSpec, Host, Network, NmNode
 from kaput_not.core.planner import members
 from kaput_not.netmaker import errors
-from kaput_not.netmaker.cache import CachedNetmaker, _grouped, _Rules
+from kaput_not.netmaker.cache import CachedNetmaker
+from kaput_not.netmaker.rules import Rules, grouped
+from kaput_not.ratelimit import ExponentialBackoff
 from tests.clock import FakeClock
 from tests.core.world import stored
 
@@ -428,7 +430,7 @@ async def test_a_full_pass_view_is_a_snapshot_that_later_writes_do_not_change(ap
 
 def test_a_rule_put_in_place_of_another_under_an_id_already_held_is_routed_once():
     first, second = stored("e1", "a", SPEC), stored("e2", "a", SPEC)
-    rules = _Rules([first, second])
+    rules = Rules([first, second])
     rules.put(stored("e2", "a", SPEC, status=False), replacing="e1")
     assert [e.id for e in rules.values()] == ["e2"]
     assert [e.status for e in rules._by_node["n1"]] == [False]  # the old e2 is not kept beside
@@ -457,14 +459,14 @@ async def test_our_deletes_during_a_refresh_do_not_make_the_next_read_look_shrun
 def test_grouping_keeps_every_item_in_order_whatever_the_group_sizes(
     pairs: list[tuple[str, int]],
 ) -> None:
-    """`_grouped` grows small groups as tuples and big ones as lists: either way, each key's
+    """`grouped` grows small groups as tuples and big ones as lists: either way, each key's
     items in the order they came."""
     expected: dict[str, list[int]] = {}
     for key, item in pairs:
         expected.setdefault(key, []).append(item)
-    grouped = _grouped(pairs)
-    assert {k: list(v) for k, v in grouped.items()} == expected
-    assert all(type(v) is tuple for v in grouped.values())
+    groups = grouped(pairs)
+    assert {k: list(v) for k, v in groups.items()} == expected
+    assert all(type(v) is tuple for v in groups.values())
 
 
 def test_a_gateway_node_routing_thousands_of_rules_is_indexed_with_all_of_them() -> None:
@@ -481,6 +483,66 @@ def test_a_gateway_node_routing_thousands_of_rules_is_indexed_with_all_of_them()
         )
         for i in range(5000)
     ]
-    indexed = _Rules(rules)
+    indexed = Rules(rules)
     assert indexed.routed_through("gateway") == tuple(rules)
     assert indexed.routed_through("n7") == (rules[7],)
+
+
+def _failing_hosts(api: FakeApi) -> list[int]:
+    """Make every host list fail from now on; the list holds the count of tries."""
+    tries = [0]
+
+    async def failing(held: object = None) -> list[Host]:
+        tries[0] += 1
+        raise errors.Unreachable("GET /api/hosts", "connection refused")
+
+    api.list_hosts = failing  # type: ignore[method-assign]
+    return tries
+
+
+async def _node_pass(cache: CachedNetmaker) -> None:
+    """A node pass's view, then a few turns of the loop so a background refresh runs."""
+    await cache.view(stale_ok=True)
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
+async def test_a_failed_refresh_waits_as_long_as_the_read_backoff_says(api, clock):
+    """Issue 21 (one backoff type): the wait between background reads of a list that failed is
+    the injected `ExponentialBackoff`'s, by list, starting over after a read that worked."""
+    backoff: ExponentialBackoff[str] = ExponentialBackoff(base=2, factor=2, cap=8)
+    cache = CachedNetmaker(api, ttl=60, clock=clock, read_backoff=backoff)
+    await cache.view()
+    clock.now += 61  # stale, and stays young enough to plan on (under 120 s) to the end
+    original = api.list_hosts
+    tries = _failing_hosts(api)
+    await _node_pass(cache)
+    assert tries == [1]
+    for wait, expected in ((2, 2), (4, 3), (8, 4), (8, 5)):  # doubling up to the cap
+        clock.now += wait - 0.1
+        await _node_pass(cache)
+        assert tries == [expected - 1], wait
+        clock.now += 0.1
+        await _node_pass(cache)
+        assert tries == [expected], wait
+    assert backoff.requeues("hosts") == 5
+    api.list_hosts = original
+    clock.now += 8
+    await _node_pass(cache)
+    assert backoff.requeues("hosts") == 0  # the read worked: the next failure waits 2 s again
+
+
+async def test_by_default_a_failed_refresh_is_read_again_after_one_second(api, clock):
+    """The default wait is the fixed second it always was (an `ExponentialBackoff` with
+    factor 1)."""
+    cache = CachedNetmaker(api, ttl=30, clock=clock)
+    await cache.view()
+    clock.now += 31
+    tries = _failing_hosts(api)
+    await _node_pass(cache)
+    clock.now += 0.99
+    await _node_pass(cache)
+    assert tries == [1]
+    clock.now += 0.01
+    await _node_pass(cache)
+    assert tries == [2]

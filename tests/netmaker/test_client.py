@@ -27,6 +27,7 @@ import pytest
 
 import kaput_not
 import kaput_not.netmaker
+import kaput_not.netmaker.sender
 from kaput_not.core.model import Egress, EgressSpec, Host, Network, NmNode
 from kaput_not.netmaker import (
     ApiError,
@@ -1012,7 +1013,7 @@ async def test_a_huge_error_page_is_read_only_up_to_the_cap(
     )
     with pytest.raises(ApiError) as caught:
         await client.list_hosts()
-    assert pulled <= kaput_not.netmaker.client.ERROR_BODY_CAP + len(chunk), pulled
+    assert pulled <= kaput_not.netmaker.sender.ERROR_BODY_CAP + len(chunk), pulled
     assert_reported(caught.value, "GET /api/hosts", f"HTTP {status}", "(truncated)")
 
 

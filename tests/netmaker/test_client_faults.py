@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from kaput_not.core.model import EgressSpec
-from kaput_not.netmaker import client as client_module
 from kaput_not.netmaker import errors
 from kaput_not.netmaker.client import NetmakerClient
 from kaput_not.netmaker.list_reader import ListReader
+from kaput_not.netmaker.progress import Progress
 from kaput_not.netmaker.settings import ClientSettings
 from kaput_not.testing.netmaker import NetmakerEmulator
 
@@ -205,13 +205,13 @@ async def test_a_write_is_traced_only_until_its_answer_is_awaited(
     ten of httpcore2's events a request, the answer's body and close included, where none can
     change what a deadline error says (`reading()` marks the body). It stops at the answer."""
     seen: list[str] = []
-    trace = client_module._Progress.trace
+    trace = Progress.trace
 
     async def recording(progress: Any, event: str, info: Any) -> None:
         seen.append(event)
         await trace(progress, event, info)
 
-    monkeypatch.setattr(client_module._Progress, "trace", recording)
+    monkeypatch.setattr(Progress, "trace", recording)
     host = emulator.state.add_host("w0", ["mesh"])
     spec = one_rule("w0", host.node_id("mesh"))
     async with NetmakerClient(settings(emulator)) as client:

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from kaput_not.netmaker.client import PLAIN_HTTP_HINT, NetmakerClient
+from kaput_not.netmaker.client import NetmakerClient
 from kaput_not.netmaker.errors import Unreachable
+from kaput_not.netmaker.failures import PLAIN_HTTP_HINT
 from kaput_not.netmaker.settings import TLS_HINT, ClientSettings
 from tests.e2e.controlplane import Pki
 

@@ -110,7 +110,7 @@ def test_any_server_text_renders_as_one_bounded_line(message: str, body: str, st
 
 
 def test_a_short_password_is_hidden_where_it_stands_alone_without_mangling_words():
-    from kaput_not.netmaker.client import redact
+    from kaput_not.netmaker.redact import redact
 
     assert redact("All connection attempts failed", "p") == "All connection attempts failed"
     assert redact("bad password p given", "p") == "bad password <hidden> given"
