@@ -162,16 +162,16 @@ from typing import IO, Any, TextIO
 import httpx2
 from scale import free_port
 
-from kaput_not.testing.http.faultbook import When
-from kaput_not.testing.kube import LIST_NODES, KubeApiServer, KubeState, kubeconfig_text
-from kaput_not.testing.netmaker import (
+from kaput_not_standins.http.faultbook import When
+from kaput_not_standins.kube import LIST_NODES, KubeApiServer, KubeState, kubeconfig_text
+from kaput_not_standins.netmaker import (
     FaultKind,
     FaultRule,
     Faults,
     NetmakerEmulator,
     NetmakerState,
 )
-from kaput_not.testing.netmaker.egress import EgressRecord, EgressRequest, EgressTable
+from kaput_not_standins.netmaker.egress import EgressRecord, EgressRequest, EgressTable
 
 USER, PASSWORD = "kaput-not", "fault-soak-password"
 METRIC = 500

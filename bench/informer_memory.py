@@ -17,7 +17,7 @@ import httpx2
 
 from kaput_not.kube.api import KubeApi
 from kaput_not.kube.informer import NodeInformer
-from kaput_not.testing.kube import KubeApiServer
+from kaput_not_standins.kube import KubeApiServer
 
 
 async def measure(count: int) -> dict[str, object]:

@@ -17,8 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from kaput_not.testing.kube import KubeApiServer, kubeconfig_text
-from kaput_not.testing.netmaker import NetmakerEmulator
+from kaput_not_standins.kube import KubeApiServer, kubeconfig_text
+from kaput_not_standins.netmaker import NetmakerEmulator
 
 PASSWORD = "operator-view"  # the emulator's, for this run only
 

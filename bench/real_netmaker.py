@@ -17,7 +17,7 @@ network holds exactly the desired rules. Everything is observed from outside the
   (the proxy and the polling share the machine with the controller and the servers).
 
 How requests are counted: the controller talks to a small reverse proxy on loopback (the
-project's streaming HTTP/1.1 server, ``kaput_not.testing.http``, with keep-alive), which
+project's streaming HTTP/1.1 server, ``kaput_not_standins.http``, with keep-alive), which
 forwards each request to Netmaker over one pooled httpx2 client and counts it per
 ``METHOD path`` (query string dropped). ``reads`` are all GETs, ``writes`` all POST, PUT and
 DELETE on ``/api/v1/egress``, ``logins`` the ``POST /api/users/adm/authenticate`` calls. The
@@ -98,8 +98,8 @@ import msgspec
 from kaput_not import config
 from kaput_not.core.model import EgressSpec
 from kaput_not.netmaker import wire
-from kaput_not.testing.http.messages import Request, Response
-from kaput_not.testing.http.server import HttpServer
+from kaput_not_standins.http.messages import Request, Response
+from kaput_not_standins.http.server import HttpServer
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:

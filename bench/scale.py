@@ -75,9 +75,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from kaput_not import config
-from kaput_not.testing.http.messages import Reply, Request
-from kaput_not.testing.kube import KubeApiServer, kubeconfig_text
-from kaput_not.testing.netmaker import NetmakerEmulator, normalize_cidr
+from kaput_not_standins.http.messages import Reply, Request
+from kaput_not_standins.kube import KubeApiServer, kubeconfig_text
+from kaput_not_standins.netmaker import NetmakerEmulator, normalize_cidr
 
 ROOT = Path(__file__).resolve().parents[1]
 USERNAME = "kaput-not-scale"

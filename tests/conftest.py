@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from kaput_not.testing.netmaker import NetmakerEmulator
+from kaput_not_standins.netmaker import NetmakerEmulator
 
 
 @pytest.fixture

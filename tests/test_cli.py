@@ -14,7 +14,7 @@ import pytest
 
 import kaput_not as package
 from kaput_not import __revision__, __version__
-from kaput_not.testing.kube import kubeconfig_text
+from kaput_not_standins.kube import kubeconfig_text
 
 
 def kaput_not(*args: str) -> subprocess.CompletedProcess[str]:
@@ -174,7 +174,7 @@ def test_run_without_configuration_names_the_first_missing_variable_and_exits_2(
 
 
 def test_run_with_a_rejected_password_is_one_line_and_exit_2(tmp_path):
-    from kaput_not.testing.netmaker import NetmakerEmulator
+    from kaput_not_standins.netmaker import NetmakerEmulator
 
     # Loaded but never contacted: the password is refused before anything talks to Kubernetes.
     kubeconfig = tmp_path / "kubeconfig"
@@ -265,8 +265,8 @@ def test_run_serves_probes_and_stops_on_sigterm_within_seconds(tmp_path):
 
     import httpx2
 
-    from kaput_not.testing.kube import KubeApiServer
-    from kaput_not.testing.netmaker import NetmakerEmulator
+    from kaput_not_standins.kube import KubeApiServer
+    from kaput_not_standins.netmaker import NetmakerEmulator
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -367,8 +367,8 @@ def _with_stand_ins(tmp_path, args: list[str], *, seed, **env: str):
     Returns the finished process and the Lease, and the Netmaker request counts after it."""
     import os
 
-    from kaput_not.testing.kube import KubeApiServer
-    from kaput_not.testing.netmaker import NetmakerEmulator
+    from kaput_not_standins.kube import KubeApiServer
+    from kaput_not_standins.netmaker import NetmakerEmulator
 
     with (
         KubeApiServer().run_in_thread() as kube,
@@ -601,8 +601,8 @@ def test_a_sigterm_while_run_starts_stops_it_cleanly(tmp_path):
     settings load) is kept and honoured once running: exit 0 after a clean stop. In a
     container `run` is PID 1, where the kernel drops a signal without a handler: the pod
     deleted while it started ran on until the SIGKILL (the image e2e saw exit code 137)."""
-    from kaput_not.testing.kube import KubeApiServer
-    from kaput_not.testing.netmaker import NetmakerEmulator
+    from kaput_not_standins.kube import KubeApiServer
+    from kaput_not_standins.netmaker import NetmakerEmulator
 
     script = (
         "import os, signal, sys\n"

@@ -85,13 +85,13 @@ class DemoUnavailable(Exception):
 
 async def run_demo(options: DemoOptions) -> DemoResult:
     options.validate()
-    try:
-        from kaput_not.testing.netmaker import NetmakerEmulator
+    try:  # here, not at the top: the product runs without the stand-ins
+        from kaput_not_standins.netmaker import NetmakerEmulator
     except ImportError as exc:
         raise DemoUnavailable(
-            "the demo needs the built-in Netmaker emulator, which this installation leaves out "
-            "(the container image does): run it from a checkout (bash scripts/demo) or after "
-            "pip install 'kaput-not[demo]'"
+            "the demo needs the built-in Netmaker emulator (the stand-ins, kaput-not-standins), "
+            "which this installation leaves out (the container image does): install the demo "
+            "extra from a checkout, pip install '.[demo]' ./standins, or run bash scripts/demo"
         ) from exc
     password = secrets.token_urlsafe(18)
     async with NetmakerEmulator(username="kaput-not", password=password) as emulator:

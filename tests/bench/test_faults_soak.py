@@ -8,9 +8,9 @@ import signal
 
 import faults
 
-from kaput_not.testing.kube import KubeState
-from kaput_not.testing.netmaker import NetmakerState
-from kaput_not.testing.netmaker.egress import EgressRequest
+from kaput_not_standins.kube import KubeState
+from kaput_not_standins.netmaker import NetmakerState
+from kaput_not_standins.netmaker.egress import EgressRequest
 
 
 def test_most_lost_against_high_water_is_the_deepest_drop_below_the_mark() -> None:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import httpx2
 import pytest
 
-from kaput_not.testing.netmaker import NetmakerEmulator
+from kaput_not_standins.netmaker import NetmakerEmulator
 from tests.e2e.controlplane import NetmakerServer, StartError
 from tests.peers import peer
 

@@ -15,8 +15,8 @@ import pytest
 from kaput_not import config
 from kaput_not.controller import app
 from kaput_not.core.egress import owned_by, parse_description
-from kaput_not.testing.kube import KubeApiServer, kubeconfig_text
-from kaput_not.testing.netmaker import NetmakerEmulator
+from kaput_not_standins.kube import KubeApiServer, kubeconfig_text
+from kaput_not_standins.netmaker import NetmakerEmulator
 
 USER, PASSWORD = "kaput-not", "run-test-password"
 NO_SA = Path("/nonexistent/serviceaccount/namespace")

@@ -14,7 +14,7 @@ from kaput_not.core.planner import NetmakerView
 from kaput_not.kube import wire
 from kaput_not.kube.api import KubeApi, KubeError
 from kaput_not.netmaker import errors
-from kaput_not.testing.kube import KubeApiServer
+from kaput_not_standins.kube import KubeApiServer
 
 SPEC = EgressSpec(
     network="a",

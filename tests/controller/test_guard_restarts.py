@@ -11,7 +11,7 @@ import pytest
 
 from kaput_not.controller import oneshot
 from kaput_not.controller.guard_state import ANNOTATION, decode
-from kaput_not.testing.kube.routes import LIST_NODES
+from kaput_not_standins.kube.routes import LIST_NODES
 from tests.waiting import eventually
 
 from .stack import Stack

@@ -22,7 +22,7 @@ from kaput_not.core.model import ActionKind, Plan
 from kaput_not.core.planner import NetmakerView
 from kaput_not.kube.api import KubeApi
 from kaput_not.kube.lease import LeaderElector, LeaseConfig
-from kaput_not.testing.kube import KubeApiServer
+from kaput_not_standins.kube import KubeApiServer
 from tests.clock import FakeClock
 from tests.kube.test_lease import FAST, NAME, NS, kube
 

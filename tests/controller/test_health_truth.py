@@ -13,7 +13,7 @@ import httpx2
 import pytest
 
 from kaput_not.controller import app, oneshot
-from kaput_not.testing.kube import GET_LEASE, LIST_NODES
+from kaput_not_standins.kube import GET_LEASE, LIST_NODES
 from tests.waiting import eventually
 
 from .stack import Stack

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from kaput_not.testing.kube.routes import LIST_NODES
+from kaput_not_standins.kube.routes import LIST_NODES
 from tests.waiting import eventually
 
 from .stack import Stack, ranges

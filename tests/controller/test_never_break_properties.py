@@ -74,8 +74,8 @@ from kaput_not.kube.informer import NodeInformer
 from kaput_not.kube.lease import LeaderElector
 from kaput_not.netmaker.cache import CachedNetmaker
 from kaput_not.netmaker.errors import NetmakerError
-from kaput_not.testing.kube import LIST_NODES, KubeApiServer, kubeconfig_text
-from kaput_not.testing.netmaker import NetmakerEmulator
+from kaput_not_standins.kube import LIST_NODES, KubeApiServer, kubeconfig_text
+from kaput_not_standins.netmaker import NetmakerEmulator
 from tests.clock import FakeClock
 
 T = TypeVar("T")

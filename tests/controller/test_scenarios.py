@@ -16,7 +16,7 @@ from kaput_not.netmaker import errors
 from kaput_not.netmaker.cache import CachedNetmaker
 from kaput_not.netmaker.client import NetmakerClient
 from kaput_not.netmaker.settings import ClientSettings
-from kaput_not.testing.netmaker import NetmakerEmulator
+from kaput_not_standins.netmaker import NetmakerEmulator
 from tests.clock import FakeClock
 
 USER, PASSWORD = "kaput-not", "scenario-password"

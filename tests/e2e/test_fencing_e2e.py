@@ -5,7 +5,7 @@ deadline (docs/design.md section 6: writes stop the moment leadership is in doub
 freeze a leader with SIGSTOP past its lease, or kill it, and check from outside that the old
 leader never writes once a standby has taken over, and that a replica takes over in time.
 
-Netmaker here is the built-in emulator (`kaput_not.testing.netmaker`), not the real server
+Netmaker here is the built-in emulator (`kaput_not_standins.netmaker`), not the real server
 that the `controllers` fixture normally points at (its `mesh` fixture still starts one, unused).
 The emulator is kept for these tests because only it logs every request with the caller's
 User-Agent (`kaput-not/<version> (<POD_NAME>)`, so which replica sent it) and the time it was
@@ -29,8 +29,8 @@ from typing import Any
 
 import pytest
 
-from kaput_not.testing.netmaker import NetmakerEmulator
-from kaput_not.testing.netmaker.requestlog import LogEntry
+from kaput_not_standins.netmaker import NetmakerEmulator
+from kaput_not_standins.netmaker.requestlog import LogEntry
 from tests.contract.seeding import poll
 from tests.peers import skip_module_without_peers
 

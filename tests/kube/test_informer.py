@@ -15,7 +15,7 @@ import pytest
 
 from kaput_not.kube.api import KubeApi
 from kaput_not.kube.informer import EventKind, NodeEvent, NodeInformer
-from kaput_not.testing.kube import LIST_NODES, WATCH_NODES, KubeApiServer
+from kaput_not_standins.kube import LIST_NODES, WATCH_NODES, KubeApiServer
 from tests.waiting import eventually
 
 

@@ -16,7 +16,7 @@ import pytest
 from kaput_not.kube import wire
 from kaput_not.kube.api import KubeApi
 from kaput_not.kube.lease import LeaderElector, LeaseConfig, micro_time
-from kaput_not.testing.kube import GET_LEASE, UPDATE_LEASE, KubeApiServer
+from kaput_not_standins.kube import GET_LEASE, UPDATE_LEASE, KubeApiServer
 from tests.clock import FakeClock
 
 NS, NAME = "kube-system", "kaput-not"

@@ -16,7 +16,7 @@ from kaput_not.netmaker.client import NetmakerClient
 from kaput_not.netmaker.list_reader import ListReader
 from kaput_not.netmaker.progress import Progress
 from kaput_not.netmaker.settings import ClientSettings
-from kaput_not.testing.netmaker import NetmakerEmulator
+from kaput_not_standins.netmaker import NetmakerEmulator
 
 USER, PASSWORD = "kaput-not", "fault-test-password-9f2c"
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from kaput_not.testing.netmaker import jwt
+from kaput_not_standins.netmaker import jwt
 
 SECRET = b"s" * 64
 

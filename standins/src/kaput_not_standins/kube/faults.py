@@ -28,7 +28,7 @@ Server-wide, immediately (thread-safe; they run on the server's loop):
   port.
 
 Rules are consumed in the order they were added; per request at most one ``before`` and one
-``after`` rule fire (the shared rule book, :mod:`kaput_not.testing.http.faultbook`).
+``after`` rule fire (the shared rule book, :mod:`kaput_not_standins.http.faultbook`).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ counts; its ``status`` stays None because no response was sent. A watch's status
 its stream starts (200), or to the error it got instead.
 
 Counting keys on route keys (see :mod:`.routes`). Thread-safe; the core is shared with the other
-stand-ins (:mod:`kaput_not.testing.http.requestlog`).
+stand-ins (:mod:`kaput_not_standins.http.requestlog`).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 It joins the pieces: :class:`.state.NetmakerState` (data, seeding, domain rules), the API
 (:mod:`.app`), the socket layer and lifecycle shared with the other stand-ins
-(:mod:`kaput_not.testing.http`),
+(:mod:`kaput_not_standins.http`),
 :class:`.faults.Faults` and :class:`.requestlog.RequestLog`. Per request: log it, apply a
 ``before`` fault, let the API answer, apply an ``after`` fault.
 
@@ -12,7 +12,7 @@ the server then runs on its own event loop in a daemon thread, and the state, fa
 stay safe to use from the calling thread.
 
 What it is not: see the docstrings of :mod:`.state`, :mod:`.egress`, :mod:`.auth` and
-:mod:`kaput_not.testing.http.server`. In short: CE only (no EE roles, no 403, one routing node),
+:mod:`kaput_not_standins.http.server`. In short: CE only (no EE roles, no 403, one routing node),
 no ACL side effects, no MQ, no zombie manager, synchronous node creation and egress purge where
 the real server uses goroutines, and only the endpoints kaput-not and its test harness use
 (others answer 404).

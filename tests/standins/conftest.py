@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import httpx2
 import pytest
 
-from kaput_not.testing.netmaker import NetmakerEmulator
+from kaput_not_standins.netmaker import NetmakerEmulator
 
 from .helpers import MASTER_KEY, PASSWORD, USERNAME, FakeClock, bearer, login
 

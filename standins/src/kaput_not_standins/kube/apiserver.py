@@ -2,7 +2,7 @@
 
 It joins the pieces: :class:`.state.KubeState` (cluster, seeding, history), the API
 (:mod:`.api`), open watches (:class:`.watch.WatchHub`), the socket layer and lifecycle shared
-with the other stand-ins (:mod:`kaput_not.testing.http`), :class:`.faults.Faults` and
+with the other stand-ins (:mod:`kaput_not_standins.http`), :class:`.faults.Faults` and
 :class:`.requestlog.RequestLog`.
 Per request: log it, refuse it during a "reset" outage, apply a ``before`` fault, let the API
 answer, apply an ``after`` fault.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kaput_not.testing.netmaker.godecode import DecodeError, Kind, Struct, decode_struct
+from kaput_not_standins.netmaker.godecode import DecodeError, Kind, Struct, decode_struct
 
 EGRESS = Struct(
     "models.EgressReq",

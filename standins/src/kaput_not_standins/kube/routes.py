@@ -6,7 +6,7 @@ the list route with ``watch`` set, keyed apart as ``GET /api/v1/nodes (watch)`` 
 or a count can aim at watches or at lists. A path no route matches keys on itself.
 
 Matching is on the decoded path, one non-empty segment per ``{variable}``
-(:mod:`kaput_not.testing.http.paths`).
+(:mod:`kaput_not_standins.http.paths`).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from kaput_not.testing.netmaker import ApiError, NetmakerState
+from kaput_not_standins.netmaker import ApiError, NetmakerState
 
 from .helpers import FakeClock
 

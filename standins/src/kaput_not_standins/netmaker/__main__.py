@@ -1,4 +1,4 @@
-"""Run the Netmaker emulator alone: ``python -m kaput_not.testing.netmaker --port 8081 ...``.
+"""Run the Netmaker emulator alone: ``python -m kaput_not_standins.netmaker --port 8081 ...``.
 
 Prints the base URL (one line on stdout, so scripts can read it) and serves until SIGINT or
 SIGTERM. The password comes from ``--password`` or ``KAPUT_NOT_EMULATOR_PASSWORD`` and is never
@@ -24,7 +24,7 @@ _MASTER_KEY_ENV = "KAPUT_NOT_EMULATOR_MASTER_KEY"
 
 def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m kaput_not.testing.netmaker",
+        prog="python -m kaput_not_standins.netmaker",
         description="Serve an emulated Netmaker v1.5.1 CE API until SIGINT/SIGTERM.",
     )
     parser.add_argument("--host", default="127.0.0.1")

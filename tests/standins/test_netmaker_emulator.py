@@ -8,7 +8,7 @@ import json
 import httpx2
 import pytest
 
-from kaput_not.testing.netmaker import ZERO_UUID, NetmakerEmulator
+from kaput_not_standins.netmaker import ZERO_UUID, NetmakerEmulator
 
 from .helpers import (
     MASTER_KEY,

@@ -8,9 +8,9 @@ import json
 import httpx2
 import pytest
 
-from kaput_not.testing.http.messages import StreamingResponse
-from kaput_not.testing.netmaker import NetmakerEmulator, envelope
-from kaput_not.testing.netmaker.model import HostRecord, NodeRecord
+from kaput_not_standins.http.messages import StreamingResponse
+from kaput_not_standins.netmaker import NetmakerEmulator, envelope
+from kaput_not_standins.netmaker.model import HostRecord, NodeRecord
 
 from .helpers import MASTER_KEY, PASSWORD, USERNAME, bearer, login
 

@@ -7,7 +7,7 @@ because no response was sent.
 
 Counting keys on the route template (``DELETE /api/v1/egress``,
 ``POST /api/v1/host/register/{token}``) so ids and query strings do not split the tally. The
-core is shared with the other stand-ins (:mod:`kaput_not.testing.http.requestlog`).
+core is shared with the other stand-ins (:mod:`kaput_not_standins.http.requestlog`).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import json
 import httpx2
 import pytest
 
-from kaput_not.testing.netmaker import FaultKind, FaultRule, NetmakerEmulator
+from kaput_not_standins.netmaker import FaultKind, FaultRule, NetmakerEmulator
 
 from .helpers import bearer, login
 

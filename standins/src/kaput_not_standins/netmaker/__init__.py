@@ -5,7 +5,7 @@ It follows ``docs/netmaker-api.md`` (the server's real behaviour, quirks include
 from kaput-not's own Netmaker client, so it cannot share that client's mistakes; the contract
 suite in ``tests/contract`` runs against it and against a real server.
 
-Start here: :class:`NetmakerEmulator`. Run it alone with ``python -m kaput_not.testing.netmaker``.
+Start here: :class:`NetmakerEmulator`. Run it alone with ``python -m kaput_not_standins.netmaker``.
 """
 
 from .egress import normalize_cidr

@@ -8,14 +8,14 @@ from collections.abc import AsyncIterator
 import httpx2
 import pytest
 
-from kaput_not.testing.http.messages import (
+from kaput_not_standins.http.messages import (
     AbortStream,
     Reply,
     Request,
     Response,
     StreamingResponse,
 )
-from kaput_not.testing.http.server import HttpServer
+from kaput_not_standins.http.server import HttpServer
 
 
 class Feed:

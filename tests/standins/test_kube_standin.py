@@ -11,7 +11,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from kaput_not.testing.kube import (
+from kaput_not_standins.kube import (
     CREATE_LEASE,
     GET_LEASE,
     LIST_NODES,

@@ -29,7 +29,7 @@ Kinds, as a client sees them:
 a fresh database); a new login works. Rules are consumed in the order they were added; per
 request at most one ``before`` rule and one ``after`` rule fire. Thread-safe, so a test thread may
 add rules while the emulator serves on another (the shared rule book,
-:mod:`kaput_not.testing.http.faultbook`).
+:mod:`kaput_not_standins.http.faultbook`).
 """
 
 from __future__ import annotations

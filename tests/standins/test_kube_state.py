@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kaput_not.testing.kube import KubeState, StatusError
-from kaput_not.testing.kube.paging import decode_token, encode_token
+from kaput_not_standins.kube import KubeState, StatusError
+from kaput_not_standins.kube.paging import decode_token, encode_token
 
 
 @pytest.fixture
