@@ -138,13 +138,14 @@ def _kube_flags(sub: argparse.ArgumentParser) -> None:
 def _with_kube_flags(settings: config.Settings, args: argparse.Namespace) -> config.Settings:
     import dataclasses
 
-    return dataclasses.replace(
-        settings, kubeconfig_flag=args.kubeconfig or None, kube_context=args.context or None
+    kubernetes = dataclasses.replace(
+        settings.kubernetes, kubeconfig_flag=args.kubeconfig or None, context=args.context or None
     )
+    return dataclasses.replace(settings, kubernetes=kubernetes)
 
 
 def _variables_help() -> str:
-    """Every environment variable `run` reads, from the one list in config.py."""
+    """Every environment variable `run` reads, from the one list in config/variables.py."""
     from kaput_not import config
 
     width = max(len(name) for name, _, _ in config.VARIABLES)
@@ -198,7 +199,7 @@ def _run() -> int:
     except config.ConfigError as exc:
         print(f"kaput-not: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    logs.configure(settings.log_level, settings.log_format)
+    logs.configure(settings.output.log_level, settings.output.log_format)
     try:
         return asyncio.run(_serve(settings))
     except app.StartupError as exc:
@@ -226,7 +227,7 @@ def _once(args: argparse.Namespace) -> int:
         print("kaput-not plan: --apply syncs the whole cluster: name no NODE", file=sys.stderr)
         return EXIT_FAILED
     # Held back until the end: the error that ends the command is printed once, by itself.
-    held = logs.configure_held("WARNING", settings.log_format)
+    held = logs.configure_held("WARNING", settings.output.log_format)
     try:
         reading = asyncio.run(oneshot.read_once(settings, apply=apply))
     except app.StartupError as exc:
@@ -243,7 +244,7 @@ def _once(args: argparse.Namespace) -> int:
     held.finish()
     if reading.dry_run:
         print("kaput-not plan: DRY_RUN=true: planned only, nothing written", file=sys.stderr)
-    cluster = settings.cluster_name
+    cluster = settings.kubernetes.cluster_name
     unknown = oneshot.unknown_names(reading, cluster, args.nodes)
     if unknown:
         print(
@@ -285,7 +286,7 @@ def _acknowledge(args: argparse.Namespace) -> int:
     except config.ConfigError as exc:
         print(f"kaput-not: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    logs.configure("WARNING", settings.log_format)
+    logs.configure("WARNING", settings.output.log_format)
     try:
         print(asyncio.run(oneshot.acknowledge(settings, expires)))
     except app.StartupError as exc:
@@ -307,7 +308,7 @@ def _resync() -> int:
     except config.ConfigError as exc:
         print(f"kaput-not: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    logs.configure("WARNING", settings.log_format)
+    logs.configure("WARNING", settings.output.log_format)
     try:
         print(asyncio.run(oneshot.request_resync(settings)))
     except app.StartupError as exc:

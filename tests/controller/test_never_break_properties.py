@@ -211,16 +211,16 @@ async def start_replica(settings: config.Settings, clock: FakeClock) -> Replica:
     client, kube = app.clients(settings, metrics, exits)
     elector = app._elector(settings, kube)
     may_write = elector.is_leader if elector else (lambda: True)
-    cache = CachedNetmaker(client, ttl=settings.cache_ttl_seconds, clock=clock)
+    cache = CachedNetmaker(client, ttl=settings.netmaker.cache_ttl_seconds, clock=clock)
     executor = Executor(
         cache,
-        concurrency=settings.netmaker_concurrency,
+        concurrency=settings.netmaker.concurrency,
         may_write=may_write,
-        dry_run=settings.dry_run,
+        dry_run=settings.safety.dry_run,
     )
     guard = WriteGuard(
         app.budget_settings(settings),
-        cluster=settings.cluster_name,
+        cluster=settings.kubernetes.cluster_name,
         clock=clock,
         store=app.state_store(settings, kube, elector),
     )
@@ -232,11 +232,11 @@ async def start_replica(settings: config.Settings, clock: FakeClock) -> Replica:
         reconciler=reconciler,
         metrics=metrics,
         options=ControllerOptions(
-            workers=settings.workers,
-            resync_period_seconds=settings.resync_period_seconds,
-            delete_grace_seconds=settings.delete_grace_seconds,
-            netmaker_poll_seconds=max(settings.cache_ttl_seconds, 1.0),
-            dry_run=settings.dry_run,
+            workers=settings.reconcile.workers,
+            resync_period_seconds=settings.reconcile.resync_period_seconds,
+            delete_grace_seconds=settings.reconcile.delete_grace_seconds,
+            netmaker_poll_seconds=max(settings.netmaker.cache_ttl_seconds, 1.0),
+            dry_run=settings.safety.dry_run,
         ),
         queue=queue,
         clock=clock,

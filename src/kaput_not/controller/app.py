@@ -68,21 +68,21 @@ async def run(settings: Settings, stop: asyncio.Event, resync: asyncio.Event | N
         client, kube = clients(settings, metrics, stack)
         elector = _elector(settings, kube)
         may_write = elector.is_leader if elector else (lambda: True)
-        cache = CachedNetmaker(client, ttl=settings.cache_ttl_seconds)
+        cache = CachedNetmaker(client, ttl=settings.netmaker.cache_ttl_seconds)
         executor = Executor(
             cache,
-            concurrency=settings.netmaker_concurrency,
+            concurrency=settings.netmaker.concurrency,
             may_write=may_write,
-            dry_run=settings.dry_run,
+            dry_run=settings.safety.dry_run,
         )
         guard = WriteGuard(
             budget_settings(settings),
-            cluster=settings.cluster_name,
+            cluster=settings.kubernetes.cluster_name,
             store=state_store(settings, kube, elector),
         )
         reconciler = Reconciler(cache, executor, plan_settings(settings), guard)
         recorder = None
-        if settings.events:
+        if settings.output.events:
             recorder = EventRecorder(
                 kube,
                 instance=settings.leader_election.identity,
@@ -95,13 +95,13 @@ async def run(settings: Settings, stop: asyncio.Event, resync: asyncio.Event | N
             reconciler=reconciler,
             metrics=metrics,
             options=ControllerOptions(
-                workers=settings.workers,
-                resync_period_seconds=settings.resync_period_seconds,
-                delete_grace_seconds=settings.delete_grace_seconds,
-                netmaker_poll_seconds=max(settings.cache_ttl_seconds, 1.0),
-                dry_run=settings.dry_run,
+                workers=settings.reconcile.workers,
+                resync_period_seconds=settings.reconcile.resync_period_seconds,
+                delete_grace_seconds=settings.reconcile.delete_grace_seconds,
+                netmaker_poll_seconds=max(settings.netmaker.cache_ttl_seconds, 1.0),
+                dry_run=settings.safety.dry_run,
                 freeze_after_first_sync=True,
-                node_selector=settings.node_selector,
+                node_selector=settings.kubernetes.node_selector,
             ),
             emit=recorder.emit if recorder is not None else None,
         )
@@ -124,7 +124,7 @@ async def run(settings: Settings, stop: asyncio.Event, resync: asyncio.Event | N
             await health.start()
         except OSError as exc:
             raise StartupError(
-                f"METRICS_ADDRESS={settings.metrics_address!r}: cannot listen there: "
+                f"METRICS_ADDRESS={settings.output.metrics_address!r}: cannot listen there: "
                 f"{exc.strerror or exc}; choose a free port or an address of this host"
             ) from exc
         stack.push_async_callback(health.stop)
@@ -235,10 +235,10 @@ def clients(
     stack.push_async_callback(client.aclose)
     try:
         http, source = connect(
-            settings.kubeconfig,
+            settings.kubernetes.kubeconfig,
             identity=settings.leader_election.identity,
-            explicit=settings.kubeconfig_flag,
-            context=settings.kube_context,
+            explicit=settings.kubernetes.kubeconfig_flag,
+            context=settings.kubernetes.context,
         )
     except KubeConfigError as exc:
         raise StartupError(str(exc)) from exc
@@ -249,12 +249,12 @@ def clients(
 
 def netmaker_client(settings: Settings, metrics: Metrics) -> NetmakerClient:
     client_settings = ClientSettings(
-        api_url=settings.netmaker_api_url,
-        username=settings.netmaker_username,
-        password=settings.netmaker_password,
-        ca_file=settings.netmaker_ca_file,
-        insecure_skip_tls_verify=settings.netmaker_insecure_skip_tls_verify,
-        timeout_seconds=settings.netmaker_timeout_seconds,
+        api_url=settings.netmaker.api_url,
+        username=settings.netmaker.username,
+        password=settings.netmaker.password,
+        ca_file=settings.netmaker.ca_file,
+        insecure_skip_tls_verify=settings.netmaker.insecure_skip_tls_verify,
+        timeout_seconds=settings.netmaker.timeout_seconds,
         identity=settings.leader_election.identity,
     )
     try:
@@ -313,23 +313,23 @@ def state_store(settings: Settings, kube: KubeApi, elector: LeaderElector | None
 
 def budget_settings(settings: Settings) -> BudgetSettings:
     return BudgetSettings(
-        window_seconds=settings.budget_window_seconds,
-        max_fraction=settings.max_delete_fraction,
-        floor=settings.max_delete_floor,
-        unlimited=settings.allow_mass_delete,
+        window_seconds=settings.safety.budget_window_seconds,
+        max_fraction=settings.safety.max_delete_fraction,
+        floor=settings.safety.max_delete_floor,
+        unlimited=settings.safety.allow_mass_delete,
     )
 
 
 def plan_settings(settings: Settings) -> PlanSettings:
     return PlanSettings(
-        cluster=settings.cluster_name,
-        metric=settings.egress_metric,
-        max_delete_fraction=settings.max_delete_fraction,
-        max_delete_floor=settings.max_delete_floor,
-        allow_mass_delete=settings.allow_mass_delete,
-        host_annotation=settings.host_annotation,
-        host_annotation_hosts=settings.host_annotation_hosts,
-        cluster_pod_cidrs=settings.cluster_pod_cidrs,
+        cluster=settings.kubernetes.cluster_name,
+        metric=settings.reconcile.egress_metric,
+        max_delete_fraction=settings.safety.max_delete_fraction,
+        max_delete_floor=settings.safety.max_delete_floor,
+        allow_mass_delete=settings.safety.allow_mass_delete,
+        host_annotation=settings.kubernetes.host_annotation,
+        host_annotation_hosts=settings.kubernetes.host_annotation_hosts,
+        cluster_pod_cidrs=settings.kubernetes.cluster_pod_cidrs,
     )
 
 
@@ -350,11 +350,11 @@ def pass_overrun(longest: tuple[str, float] | None, settings: Settings) -> tuple
         return None
     key, seconds = longest
     if key == CLUSTER:
-        what, bound = "a full pass", settings.resync_period_seconds
+        what, bound = "a full pass", settings.reconcile.resync_period_seconds
     else:
         what, bound = (
             f"the pass of node {key}",
-            NODE_PASS_TIMEOUTS * settings.netmaker_timeout_seconds,
+            NODE_PASS_TIMEOUTS * settings.netmaker.timeout_seconds,
         )
     said = f"{what} has been running for {seconds:.0f}s"
     if seconds > bound:
@@ -390,7 +390,7 @@ def _health(
     login: _Login,
     guard: WriteGuard,
 ) -> HealthServer:
-    host, port = split_address(settings.metrics_address)
+    host, port = split_address(settings.output.metrics_address)
 
     def alive() -> tuple[bool, str]:
         if controller.fatal is not None:

@@ -61,15 +61,17 @@ class LeaseHeld(Exception):
 
 
 async def read_once(settings: Settings, *, apply: bool = False) -> Reading:
-    dry_run = apply and settings.dry_run
+    dry_run = apply and settings.safety.dry_run
     apply = apply and not dry_run
     async with AsyncExitStack() as stack:
         client, kube = clients(settings, Metrics(), stack)
-        informer = NodeInformer(kube, lambda _: None, label_selector=settings.node_selector)
+        informer = NodeInformer(
+            kube, lambda _: None, label_selector=settings.kubernetes.node_selector
+        )
         elector = await _hold_lease(settings, kube, stack) if apply else None
         guard = WriteGuard(
             budget_settings(settings),
-            cluster=settings.cluster_name,
+            cluster=settings.kubernetes.cluster_name,
             store=state_store(settings, kube, elector),
         )
         if apply:
@@ -83,7 +85,7 @@ async def read_once(settings: Settings, *, apply: bool = False) -> Reading:
             return Reading(nodes, view, plan(nodes, view, plan_settings(settings)), None, dry_run)
         assert elector is not None
         executor = Executor(
-            cache, concurrency=settings.netmaker_concurrency, may_write=elector.is_leader
+            cache, concurrency=settings.netmaker.concurrency, may_write=elector.is_leader
         )
         report = await Reconciler(cache, executor, plan_settings(settings), guard).reconcile(nodes)
         return Reading(nodes, report.view, report.plan, report)
@@ -133,7 +135,9 @@ async def acknowledge(settings: Settings, expires_seconds: float) -> str:
     async with AsyncExitStack() as stack:
         _client, kube = clients(settings, Metrics(), stack)
         store = state_store(settings, kube, None)
-        guard = WriteGuard(budget_settings(settings), cluster=settings.cluster_name, store=store)
+        guard = WriteGuard(
+            budget_settings(settings), cluster=settings.kubernetes.cluster_name, store=store
+        )
         if not await guard.ready(full=True):
             raise StartupError(guard.problem or "the guard state could not be read")
         value = format_ack(guard.now() + expires_seconds)
