@@ -243,3 +243,46 @@ def test_node_selector_is_checked_at_start_with_a_one_line_error():
     assert "\n" not in message
     assert message.startswith("NODE_SELECTOR='zone in a,b' is not a label selector: ")
     assert "use e.g. !node-role.kubernetes.io/control-plane" in message
+
+
+def test_the_documented_defaults_are_the_ones_loaded():
+    """Issue 21 item 7: each default lives once, in its subject (config/tree.py); the table
+    that `run --help`, the README and the chart are checked against must say the same."""
+    s = load(BASE)
+    le = s.leader_election
+    loaded: dict[str, object] = {
+        "NETMAKER_INSECURE_SKIP_TLS_VERIFY": s.netmaker.insecure_skip_tls_verify,
+        "NETMAKER_TIMEOUT": s.netmaker.timeout_seconds,
+        "NETMAKER_CONCURRENCY": s.netmaker.concurrency,
+        "CACHE_TTL": s.netmaker.cache_ttl_seconds,
+        "LEADER_ELECTION_ID": le.name,
+        "LEADER_ELECTION_LEASE_DURATION": le.lease_seconds,
+        "LEADER_ELECTION_RENEW_DEADLINE": le.renew_deadline_seconds,
+        "LEADER_ELECTION_RETRY_PERIOD": le.retry_period_seconds,
+        "RESYNC_PERIOD": s.reconcile.resync_period_seconds,
+        "DELETE_GRACE": s.reconcile.delete_grace_seconds,
+        "WORKERS": s.reconcile.workers,
+        "EGRESS_METRIC": s.reconcile.egress_metric,
+        "MAX_DELETE_FRACTION": s.safety.max_delete_fraction,
+        "MAX_DELETE_MIN": s.safety.max_delete_floor,
+        "BUDGET_WINDOW": s.safety.budget_window_seconds,
+        "ALLOW_MASS_DELETE": s.safety.allow_mass_delete,
+        "DRY_RUN": s.safety.dry_run,
+        "METRICS_ADDRESS": s.output.metrics_address,
+        "LOG_LEVEL": s.output.log_level.lower(),
+        "EVENTS_ENABLED": s.output.events,
+        "HOST_ANNOTATION_ENABLED": s.kubernetes.host_annotation,
+    }
+    shown = {name: default for name, default, _ in config.VARIABLES}
+    concrete = {name for name, default in shown.items() if default and default[0] != "("}
+    assert concrete == set(loaded)
+    for name, value in loaded.items():
+        text = shown[name]
+        if isinstance(value, bool):
+            assert config.parse_bool(name, text) is value, name
+        elif isinstance(value, int) or name == "MAX_DELETE_FRACTION":
+            assert float(text) == value, name
+        elif isinstance(value, float):
+            assert config.parse_duration(name, text) == value, name
+        else:
+            assert text == value, name
