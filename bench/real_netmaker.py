@@ -488,7 +488,7 @@ async def raw_writes(
 
 
 def default_concurrency() -> int:
-    default = config.Settings.__dataclass_fields__["netmaker_concurrency"].default
+    default = config.Netmaker.__dataclass_fields__["concurrency"].default
     assert isinstance(default, int)
     return default
 

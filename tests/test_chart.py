@@ -358,12 +358,12 @@ def test_the_host_annotation_limits_and_pod_ranges_reach_the_program(full, tmp_p
     assert env["HOST_ANNOTATION_HOSTS"]["value"] == r"w[0-9]+\.nodes\.example\.com"
     assert env["CLUSTER_POD_CIDRS"]["value"] == "10.244.0.0/16,fd00:10:244::/56"
     settings = load_settings(full, tmp_path)
-    assert settings.host_annotation_hosts is not None
-    assert settings.host_annotation_hosts.fullmatch("w3.nodes.example.com")
-    assert settings.cluster_pod_cidrs == ("10.244.0.0/16", "fd00:10:244::/56")
+    assert settings.kubernetes.host_annotation_hosts is not None
+    assert settings.kubernetes.host_annotation_hosts.fullmatch("w3.nodes.example.com")
+    assert settings.kubernetes.cluster_pod_cidrs == ("10.244.0.0/16", "fd00:10:244::/56")
     # Issue 20: config.nodeSelector reaches the program as NODE_SELECTOR, checked there.
     assert (
-        settings.node_selector
+        settings.kubernetes.node_selector
         == "!node-role.kubernetes.io/control-plane,kubernetes.io/os in (linux)"
     )
 
@@ -403,16 +403,28 @@ def test_default_values_give_the_program_defaults(default, tmp_path):
 
 def test_full_values_load_as_set(full, tmp_path):
     s = load_settings(full, tmp_path)
-    assert s.netmaker_username == "kaput-not-ci"
-    assert s.cluster_name == "prod-eu-1"
-    assert s.kubeconfig == "/etc/kaput-not/kubeconfig/config"
-    assert s.netmaker_insecure_skip_tls_verify is True
-    assert (s.netmaker_timeout_seconds, s.netmaker_concurrency) == (15.0, 6)
-    assert (s.cache_ttl_seconds, s.resync_period_seconds, s.workers) == (45.0, 5400.0, 8)
+    assert s.netmaker.username == "kaput-not-ci"
+    assert s.kubernetes.cluster_name == "prod-eu-1"
+    assert s.kubernetes.kubeconfig == "/etc/kaput-not/kubeconfig/config"
+    assert s.netmaker.insecure_skip_tls_verify is True
+    assert (s.netmaker.timeout_seconds, s.netmaker.concurrency) == (15.0, 6)
+    assert (
+        s.netmaker.cache_ttl_seconds,
+        s.reconcile.resync_period_seconds,
+        s.reconcile.workers,
+    ) == (45.0, 5400.0, 8)
     # Whole numbers from a values file are floats to helm; they must not become "1e+06".
-    assert (s.egress_metric, s.max_delete_floor) == (65000, 1_000_000)
-    assert (s.max_delete_fraction, s.allow_mass_delete, s.dry_run) == (0.25, True, True)
-    assert (s.log_level, s.log_format, s.metrics_address) == ("DEBUG", "text", ":9090")
+    assert (s.reconcile.egress_metric, s.safety.max_delete_floor) == (65000, 1_000_000)
+    assert (s.safety.max_delete_fraction, s.safety.allow_mass_delete, s.safety.dry_run) == (
+        0.25,
+        True,
+        True,
+    )
+    assert (s.output.log_level, s.output.log_format, s.output.metrics_address) == (
+        "DEBUG",
+        "text",
+        ":9090",
+    )
     le = s.leader_election
     assert (le.name, le.namespace, le.identity) == (
         "kaput-not-go-id",
@@ -1043,7 +1055,7 @@ def test_values_a_parent_chart_or_an_operator_may_add_are_accepted(helm, tmp_pat
     )
     assert container(objects)["startupProbe"]["initialDelaySeconds"] == 5
     assert one(objects, "PodDisruptionBudget")["spec"]["maxUnavailable"] == "50%"
-    assert load_settings(objects, tmp_path).max_delete_fraction == 0.25
+    assert load_settings(objects, tmp_path).safety.max_delete_fraction == 0.25
 
 
 # ------------------------------------------------------------------ alerts

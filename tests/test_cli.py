@@ -132,12 +132,12 @@ def test_logs_are_json_in_cluster_and_text_locally(tmp_path):
         "NETMAKER_PASSWORD": "a-password",
     }
     namespace = tmp_path / "namespace"
-    assert config.load(base, namespace_file=namespace).log_format == "text"
+    assert config.load(base, namespace_file=namespace).output.log_format == "text"
     namespace.write_text("kaput-not")
-    assert config.load(base, namespace_file=namespace).log_format == "json"
-    assert config.load({**base, "LOG_FORMAT": "text"}, namespace_file=namespace).log_format == (
-        "text"
-    )
+    assert config.load(base, namespace_file=namespace).output.log_format == "json"
+    assert config.load(
+        {**base, "LOG_FORMAT": "text"}, namespace_file=namespace
+    ).output.log_format == ("text")
 
 
 def test_run_help_lists_every_variable_with_its_default_and_meaning():

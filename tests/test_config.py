@@ -23,22 +23,22 @@ def load(env: dict[str, str], *, namespace_file: Path = NO_SA) -> config.Setting
 
 def test_defaults_locally():
     s = load(BASE)
-    assert s.in_cluster is False
+    assert s.kubernetes.in_cluster is False
     assert s.leader_election.enabled is False
     assert s.leader_election.namespace == "kube-system"
     assert s.leader_election.name == "kaput-not"
     assert s.leader_election.identity.startswith("laptop_")
-    assert (s.cache_ttl_seconds, s.resync_period_seconds) == (30.0, 600.0)
-    assert (s.workers, s.netmaker_concurrency, s.egress_metric) == (4, 4, 500)
-    assert s.metrics_address == ":8080"
-    assert s.cluster_name is None
+    assert (s.netmaker.cache_ttl_seconds, s.reconcile.resync_period_seconds) == (30.0, 600.0)
+    assert (s.reconcile.workers, s.netmaker.concurrency, s.reconcile.egress_metric) == (4, 4, 500)
+    assert s.output.metrics_address == ":8080"
+    assert s.kubernetes.cluster_name is None
 
 
 def test_in_cluster_turns_leader_election_on_in_the_pods_namespace(tmp_path: Path):
     ns = tmp_path / "namespace"
     ns.write_text("kaput-system\n")
     s = load({**BASE, "POD_NAME": "kaput-not-7d9c-x2"}, namespace_file=ns)
-    assert s.in_cluster is True
+    assert s.kubernetes.in_cluster is True
     assert s.leader_election.enabled is True
     assert s.leader_election.namespace == "kaput-system"
     assert s.leader_election.identity == "kaput-not-7d9c-x2"
@@ -55,24 +55,24 @@ def test_go_version_names_are_honoured():
             "LEADER_ELECTION_ID": "kaput-not-east",
         }
     )
-    assert s.kubeconfig == "/home/me/.kube/config"
-    assert s.cluster_name == "us-east"
+    assert s.kubernetes.kubeconfig == "/home/me/.kube/config"
+    assert s.kubernetes.cluster_name == "us-east"
     assert s.leader_election.enabled
     assert (s.leader_election.namespace, s.leader_election.name) == ("ops", "kaput-not-east")
 
 
 def test_durations_in_go_style():
     s = load({**BASE, "RESYNC_PERIOD": "1h30m", "CACHE_TTL": "500ms", "NETMAKER_TIMEOUT": "12"})
-    assert s.resync_period_seconds == 5400
-    assert s.cache_ttl_seconds == 0.5
-    assert s.netmaker_timeout_seconds == 12
+    assert s.reconcile.resync_period_seconds == 5400
+    assert s.netmaker.cache_ttl_seconds == 0.5
+    assert s.netmaker.timeout_seconds == 12
 
 
 def test_password_from_a_file(tmp_path: Path):
     secret = tmp_path / "password"
     secret.write_text("from-file\n")
     env = {k: v for k, v in BASE.items() if k != "NETMAKER_PASSWORD"}
-    assert load({**env, "NETMAKER_PASSWORD_FILE": str(secret)}).netmaker_password == "from-file"
+    assert load({**env, "NETMAKER_PASSWORD_FILE": str(secret)}).netmaker.password == "from-file"
 
 
 @pytest.mark.parametrize(
@@ -128,7 +128,11 @@ def test_bad_values_are_one_line_naming_the_variable(change, variable):
 
 def test_the_host_annotation_and_the_cluster_pod_ranges_are_read():
     s = load(BASE)
-    assert (s.host_annotation, s.host_annotation_hosts, s.cluster_pod_cidrs) == (True, None, ())
+    assert (
+        s.kubernetes.host_annotation,
+        s.kubernetes.host_annotation_hosts,
+        s.kubernetes.cluster_pod_cidrs,
+    ) == (True, None, ())
     s = load(
         {
             **BASE,
@@ -137,10 +141,10 @@ def test_the_host_annotation_and_the_cluster_pod_ranges_are_read():
             "CLUSTER_POD_CIDRS": " 10.244.0.0/16, fd00:10:244::/56 ",
         }
     )
-    assert s.host_annotation is False
-    assert s.host_annotation_hosts is not None
-    assert s.host_annotation_hosts.fullmatch("w12.example.com")
-    assert s.cluster_pod_cidrs == ("10.244.0.0/16", "fd00:10:244::/56")
+    assert s.kubernetes.host_annotation is False
+    assert s.kubernetes.host_annotation_hosts is not None
+    assert s.kubernetes.host_annotation_hosts.fullmatch("w12.example.com")
+    assert s.kubernetes.cluster_pod_cidrs == ("10.244.0.0/16", "fd00:10:244::/56")
 
 
 def test_a_password_file_that_is_not_utf8_is_one_line(tmp_path: Path):
@@ -180,7 +184,9 @@ def test_every_variable_is_documented_in_the_readme():
 
 
 def test_every_variable_read_is_in_the_table():
-    source = Path(config.__file__).read_text()
+    # Every module of the package but __init__, whose __all__ only names what it re-exports.
+    modules = Path(config.__file__).parent.glob("[!_]*.py")
+    source = "".join(module.read_text() for module in modules)
     read = set(re.findall(r'"([A-Z][A-Z0-9_]{3,})"', source)) - {
         "DEBUG",
         "INFO",
@@ -229,11 +235,54 @@ def test_node_selector_is_checked_at_start_with_a_one_line_error():
     """Issue 20: NODE_SELECTOR (config.nodeSelector) is a label selector; a typo is one line
     naming the variable, not a 400 on every node list."""
     s = load({**BASE, "NODE_SELECTOR": " !node-role.kubernetes.io/control-plane , zone in (a,b)"})
-    assert s.node_selector == "!node-role.kubernetes.io/control-plane,zone in (a,b)"
-    assert load(BASE).node_selector == ""
+    assert s.kubernetes.node_selector == "!node-role.kubernetes.io/control-plane,zone in (a,b)"
+    assert load(BASE).kubernetes.node_selector == ""
     with pytest.raises(config.ConfigError) as caught:
         load({**BASE, "NODE_SELECTOR": "zone in a,b"})
     message = str(caught.value)
     assert "\n" not in message
     assert message.startswith("NODE_SELECTOR='zone in a,b' is not a label selector: ")
     assert "use e.g. !node-role.kubernetes.io/control-plane" in message
+
+
+def test_the_documented_defaults_are_the_ones_loaded():
+    """Issue 21 item 7: each default lives once, in its subject (config/tree.py); the table
+    that `run --help`, the README and the chart are checked against must say the same."""
+    s = load(BASE)
+    le = s.leader_election
+    loaded: dict[str, object] = {
+        "NETMAKER_INSECURE_SKIP_TLS_VERIFY": s.netmaker.insecure_skip_tls_verify,
+        "NETMAKER_TIMEOUT": s.netmaker.timeout_seconds,
+        "NETMAKER_CONCURRENCY": s.netmaker.concurrency,
+        "CACHE_TTL": s.netmaker.cache_ttl_seconds,
+        "LEADER_ELECTION_ID": le.name,
+        "LEADER_ELECTION_LEASE_DURATION": le.lease_seconds,
+        "LEADER_ELECTION_RENEW_DEADLINE": le.renew_deadline_seconds,
+        "LEADER_ELECTION_RETRY_PERIOD": le.retry_period_seconds,
+        "RESYNC_PERIOD": s.reconcile.resync_period_seconds,
+        "DELETE_GRACE": s.reconcile.delete_grace_seconds,
+        "WORKERS": s.reconcile.workers,
+        "EGRESS_METRIC": s.reconcile.egress_metric,
+        "MAX_DELETE_FRACTION": s.safety.max_delete_fraction,
+        "MAX_DELETE_MIN": s.safety.max_delete_floor,
+        "BUDGET_WINDOW": s.safety.budget_window_seconds,
+        "ALLOW_MASS_DELETE": s.safety.allow_mass_delete,
+        "DRY_RUN": s.safety.dry_run,
+        "METRICS_ADDRESS": s.output.metrics_address,
+        "LOG_LEVEL": s.output.log_level.lower(),
+        "EVENTS_ENABLED": s.output.events,
+        "HOST_ANNOTATION_ENABLED": s.kubernetes.host_annotation,
+    }
+    shown = {name: default for name, default, _ in config.VARIABLES}
+    concrete = {name for name, default in shown.items() if default and default[0] != "("}
+    assert concrete == set(loaded)
+    for name, value in loaded.items():
+        text = shown[name]
+        if isinstance(value, bool):
+            assert config.parse_bool(name, text) is value, name
+        elif isinstance(value, int) or name == "MAX_DELETE_FRACTION":
+            assert float(text) == value, name
+        elif isinstance(value, float):
+            assert config.parse_duration(name, text) == value, name
+        else:
+            assert text == value, name

@@ -52,6 +52,6 @@ def test_the_product_package_holds_no_stand_in_and_imports_without_them():
     )
     assert done.returncode == 0, done.stderr
     modules = done.stdout.split()
-    assert "kaput_not.demo" in modules
+    assert "kaput_not.app.demo" in modules
     assert "kaput_not.cli" in modules
     assert not [m for m in modules if ".testing" in m or "standin" in m]  # the old and new homes

@@ -39,7 +39,7 @@ def build_context() -> set[str]:
 
 def test_the_image_build_context_has_the_program_and_no_stand_ins():
     context = build_context()
-    assert "src/kaput_not/controller/app.py" in context
+    assert "src/kaput_not/app/run.py" in context
     assert "requirements/runtime.lock" in context
     assert not [f for f in context if "standins" in f]
     assert not [f for f in context if f.startswith(("tests/", "scripts/", "bench/", "charts/"))]

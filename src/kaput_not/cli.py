@@ -138,13 +138,14 @@ def _kube_flags(sub: argparse.ArgumentParser) -> None:
 def _with_kube_flags(settings: config.Settings, args: argparse.Namespace) -> config.Settings:
     import dataclasses
 
-    return dataclasses.replace(
-        settings, kubeconfig_flag=args.kubeconfig or None, kube_context=args.context or None
+    kubernetes = dataclasses.replace(
+        settings.kubernetes, kubeconfig_flag=args.kubeconfig or None, context=args.context or None
     )
+    return dataclasses.replace(settings, kubernetes=kubernetes)
 
 
 def _variables_help() -> str:
-    """Every environment variable `run` reads, from the one list in config.py."""
+    """Every environment variable `run` reads, from the one list in config/variables.py."""
     from kaput_not import config
 
     width = max(len(name) for name, _, _ in config.VARIABLES)
@@ -191,17 +192,17 @@ def _run() -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _remember_stop)
     from kaput_not import config, logs
-    from kaput_not.controller import app
+    from kaput_not.app.clients import StartupError
 
     try:
         settings = config.load()
     except config.ConfigError as exc:
         print(f"kaput-not: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    logs.configure(settings.log_level, settings.log_format)
+    logs.configure(settings.output.log_level, settings.output.log_format)
     try:
         return asyncio.run(_serve(settings))
-    except app.StartupError as exc:
+    except StartupError as exc:
         print(f"kaput-not: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
@@ -209,7 +210,8 @@ def _run() -> int:
 def _once(args: argparse.Namespace) -> int:
     """`plan` and `status`: one reading, printed; one line and exit code 1 on a failure."""
     from kaput_not import config, logs
-    from kaput_not.controller import app, oneshot
+    from kaput_not.app import oneshot, report
+    from kaput_not.app.clients import StartupError
     from kaput_not.kube.api import KubeError
     from kaput_not.netmaker.errors import NetmakerError
 
@@ -226,10 +228,10 @@ def _once(args: argparse.Namespace) -> int:
         print("kaput-not plan: --apply syncs the whole cluster: name no NODE", file=sys.stderr)
         return EXIT_FAILED
     # Held back until the end: the error that ends the command is printed once, by itself.
-    held = logs.configure_held("WARNING", settings.log_format)
+    held = logs.configure_held("WARNING", settings.output.log_format)
     try:
         reading = asyncio.run(oneshot.read_once(settings, apply=apply))
-    except app.StartupError as exc:
+    except StartupError as exc:
         held.finish(str(exc))
         print(f"kaput-not: {exc}", file=sys.stderr)
         return bad_config
@@ -243,8 +245,8 @@ def _once(args: argparse.Namespace) -> int:
     held.finish()
     if reading.dry_run:
         print("kaput-not plan: DRY_RUN=true: planned only, nothing written", file=sys.stderr)
-    cluster = settings.cluster_name
-    unknown = oneshot.unknown_names(reading, cluster, args.nodes)
+    cluster = settings.kubernetes.cluster_name
+    unknown = report.unknown_names(reading, cluster, args.nodes)
     if unknown:
         print(
             f"kaput-not {args.command}: no Kubernetes node, nor rule of ours, is named "
@@ -253,13 +255,13 @@ def _once(args: argparse.Namespace) -> int:
         )
         return EXIT_FAILED
     if args.command == "status":
-        status = oneshot.status_document(reading, cluster, args.nodes)
+        status = report.status_document(reading, cluster, args.nodes)
         if args.output == "json":
             print(json.dumps(status, indent=2))
         else:
-            print(oneshot.status_table(status, wide=args.output == "wide"))
+            print(report.status_table(status, wide=args.output == "wide"))
         return EXIT_OK
-    document = oneshot.plan_document(reading, cluster, args.nodes)
+    document = report.plan_document(reading, cluster, args.nodes)
     if reading.applied is not None:
         document["applied"] = {
             "created": reading.applied.result.created,
@@ -267,7 +269,7 @@ def _once(args: argparse.Namespace) -> int:
             "deleted": reading.applied.result.deleted,
             "failed": len(reading.applied.result.failures),
         }
-    print(json.dumps(document, indent=2) if args.output == "json" else oneshot.plan_table(document))
+    print(json.dumps(document, indent=2) if args.output == "json" else report.plan_table(document))
     if reading.applied is not None:
         return EXIT_OK if reading.applied.ok else EXIT_FAILED
     return EXIT_OK if document["in_sync"] else EXIT_PENDING
@@ -275,7 +277,8 @@ def _once(args: argparse.Namespace) -> int:
 
 def _acknowledge(args: argparse.Namespace) -> int:
     from kaput_not import config, logs
-    from kaput_not.controller import app, oneshot
+    from kaput_not.app import oneshot
+    from kaput_not.app.clients import StartupError
     from kaput_not.controller.guard_state import StateError
     from kaput_not.kube.api import KubeError
 
@@ -285,10 +288,10 @@ def _acknowledge(args: argparse.Namespace) -> int:
     except config.ConfigError as exc:
         print(f"kaput-not: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    logs.configure("WARNING", settings.log_format)
+    logs.configure("WARNING", settings.output.log_format)
     try:
         print(asyncio.run(oneshot.acknowledge(settings, expires)))
-    except app.StartupError as exc:
+    except StartupError as exc:
         print(f"kaput-not: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (StateError, KubeError) as exc:
@@ -299,7 +302,8 @@ def _acknowledge(args: argparse.Namespace) -> int:
 
 def _resync() -> int:
     from kaput_not import config, logs
-    from kaput_not.controller import app, oneshot
+    from kaput_not.app import oneshot
+    from kaput_not.app.clients import StartupError
     from kaput_not.controller.guard_state import StateError
 
     try:
@@ -307,10 +311,10 @@ def _resync() -> int:
     except config.ConfigError as exc:
         print(f"kaput-not: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    logs.configure("WARNING", settings.log_format)
+    logs.configure("WARNING", settings.output.log_format)
     try:
         print(asyncio.run(oneshot.request_resync(settings)))
-    except app.StartupError as exc:
+    except StartupError as exc:
         print(f"kaput-not: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except StateError as exc:
@@ -320,7 +324,7 @@ def _resync() -> int:
 
 
 async def _serve(settings: config.Settings) -> int:
-    from kaput_not.controller import app
+    from kaput_not.app import run
 
     stop, resync = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -329,11 +333,11 @@ async def _serve(settings: config.Settings) -> int:
     loop.add_signal_handler(signal.SIGHUP, resync.set)  # a full pass now
     if _early_stop:  # asked to stop while starting: start, then stop at once, cleanly
         stop.set()
-    return await app.run(settings, stop, resync)
+    return await run.run(settings, stop, resync)
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from kaput_not.demo import DemoOptions, DemoUnavailable, render, run_demo
+    from kaput_not.app.demo import DemoOptions, DemoUnavailable, render, run_demo
 
     options = DemoOptions(
         nodes=args.nodes,

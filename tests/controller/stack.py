@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from kaput_not import config
-from kaput_not.controller import app
+from kaput_not.app import run as app
 from kaput_not.core.egress import owned_by, parse_description
 from kaput_not_standins.kube import KubeApiServer, kubeconfig_text
 from kaput_not_standins.netmaker import NetmakerEmulator

@@ -128,7 +128,7 @@ def test_allow_mass_delete_turns_the_budgets_off():
 
 
 def test_deletes_that_were_not_written_are_given_back_and_never_trip_the_budget():
-    from kaput_not.controller.executor import ApplyResult, Failure
+    from kaput_not.core.applied import ApplyResult, Failure
     from kaput_not.netmaker import errors
 
     guard = WriteGuard(SETTINGS, cluster=None, clock=FakeClock())
@@ -154,7 +154,7 @@ def test_deletes_that_were_not_written_are_given_back_and_never_trip_the_budget(
 
 
 def test_a_re_create_that_was_refused_is_given_back():
-    from kaput_not.controller.executor import ApplyResult, Failure
+    from kaput_not.core.applied import ApplyResult, Failure
     from kaput_not.netmaker import errors
 
     guard = WriteGuard(SETTINGS, cluster=None, clock=FakeClock())
@@ -179,7 +179,7 @@ def default_budget() -> BudgetSettings:
     from pathlib import Path
 
     from kaput_not import config
-    from kaput_not.controller.app import budget_settings
+    from kaput_not.app.pipeline import budget_settings
 
     env = {"NETMAKER_API_URL": "https://nm.example", "NETMAKER_USERNAME": "u"}
     settings = config.load(
@@ -191,7 +191,7 @@ def default_budget() -> BudgetSettings:
 def full_pass(guard: WriteGuard, rules: list[Egress], actions: tuple[Action, ...]) -> Plan:
     """One full pass over `rules` as the reconciler runs it; returns the checked plan, with
     what it created and deleted written (the deletes taken out of `rules`)."""
-    from kaput_not.controller.executor import ApplyResult
+    from kaput_not.core.applied import ApplyResult
 
     seen = view(rules, routers=40)
     guard.learn(seen, nodes=len(rules))

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from kaput_not.controller import oneshot
+from kaput_not.app import oneshot
 from kaput_not.controller.guard_state import ANNOTATION, decode
 from kaput_not_standins.kube.routes import LIST_NODES
 from tests.waiting import eventually

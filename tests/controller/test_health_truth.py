@@ -12,7 +12,8 @@ from collections.abc import Awaitable, Callable
 import httpx2
 import pytest
 
-from kaput_not.controller import app, oneshot
+from kaput_not.app import oneshot
+from kaput_not.app import run as app
 from kaput_not_standins.kube import GET_LEASE, LIST_NODES
 from tests.waiting import eventually
 

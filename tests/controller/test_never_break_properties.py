@@ -60,19 +60,16 @@ from hypothesis.stateful import (
 )
 
 from kaput_not import config
-from kaput_not.controller import app, oneshot
-from kaput_not.controller.controller import CLUSTER, Controller, ControllerOptions
-from kaput_not.controller.executor import Executor
+from kaput_not.app import clients, oneshot, pipeline
+from kaput_not.controller.controller import CLUSTER, Controller
 from kaput_not.controller.guard import WriteGuard
 from kaput_not.controller.metrics import Metrics
 from kaput_not.controller.queue import WorkQueue
-from kaput_not.controller.reconciler import Reconciler
 from kaput_not.core.egress import owned_by, parse_description
 from kaput_not.core.model import HOST_ANNOTATION
 from kaput_not.kube.api import KubeError
 from kaput_not.kube.informer import NodeInformer
 from kaput_not.kube.lease import LeaderElector
-from kaput_not.netmaker.cache import CachedNetmaker
 from kaput_not.netmaker.errors import NetmakerError
 from kaput_not_standins.kube import LIST_NODES, KubeApiServer, kubeconfig_text
 from kaput_not_standins.netmaker import NetmakerEmulator
@@ -199,45 +196,35 @@ async def start_replica(settings: config.Settings, clock: FakeClock) -> Replica:
     """Build and start one process's pipeline from `settings`, as `app.run` wires it.
 
     The one factory of this module: a restart, a leader change and every example build their
-    product objects here, wired as `app.run` wires them (the guard's memory on the Lease through
-    `app.state_store`, the first node list checked against the node count it remembers; the
-    guard reads the state before its first write, `WriteGuard.ready`). Differences, each for speed
-    or determinism: the fake clock for everything that takes one, a queue that reports when it
-    is idle, an informer that lists on demand (no watch) and waits on the fake clock, and no
+    product objects here, wired as `app.run` wires them (`pipeline.write_pipeline`, the guard's
+    memory on the Lease through `clients.state_store`, the first node list checked against the
+    node count it remembers; the guard reads the state before its first write,
+    `WriteGuard.ready`). Differences, each for speed or determinism: the fake clock for
+    everything that takes one, a queue that reports when it is idle, an informer that lists on
+    demand (no watch) and waits on the fake clock, and no
     health server, metrics server or Kubernetes Events.
     """
     exits = AsyncExitStack()
     metrics = Metrics()
-    client, kube = app.clients(settings, metrics, exits)
-    elector = app._elector(settings, kube)
+    client, kube = clients.clients(settings, metrics, exits)
+    elector = clients.run_elector(settings, kube)
     may_write = elector.is_leader if elector else (lambda: True)
-    cache = CachedNetmaker(client, ttl=settings.cache_ttl_seconds, clock=clock)
-    executor = Executor(
-        cache,
-        concurrency=settings.netmaker_concurrency,
+    built = pipeline.write_pipeline(
+        settings,
+        client,
+        store=clients.state_store(settings, kube, elector),
         may_write=may_write,
-        dry_run=settings.dry_run,
-    )
-    guard = WriteGuard(
-        app.budget_settings(settings),
-        cluster=settings.cluster_name,
         clock=clock,
-        store=app.state_store(settings, kube, elector),
+        wall_clock=clock,
     )
-    reconciler = Reconciler(cache, executor, app.plan_settings(settings), guard)
+    guard = built.guard
     queue = _Queue(name="nodes", exclusive=CLUSTER, observer=metrics, clock=clock)
     controller = Controller(
         kube=kube,
-        netmaker=cache,
-        reconciler=reconciler,
+        netmaker=built.cache,
+        reconciler=built.reconciler,
         metrics=metrics,
-        options=ControllerOptions(
-            workers=settings.workers,
-            resync_period_seconds=settings.resync_period_seconds,
-            delete_grace_seconds=settings.delete_grace_seconds,
-            netmaker_poll_seconds=max(settings.cache_ttl_seconds, 1.0),
-            dry_run=settings.dry_run,
-        ),
+        options=pipeline.controller_options(settings, freeze_after_first_sync=False),
         queue=queue,
         clock=clock,
     )

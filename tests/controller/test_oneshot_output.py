@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from kaput_not.controller.oneshot import (
-    Reading,
+from kaput_not.app.oneshot import Reading
+from kaput_not.app.report import (
     natural,
     plan_document,
     plan_table,

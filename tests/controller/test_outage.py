@@ -10,7 +10,7 @@ import socket
 import httpx2
 import pytest
 
-from kaput_not.controller.app import NETMAKER_DOWN_UNREADY_SECONDS, netmaker_down
+from kaput_not.app.readiness import NETMAKER_DOWN_UNREADY_SECONDS, netmaker_down
 from kaput_not.controller.circuit import Circuit, Held, Retry, decide
 from kaput_not.controller.controller import CLUSTER, Controller, ControllerOptions, PassFailed
 from kaput_not.controller.metrics import Metrics

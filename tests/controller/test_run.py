@@ -323,7 +323,7 @@ def test_a_pass_over_its_bound_fails_readiness(stack: Stack):
     """Issue 17: a node pass past 6 x NETMAKER_TIMEOUT (each of its few requests is cut at
     that) is stuck, and a full pass past RESYNC_PERIOD too: readiness fails and says which.
     Shorter ones are named without failing; under a second they are not named at all."""
-    from kaput_not.controller.app import pass_overrun
+    from kaput_not.app.readiness import pass_overrun
     from kaput_not.controller.controller import CLUSTER
 
     settings = stack.settings(NETMAKER_TIMEOUT="2s", RESYNC_PERIOD="60s")

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from kaput_not.controller.executor import Executor
+from kaput_not.controller.guard import BudgetSettings, WriteGuard
 from kaput_not.controller.reconciler import PassReport, Reconciler
 from kaput_not.core.egress import build_description, owned_by, parse_description
 from kaput_not.core.model import ActionKind, KubeNode
@@ -40,7 +41,18 @@ class World:
         self.clock.advance(31)
 
     async def sync(self, *, only: str | None = None, complete: bool = True) -> PassReport:
-        reconciler = Reconciler(self.cache, Executor(self.cache), self.settings)
+        s = self.settings
+        # The guard `run` puts in front of every write, with the planner's limits; fresh each
+        # pass like the Reconciler (the guard's memory across passes is tested in test_guard*).
+        guard = WriteGuard(
+            BudgetSettings(
+                max_fraction=s.max_delete_fraction,
+                floor=s.max_delete_floor,
+                unlimited=s.allow_mass_delete,
+            ),
+            cluster=s.cluster,
+        )
+        reconciler = Reconciler(self.cache, Executor(self.cache), s, guard)
         return await reconciler.reconcile(self.kube.values(), only=only, kube_complete=complete)
 
     def ours(self, cluster: str | None = None) -> list[dict[str, object]]:

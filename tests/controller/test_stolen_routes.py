@@ -9,10 +9,10 @@ import socket
 
 import httpx2
 
-from kaput_not.controller.executor import ApplyResult
 from kaput_not.controller.metrics import Metrics
 from kaput_not.controller.node_states import NodeStates
 from kaput_not.controller.reconciler import PassReport
+from kaput_not.core.applied import ApplyResult
 from kaput_not.core.model import KubeNode, NodeReport, NodeState, Plan, SkipReason
 from kaput_not.core.planner import NetmakerView
 from tests.waiting import eventually

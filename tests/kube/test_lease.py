@@ -13,6 +13,7 @@ from typing import Any
 import httpx2
 import pytest
 
+from kaput_not.config import LeaderElection
 from kaput_not.kube import wire
 from kaput_not.kube.api import KubeApi
 from kaput_not.kube.lease import LeaderElector, LeaseConfig, micro_time
@@ -21,6 +22,13 @@ from tests.clock import FakeClock
 
 NS, NAME = "kube-system", "kaput-not"
 FAST = {"lease_seconds": 2.0, "renew_deadline_seconds": 1.0, "retry_period_seconds": 0.2}
+#: The LEADER_ELECTION_* defaults (config/tree.py holds them): 15s, 10s and 2s.
+_LE = LeaderElection(enabled=True, namespace="")
+DEFAULT = {
+    "lease_seconds": _LE.lease_seconds,
+    "renew_deadline_seconds": _LE.renew_deadline_seconds,
+    "retry_period_seconds": _LE.retry_period_seconds,
+}
 
 
 @pytest.fixture
@@ -148,10 +156,15 @@ async def test_a_conflicting_update_is_not_leadership(kube):
 def test_timing_rules_are_checked():
     with pytest.raises(ValueError, match="lease > renew deadline"):
         LeaseConfig(
-            namespace=NS, name=NAME, identity="a", lease_seconds=5, renew_deadline_seconds=6
+            namespace=NS,
+            name=NAME,
+            identity="a",
+            lease_seconds=5,
+            renew_deadline_seconds=6,
+            retry_period_seconds=2,
         ).validate()
     with pytest.raises(ValueError, match="identity"):
-        LeaseConfig(namespace=NS, name=NAME, identity="").validate()
+        LeaseConfig(namespace=NS, name=NAME, identity="", **DEFAULT).validate()
 
 
 class _Stop(Exception):
@@ -193,7 +206,7 @@ async def test_a_standby_dates_what_it_saw_to_when_the_answer_arrived():
             raise _Stop
         clock.advance(seconds)
 
-    config = LeaseConfig(namespace=NS, name=NAME, identity="b")  # the defaults: 15/10/2
+    config = LeaseConfig(namespace=NS, name=NAME, identity="b", **DEFAULT)
     b = LeaderElector(api, config, monotonic=clock, sleep=sleep, rand=random.Random(1))
     with pytest.raises(_Stop):
         await b.run(lambda: None)
@@ -240,7 +253,7 @@ async def lead_then_lose_a_renewal_answer(
     not move, so only `release()` ends its leadership."""
     seed_lease(kube, holder="")
     api = KubeApi(httpx2.AsyncClient(base_url=kube.base_url, timeout=5.0))
-    config = LeaseConfig(namespace=NS, name=NAME, identity="a")  # the defaults: 15/10/2
+    config = LeaseConfig(namespace=NS, name=NAME, identity="a", **DEFAULT)
 
     async def no_wait(_: float) -> None:
         await asyncio.sleep(0)

@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from kaput_not import ratelimit
+from kaput_not.config.tree import Kubernetes, Reconcile, Safety
 from kaput_not.controller.circuit import Circuit, Held, Retry, decide, server_cause
 from kaput_not.controller.metrics import Metrics
 from kaput_not.controller.node_states import Emit, NodeStates
@@ -55,26 +56,33 @@ RESYNC_ANNOTATION = "kaput-not.io/resync-requested"
 _TOLD_LIMIT = 10_000
 
 
+#: The settings subjects whose defaults ControllerOptions takes (config/tree.py holds them).
+_RECONCILE, _SAFETY, _KUBERNETES = Reconcile(), Safety(), Kubernetes()
+
+
 @dataclass(frozen=True, slots=True)
 class ControllerOptions:
-    workers: int = 4
-    resync_period_seconds: float = 600.0
+    """The loop's knobs; those an operator sets come from the settings tree (kaput_not.app
+    builds them from it), with its defaults."""
+
+    workers: int = _RECONCILE.workers
+    resync_period_seconds: float = _RECONCILE.resync_period_seconds
     netmaker_poll_seconds: float = 30.0
     drain_timeout_seconds: float = 5.0
     #: A deleted node's rules wait this long: a rebuild (deleted, then created again under the
     #: same name) arrives as two watch events, and waiting lets the re-create merge with the
     #: delete into one pass that updates the rules in place instead of deleting them.
-    delete_grace_seconds: float = 15.0
+    delete_grace_seconds: float = _RECONCILE.delete_grace_seconds
     #: At most one forced refresh of Netmaker hosts and nodes per this many seconds, for node
     #: events whose host the cached lists do not know yet.
     inventory_refresh_seconds: float = 1.0
     #: DRY_RUN: plans are logged as what they would write; nothing is written.
-    dry_run: bool = False
+    dry_run: bool = _SAFETY.dry_run
     #: `freeze_long_lived()` after the first full pass: a process-wide effect, so the process
     #: (`kaput-not run`) asks for it; controllers built by tests leave the collector alone.
     freeze_after_first_sync: bool = False
     #: NODE_SELECTOR: only the nodes it selects are read (the API server filters).
-    node_selector: str = ""
+    node_selector: str = _KUBERNETES.node_selector
     #: While Netmaker is unavailable, it is probed at most this many seconds apart: a restart
     #: is noticed within this long of the server answering again.
     netmaker_probe_cap_seconds: float = 1.0

@@ -15,10 +15,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 from kaput_not.controller.circuit import Held, Retry, decide
+from kaput_not.core.applied import ApplyResult, Failure
 from kaput_not.core.model import Action, ActionKind, Egress, EgressSpec, Plan
 from kaput_not.netmaker import errors
 
@@ -41,27 +41,6 @@ class EgressWriter(Protocol):
     async def create_egress(self, spec: EgressSpec) -> Egress: ...
     async def update_egress(self, target: Egress, spec: EgressSpec) -> Egress: ...
     async def delete_egress(self, target: Egress) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    action: Action
-    error: Exception
-
-
-@dataclass(frozen=True, slots=True)
-class ApplyResult:
-    created: int = 0
-    updated: int = 0
-    deleted: int = 0
-    skipped: int = 0
-    failures: tuple[Failure, ...] = ()
-    #: The rules created, as the server stored them (new ids).
-    made: tuple[Egress, ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        return not self.failures and not self.skipped
 
 
 class Executor:

@@ -62,7 +62,7 @@ from kaput_not.core.planner import ALLOW_MASS_DELETE, NetmakerView
 from kaput_not.netmaker import errors
 
 if TYPE_CHECKING:
-    from kaput_not.controller.executor import ApplyResult
+    from kaput_not.core.applied import ApplyResult
 
 log = logging.getLogger("kaput_not.guard")
 

@@ -10,9 +10,10 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from kaput_not.controller.executor import ApplyResult, Executor
 from kaput_not.controller.guard import WriteGuard, owned_in
+from kaput_not.core.applied import ApplyResult
 from kaput_not.core.claims import KubeClaims
 from kaput_not.core.model import KubeNode, Plan
 from kaput_not.core.planner import NetmakerView, PlanSettings, plan
@@ -56,13 +57,19 @@ class PassReport:
         return self.result.ok and not self.plan.withheld
 
 
+class Applies(Protocol):
+    """The executor as the reconciler sees it: only the wiring (kaput_not.app) builds one."""
+
+    async def apply(self, plan: Plan) -> ApplyResult: ...
+
+
 class Reconciler:
     def __init__(
         self,
         netmaker: CachedNetmaker,
-        executor: Executor,
+        executor: Applies,
         settings: PlanSettings,
-        guard: WriteGuard | None = None,
+        guard: WriteGuard,
     ) -> None:
         self._netmaker = netmaker
         self._executor = executor

@@ -42,12 +42,14 @@ class NotLeader(Exception):
 
 @dataclass(frozen=True, slots=True)
 class LeaseConfig:
+    """Built from the settings tree (kaput_not.app), whose LeaderElection holds the defaults."""
+
     namespace: str
     name: str
     identity: str
-    lease_seconds: float = 15.0
-    renew_deadline_seconds: float = 10.0
-    retry_period_seconds: float = 2.0
+    lease_seconds: float
+    renew_deadline_seconds: float
+    retry_period_seconds: float
 
     def validate(self) -> None:
         if not self.identity:

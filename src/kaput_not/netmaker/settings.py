@@ -26,6 +26,8 @@ TLS_HINT = (
     "or NETMAKER_INSECURE_SKIP_TLS_VERIFY=true for a test server"
 )
 _HOSTNAME = re.compile(r"^\w([\w.-]*\w)?$")
+#: NETMAKER_TIMEOUT's default: the deadline of one whole request, its body included.
+DEFAULT_TIMEOUT_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -37,7 +39,7 @@ class ClientSettings:
     password: str
     ca_file: str | None = None
     insecure_skip_tls_verify: bool = False
-    timeout_seconds: float = 10.0
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     #: Which replica is calling: the pod name, shown in the User-Agent.
     identity: str = ""
     #: X-Application-Name on login; anything but netclient/netmaker-desktop gets the token

@@ -1,9 +1,10 @@
 """`kaput-not demo`: one full sync against the built-in Netmaker emulator, no cluster needed.
 
-It runs the real client, cache, planner and executor over HTTP against an in-process emulator
-seeded with simulated hosts, then checks convergence independently: a fresh client lists
-everything again and the planner must find nothing left to do. Request counts come from the
-emulator's own log, not from the client, so they show what a real server would have served.
+It runs the real client, cache, planner, guard and executor, built as `run` builds them, over
+HTTP against an in-process emulator seeded with simulated hosts, then checks convergence
+independently: a fresh client lists everything again and the planner must find nothing left
+to do. Request counts come from the emulator's own log, not from the client, so they show what
+a real server would have served.
 """
 
 from __future__ import annotations
@@ -12,14 +13,15 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
-from kaput_not.controller.executor import Executor
-from kaput_not.controller.reconciler import PassReport, Reconciler
+from kaput_not.app.clients import netmaker_client
+from kaput_not.app.pipeline import plan_settings, write_pipeline
+from kaput_not.config import LeaderElection, Netmaker, Settings
+from kaput_not.controller.reconciler import PassReport
 from kaput_not.core.egress import owned_by, parse_description
 from kaput_not.core.model import ActionKind, KubeNode
-from kaput_not.core.planner import PlanSettings, plan
+from kaput_not.core.planner import plan
 from kaput_not.netmaker.cache import CachedNetmaker
 from kaput_not.netmaker.client import NetmakerClient
-from kaput_not.netmaker.settings import ClientSettings
 
 FOREIGN_DESCRIPTION = "office VPN (managed by hand)"
 
@@ -112,11 +114,17 @@ async def run_demo(options: DemoOptions) -> DemoResult:
         )
         emulator.log.reset()
         started = time.perf_counter()
-        settings = ClientSettings(
-            api_url=emulator.base_url, username="kaput-not", password=password, identity="demo"
+        settings = Settings(
+            netmaker=Netmaker(
+                api_url=emulator.base_url,
+                username="kaput-not",
+                password=password,
+                concurrency=options.concurrency,
+            ),
+            leader_election=LeaderElection(enabled=False, namespace="", identity="demo"),
         )
-        async with NetmakerClient(settings) as client:
-            report = await _sync(client, kube, options)
+        async with netmaker_client(settings) as client:
+            report = await _sync(settings, client, kube)
         seconds = time.perf_counter() - started
         requests = dict(sorted(emulator.log.counts().items()))
         reads, writes = emulator.log.reads(), emulator.log.writes()
@@ -141,18 +149,18 @@ async def run_demo(options: DemoOptions) -> DemoResult:
     )
 
 
-async def _sync(client: NetmakerClient, kube: list[KubeNode], options: DemoOptions) -> PassReport:
-    """One full pass, as the controller runs it at start-up."""
-    cache = CachedNetmaker(client)
-    reconciler = Reconciler(cache, Executor(cache, concurrency=options.concurrency), PlanSettings())
-    return await reconciler.reconcile(kube)
+async def _sync(settings: Settings, client: NetmakerClient, kube: list[KubeNode]) -> PassReport:
+    """One full pass, through `run`'s pipeline, as the controller runs it at start-up; the
+    guard's memory stays in this process (there is no Lease)."""
+    pipeline = write_pipeline(settings, client, store=None, may_write=lambda: True)
+    return await pipeline.reconciler.reconcile(kube)
 
 
-async def _converged(settings: ClientSettings, kube: list[KubeNode]) -> bool:
+async def _converged(settings: Settings, kube: list[KubeNode]) -> bool:
     """A fresh client reads everything again; the planner must find nothing to do."""
-    async with NetmakerClient(settings) as client:
+    async with netmaker_client(settings) as client:
         view = await CachedNetmaker(client).view()
-    again = plan(kube, view, PlanSettings())
+    again = plan(kube, view, plan_settings(settings))
     return again.empty and not again.withheld
 
 
