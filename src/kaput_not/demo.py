@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 from kaput_not.controller.executor import Executor
 from kaput_not.controller.reconciler import PassReport, Reconciler
-from kaput_not.core.egress import owned_by, parse_description
 from kaput_not.core.model import ActionKind, KubeNode
+from kaput_not.core.ownership import Ownership
 from kaput_not.core.planner import PlanSettings, plan
 from kaput_not.netmaker.cache import CachedNetmaker
 from kaput_not.netmaker.client import NetmakerClient
@@ -122,7 +122,7 @@ async def run_demo(options: DemoOptions) -> DemoResult:
         reads, writes = emulator.log.reads(), emulator.log.writes()
         converged = await _converged(settings, kube)
         stored = emulator.state.egresses()
-        ours = [e for e in stored if owned_by(parse_description(str(e["description"])), None)]
+        ours = [e for e in stored if Ownership().marker(str(e["description"])) is not None]
         after = next((e for e in stored if e["id"] == foreign["id"]), None)
     return DemoResult(
         options=options,

@@ -220,7 +220,6 @@ async def start_replica(settings: config.Settings, clock: FakeClock) -> Replica:
     )
     guard = WriteGuard(
         app.budget_settings(settings),
-        cluster=settings.cluster_name,
         clock=clock,
         store=app.state_store(settings, kube, elector),
     )

@@ -77,7 +77,6 @@ async def run(settings: Settings, stop: asyncio.Event, resync: asyncio.Event | N
         )
         guard = WriteGuard(
             budget_settings(settings),
-            cluster=settings.cluster_name,
             store=state_store(settings, kube, elector),
         )
         reconciler = Reconciler(cache, executor, plan_settings(settings), guard)
@@ -312,12 +311,7 @@ def state_store(settings: Settings, kube: KubeApi, elector: LeaderElector | None
 
 
 def budget_settings(settings: Settings) -> BudgetSettings:
-    return BudgetSettings(
-        window_seconds=settings.budget_window_seconds,
-        max_fraction=settings.max_delete_fraction,
-        floor=settings.max_delete_floor,
-        unlimited=settings.allow_mass_delete,
-    )
+    return BudgetSettings(window_seconds=settings.budget_window_seconds)
 
 
 def plan_settings(settings: Settings) -> PlanSettings:

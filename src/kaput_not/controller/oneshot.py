@@ -69,7 +69,6 @@ async def read_once(settings: Settings, *, apply: bool = False) -> Reading:
         elector = await _hold_lease(settings, kube, stack) if apply else None
         guard = WriteGuard(
             budget_settings(settings),
-            cluster=settings.cluster_name,
             store=state_store(settings, kube, elector),
         )
         if apply:
@@ -133,7 +132,7 @@ async def acknowledge(settings: Settings, expires_seconds: float) -> str:
     async with AsyncExitStack() as stack:
         _client, kube = clients(settings, Metrics(), stack)
         store = state_store(settings, kube, None)
-        guard = WriteGuard(budget_settings(settings), cluster=settings.cluster_name, store=store)
+        guard = WriteGuard(budget_settings(settings), store=store)
         if not await guard.ready(full=True):
             raise StartupError(guard.problem or "the guard state could not be read")
         value = format_ack(guard.now() + expires_seconds)
