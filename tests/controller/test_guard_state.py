@@ -26,7 +26,7 @@ from kaput_not_standins.kube import KubeApiServer
 from tests.clock import FakeClock
 from tests.kube.test_lease import FAST, NAME, NS, kube
 
-from .test_guard import SETTINGS, delete, rule, view
+from .test_guard import LIMIT, SETTINGS, delete, rule, view
 
 __all__ = ["kube"]  # the Lease tests' stand-in fixture, used here too
 
@@ -51,11 +51,13 @@ def test_a_state_of_another_version_is_refused_in_one_line():
 
 async def test_deletes_are_saved_before_they_are_sent():
     store = MemoryStore()
-    guard = WriteGuard(SETTINGS, cluster=None, clock=FakeClock(), store=store)
+    guard = WriteGuard(SETTINGS, clock=FakeClock(), store=store)
     assert await guard.ready(full=True)
     everything = view([rule(i) for i in range(10)])
-    guard.learn(everything, nodes=10)
-    checked = guard.check(Plan(actions=(delete(0), delete(1)), owned=10), everything, full=True)
+    guard.learn(Plan(), everything, nodes=10)
+    checked = guard.check(
+        Plan(limit=LIMIT, actions=(delete(0), delete(1)), owned=10), everything, full=True
+    )
     guard.spent(checked, everything)
     assert await guard.save()
     saved = decode(store.text or "")
@@ -67,15 +69,15 @@ async def test_deletes_are_saved_before_they_are_sent():
 async def test_a_state_that_cannot_be_read_or_saved_holds_the_deletes_and_says_why():
     store = MemoryStore()
     store.fail = RuntimeError("lease unreachable")
-    guard = WriteGuard(SETTINGS, cluster=None, clock=FakeClock(), store=store)
+    guard = WriteGuard(SETTINGS, clock=FakeClock(), store=store)
     assert not await guard.ready(full=True)
     everything = view([rule(i) for i in range(10)])
-    checked = guard.check(Plan(actions=(delete(0),), owned=10), everything, full=True)
+    checked = guard.check(Plan(limit=LIMIT, actions=(delete(0),), owned=10), everything, full=True)
     assert checked.count(ActionKind.DELETE) == 0
     assert "could not be read" in (checked.refusal or "")
     store.fail = None
     assert await guard.ready(full=True)
-    checked = guard.check(Plan(actions=(delete(0),), owned=10), everything, full=True)
+    checked = guard.check(Plan(limit=LIMIT, actions=(delete(0),), owned=10), everything, full=True)
     charge = guard.spent(checked, everything)
     store.fail = RuntimeError("lease unreachable")
     assert not await guard.save()
@@ -91,11 +93,11 @@ async def tripped_guard() -> tuple[MemoryStore, FakeClock, WriteGuard, NetmakerV
     """A guard over 10 rules of ours whose delete budget 8 deletes tripped."""
     store = MemoryStore()
     clock = FakeClock(1_700_000_000.0)
-    guard = WriteGuard(SETTINGS, cluster=None, clock=clock, store=store)
+    guard = WriteGuard(SETTINGS, clock=clock, store=store)
     await guard.ready(full=True)
     everything = view([rule(i) for i in range(10)])
-    guard.learn(everything)
-    plan = Plan(actions=tuple(delete(i) for i in range(8)), owned=10)
+    guard.learn(Plan(), everything)
+    plan = Plan(limit=LIMIT, actions=tuple(delete(i) for i in range(8)), owned=10)
     guard.spent(guard.check(plan, everything), everything)
     assert guard.deletes.tripped
     return store, clock, guard, everything
@@ -105,7 +107,7 @@ async def test_an_acknowledgement_lets_the_trip_go_once_and_expires():
     store, clock, guard, everything = await tripped_guard()
     store.ack = format_ack(clock() + 3600)
     await guard.ready(full=True)  # a full pass reads it
-    rest = Plan(actions=(delete(8), delete(9)), owned=5)
+    rest = Plan(limit=LIMIT, actions=(delete(8), delete(9)), owned=5)
     checked = guard.check(rest, everything)
     assert checked.count(ActionKind.DELETE) == 2
     guard.spent(checked, everything)
@@ -114,15 +116,15 @@ async def test_an_acknowledgement_lets_the_trip_go_once_and_expires():
     assert not guard.deletes.tripped
     # Used: the same acknowledgement does not let the next trip go.
     guard.state.trip = None
-    plan = Plan(actions=tuple(delete(i) for i in range(8)), owned=3)
+    plan = Plan(limit=LIMIT, actions=tuple(delete(i) for i in range(8)), owned=3)
     guard.spent(guard.check(plan, everything), everything)
     assert guard.deletes.tripped
     await guard.ready(full=True)
-    assert guard.check(Plan(actions=(delete(9),), owned=3), everything).withheld
+    assert guard.check(Plan(limit=LIMIT, actions=(delete(9),), owned=3), everything).withheld
     # A new one that has expired is not used either.
     store.ack = format_ack(clock() - 1)
     await guard.ready(full=True)
-    assert guard.check(Plan(actions=(delete(9),), owned=3), everything).withheld
+    assert guard.check(Plan(limit=LIMIT, actions=(delete(9),), owned=3), everything).withheld
 
 
 async def test_the_state_on_the_lease_survives_the_renewals_and_a_restart(kube: KubeApiServer):
@@ -132,12 +134,11 @@ async def test_the_state_on_the_lease_survives_the_renewals_and_a_restart(kube: 
         assert await elector.try_acquire()
         renewing = asyncio.create_task(elector.renew_until_lost())
         guard = WriteGuard(
-            BudgetSettings(window_seconds=3600, floor=2),
-            cluster=None,
+            BudgetSettings(window_seconds=3600),
             store=LeaseStore(api, NS, NAME, elector),
         )
         assert await guard.ready(full=True)
-        guard.learn(view([rule(i) for i in range(6)]), nodes=6)
+        guard.learn(Plan(), view([rule(i) for i in range(6)]), nodes=6)
         assert await guard.save()
         await asyncio.sleep(0.7)  # several renewals, each a read, a change and a PUT
         renewing.cancel()
@@ -150,12 +151,11 @@ async def test_the_state_on_the_lease_survives_the_renewals_and_a_restart(kube: 
         standby = LeaderElector(api, LeaseConfig(NS, NAME, "replica-b", **FAST))
         later = WriteGuard(
             BudgetSettings(window_seconds=3600),
-            cluster=None,
             store=LeaseStore(api, NS, NAME, standby),
         )
         assert await later.ready(full=True)
         assert later.state.nodes == 6
-        later.learn(view([]))
+        later.learn(Plan(), view([]))
         assert not await later.save()
         assert later.problem is not None
         assert "not saving" in later.problem
@@ -172,5 +172,8 @@ async def test_while_held_node_passes_look_for_an_acknowledgement_every_30_secon
     await guard.ready(full=False)
     assert guard.state.ack is not None
     assert (
-        guard.check(Plan(actions=(delete(9),), owned=2), everything).count(ActionKind.DELETE) == 1
+        guard.check(Plan(limit=LIMIT, actions=(delete(9),), owned=2), everything).count(
+            ActionKind.DELETE
+        )
+        == 1
     )

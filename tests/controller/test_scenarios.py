@@ -42,16 +42,10 @@ class World:
 
     async def sync(self, *, only: str | None = None, complete: bool = True) -> PassReport:
         s = self.settings
-        # The guard `run` puts in front of every write, with the planner's limits; fresh each
-        # pass like the Reconciler (the guard's memory across passes is tested in test_guard*).
-        guard = WriteGuard(
-            BudgetSettings(
-                max_fraction=s.max_delete_fraction,
-                floor=s.max_delete_floor,
-                unlimited=s.allow_mass_delete,
-            ),
-            cluster=s.cluster,
-        )
+        # The guard `run` puts in front of every write; it spends from the limits the planner
+        # hands on in each plan. Fresh each pass like the Reconciler (the guard's memory across
+        # passes is tested in test_guard*).
+        guard = WriteGuard(BudgetSettings())
         reconciler = Reconciler(self.cache, Executor(self.cache), s, guard)
         return await reconciler.reconcile(self.kube.values(), only=only, kube_complete=complete)
 

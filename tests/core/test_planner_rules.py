@@ -17,6 +17,7 @@ from kaput_not.core.model import (
     NodeState,
     SkipReason,
 )
+from kaput_not.core.ownership import DeleteLimit, Ownership
 from kaput_not.core.planner import PlanSettings, plan
 from tests.core.world import apply, egress, kube, view
 
@@ -279,6 +280,24 @@ def test_multi_cluster_mode_manages_its_own_rules():
     mine = good(cluster="east", cidr="10.5.0.0/24")
     p = plan([kube("w1", "10.1.0.0/24")], view([host], nodes, [mine]), PlanSettings(cluster="east"))
     assert [a.kind for a in p.actions] == [ActionKind.UPDATE]
+
+
+def test_item_3_the_plan_carries_the_pass_s_ownership_and_delete_limit():
+    """The planner decides once per pass which rules are ours and the mass-delete limit, and
+    hands both on in the plan: the write guard judges by them instead of by its own copy of
+    the settings (issue 21 item 3)."""
+    host, nodes = one_host()
+    settings = PlanSettings(
+        cluster="east", max_delete_fraction=0.25, max_delete_floor=3, allow_mass_delete=True
+    )
+    theirs = good(node_id="h1-net")  # single-cluster marker: not ours in cluster "east"
+    p = plan([kube("w1", "10.1.0.0/24")], view([host], nodes, [theirs]), settings)
+    assert p.ownership == Ownership("east")
+    assert p.limit == DeleteLimit(fraction=0.25, floor=3, unlimited=True)
+    assert p.ownership.index(theirs) is None
+    assert p.ownership.index(good(node_id="h1-net", cluster="east")) == 0
+    assert p.limit.of(40) == 10
+    assert p.limit.of(4) == 3
 
 
 def test_rule_8_no_delete_before_the_first_complete_node_list():

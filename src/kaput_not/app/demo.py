@@ -17,8 +17,8 @@ from kaput_not.app.clients import netmaker_client
 from kaput_not.app.pipeline import plan_settings, write_pipeline
 from kaput_not.config import LeaderElection, Netmaker, Settings
 from kaput_not.controller.reconciler import PassReport
-from kaput_not.core.egress import owned_by, parse_description
 from kaput_not.core.model import ActionKind, KubeNode
+from kaput_not.core.ownership import Ownership
 from kaput_not.core.planner import plan
 from kaput_not.netmaker.cache import CachedNetmaker
 from kaput_not.netmaker.client import NetmakerClient
@@ -130,7 +130,7 @@ async def run_demo(options: DemoOptions) -> DemoResult:
         reads, writes = emulator.log.reads(), emulator.log.writes()
         converged = await _converged(settings, kube)
         stored = emulator.state.egresses()
-        ours = [e for e in stored if owned_by(parse_description(str(e["description"])), None)]
+        ours = [e for e in stored if Ownership().marker(str(e["description"])) is not None]
         after = next((e for e in stored if e["id"] == foreign["id"]), None)
     return DemoResult(
         options=options,

@@ -65,20 +65,13 @@ def write_guard(
     """The delete and re-create budgets over `store` (None: in this process only)."""
     return WriteGuard(
         budget_settings(settings),
-        cluster=settings.kubernetes.cluster_name,
         clock=wall_clock,
         store=store,
     )
 
 
 def budget_settings(settings: Settings) -> BudgetSettings:
-    safety = settings.safety
-    return BudgetSettings(
-        window_seconds=safety.budget_window_seconds,
-        max_fraction=safety.max_delete_fraction,
-        floor=safety.max_delete_floor,
-        unlimited=safety.allow_mass_delete,
-    )
+    return BudgetSettings(window_seconds=settings.safety.budget_window_seconds)
 
 
 def plan_settings(settings: Settings) -> PlanSettings:

@@ -8,8 +8,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from kaput_not.app.oneshot import Reading
-from kaput_not.core.egress import named_for, owned_by, parse_description
+from kaput_not.core.egress import named_for
 from kaput_not.core.model import Action, ActionKind, Egress, NodeState
+from kaput_not.core.ownership import Ownership
 
 #: Where rules no Kubernetes node claims are listed.
 UNCLAIMED = "(no node)"
@@ -21,11 +22,12 @@ def rules_by_node(reading: Reading, cluster: str | None) -> dict[str, list[tuple
     hosts = {h.id: h.name for h in reading.view.hosts}
     host_of = {n.id: hosts.get(n.host_id, "") for n in reading.view.nodes}
     kube_of = {k.netmaker_host: k.name for k in reading.nodes}
+    ours = Ownership(cluster)
     found: dict[str, list[tuple[Egress, int]]] = defaultdict(list)
     for egresses in reading.view.egress.values():
         for egress in egresses:
-            marker = parse_description(egress.description)
-            if marker is None or not owned_by(marker, cluster):
+            marker = ours.marker(egress.description)
+            if marker is None:
                 continue
             names = {kube_of.get(host_of.get(n, ""), "") for n in egress.nodes} - {""}
             for name in names or {UNCLAIMED}:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from kaput_not.controller.guard import WriteGuard, owned_in
+from kaput_not.controller.guard import WriteGuard
 from kaput_not.core.applied import ApplyResult
 from kaput_not.core.claims import KubeClaims
 from kaput_not.core.model import KubeNode, Plan
@@ -122,7 +122,7 @@ class Reconciler:
             # No await between the check and the spend: concurrent node passes cannot both
             # squeeze under the same budget.
             if only is None:
-                guard.learn(view, len(kube.nodes) if kube.complete else None)
+                guard.learn(the_plan, view, len(kube.nodes) if kube.complete else None)
             the_plan = guard.check(the_plan, view, full=only is None)
             charge = guard.spent(the_plan, view)
             # Write-ahead: what is about to be deleted is in the cluster before it is sent
@@ -161,7 +161,8 @@ class Reconciler:
             return view  # nothing remembered to compare with yet: deletes wait meanwhile
         state = guard.state
         remembered = None if state.owned is None else state.high_owned()
-        seen = owned_in(view, self._settings.cluster)
+        ours = self._settings.ownership()
+        seen = ours.count(view.egress)
         if remembered is None or not suspect_first(remembered, seen):
             guard.first_view_pending = False
             return view
@@ -176,7 +177,7 @@ class Reconciler:
         again = await self._netmaker.view()
         # Still short: the missing rules may be there and the list may keep hiding them, so
         # creates for as many slots are re-creates, within the re-create budget.
-        guard.unseen = max(remembered - owned_in(again, self._settings.cluster), 0)
+        guard.unseen = max(remembered - ours.count(again.egress), 0)
         # Only now: the passes waiting on the lock must not plan on the first list meanwhile.
         guard.first_view_pending = False
         return again

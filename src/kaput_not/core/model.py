@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from kaput_not.core.ownership import DeleteLimit, Ownership
+
 #: Netmaker gives external (remote-access) clients this id and host id in GET /api/nodes.
 ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 
@@ -230,7 +232,8 @@ class Plan:
 
     `withheld` are deletes the safety rules refused (mass-delete guard, incomplete node list);
     `refusal` says why. `warnings` are things an operator should know (ambiguous host names,
-    unusable pod CIDRs) that change nothing.
+    unusable pod CIDRs) that change nothing. `ownership` and `limit` are the pass's test of
+    which rules are ours and its mass-delete limit, handed on to the write guard.
     """
 
     actions: tuple[Action, ...] = ()
@@ -239,6 +242,8 @@ class Plan:
     warnings: tuple[str, ...] = ()
     owned: int = 0
     nodes: tuple[NodeReport, ...] = ()
+    ownership: Ownership = field(default_factory=Ownership)
+    limit: DeleteLimit = field(default_factory=DeleteLimit)
 
     @property
     def empty(self) -> bool:
