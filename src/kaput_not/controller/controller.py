@@ -231,7 +231,7 @@ class Controller:
     # -- passes ----------------------------------------------------------------------------
 
     async def _full_pass(self) -> PassReport:
-        started = time.perf_counter()
+        started = self._clock()
         self._metrics.last_full_sync_attempt.set(self._wall_clock())
         try:
             report = await self._reconciler.reconcile(read_kube=self._read_kube)
@@ -239,7 +239,7 @@ class Controller:
             self._metrics.reconciles.labels("full", "error").inc()
             raise
         finally:
-            seconds = time.perf_counter() - started
+            seconds = self._clock() - started
             self._metrics.reconcile_seconds.labels("full").observe(seconds)
         self._record(report, "full")
         self.node_states.record(report, {n.name: n for n in self.informer.nodes()})
@@ -419,7 +419,7 @@ class Controller:
         node = self.informer.get(name)
         if node is not None:
             await self._know_host(name, node.netmaker_host)
-        started = time.perf_counter()
+        started = self._clock()
         try:
             report = await self._reconciler.reconcile(
                 only=name, read_kube=lambda: self._read_kube(only=name)
@@ -428,7 +428,7 @@ class Controller:
             self._metrics.reconciles.labels("node", "error").inc()
             raise
         finally:
-            self._metrics.reconcile_seconds.labels("node").observe(time.perf_counter() - started)
+            self._metrics.reconcile_seconds.labels("node").observe(self._clock() - started)
         self._record(report, "node")
         # Exact between full passes too: what this pass wrote changes how many rules are ours.
         self._metrics.managed_egress.inc(report.result.created - report.result.deleted)
@@ -507,7 +507,7 @@ class Controller:
         hosts = await self._netmaker.hosts(stale_ok=True)
         if host in self._host_names(hosts):
             return
-        now = time.monotonic()
+        now = self._clock()
         wait = self._inventory_refreshed_at + self._options.inventory_refresh_seconds - now
         if wait > 0:
             # Refreshed a moment ago, maybe just before this host joined: look again once the
