@@ -114,7 +114,7 @@ class Controller:
         self.queue: WorkQueue[str] = (
             queue
             if queue is not None
-            else WorkQueue(name="nodes", exclusive=CLUSTER, observer=metrics)
+            else WorkQueue(name="nodes", exclusive=CLUSTER, observer=metrics, clock=clock)
         )
         self._netmaker = netmaker
         self._reconciler = reconciler
