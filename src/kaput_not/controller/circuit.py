@@ -96,8 +96,8 @@ class Circuit:
         on_change: Callable[[bool], None] = lambda _open: None,
         probe_base_seconds: float = 0.2,
         probe_cap_seconds: float = 1.0,
-        clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], float] = time.time,
+        clock: ratelimit.Clock = time.monotonic,
+        wall_clock: ratelimit.Clock = time.time,
     ) -> None:
         self._probe = probe
         self._on_close = on_close

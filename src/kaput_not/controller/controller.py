@@ -158,7 +158,7 @@ class Controller:
             clock=clock,
             wall_clock=wall_clock,
         )
-        self.hosts = HostWatch(
+        self.host_watch = HostWatch(
             netmaker=netmaker,
             queue=self.queue,
             claims=self.claims,
@@ -199,7 +199,7 @@ class Controller:
         self._accepting = True  # before the first pass reads the store, so nothing falls between
         self.queue.add(CLUSTER)  # the barrier runs it before any node event queued after it
         self.queue.run_workers(self._reconcile_key, self._options.workers, on_error=self._retry)
-        await asyncio.gather(self._resync_loop(), self.hosts.run(lambda: self.fatal is None))
+        await asyncio.gather(self._resync_loop(), self.host_watch.run(lambda: self.fatal is None))
 
     def request_full_pass(self, why: str) -> bool:
         """An operator asks for a full pass now (SIGHUP, `kaput-not resync`): e.g. the budget's
@@ -292,7 +292,7 @@ class Controller:
         self.node_states.record(report, {n.name: n for n in self.informer.nodes()})
         # Every node was just planned against this snapshot: later host changes are measured
         # from it, so a host that appeared after an event's (cached) read is still noticed.
-        self.hosts.remember(report.view.hosts, report.view.nodes)
+        self.host_watch.remember(report.view.hosts, report.view.nodes)
         self._results.full_pass(report, finished_at=self._wall_clock())
         for failure in report.result.failures:
             # Retry what failed through the queue as `decide` says; orphans: the pass's retry.
@@ -310,7 +310,7 @@ class Controller:
     async def _node_pass(self, name: str) -> None:
         node = self.informer.get(name)
         if node is not None:
-            await self.hosts.know_host(name, node.netmaker_host)
+            await self.host_watch.know_host(name, node.netmaker_host)
         started = self._clock()
         try:
             report = await self._reconciler.reconcile(

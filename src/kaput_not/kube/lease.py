@@ -81,7 +81,7 @@ class LeaderElector:
         api: KubeApi,
         config: LeaseConfig,
         *,
-        monotonic: Callable[[], float] = time.monotonic,
+        monotonic: ratelimit.Clock = time.monotonic,
         now: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
         rand: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
