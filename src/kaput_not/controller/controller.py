@@ -15,16 +15,17 @@ passes are queued:
 - when the cheap watch of Netmaker's host and node lists (cached, so at most once per TTL) sees
   a host or membership removed; changed hosts just enqueue their node, so a host that joins
   late gets its rules.
-One handler runs every key and one error policy (`_retry`, with `circuit.decide`) decides for
-all of them: a rejected password stops the controller; a failure about the server opens the
+One handler runs every key and one error policy (`retry_policy`, with `circuit.decide`) decides
+for all of them: a rejected password stops the controller; a failure about the server opens the
 circuit (one state for the whole server: keys are held, not retried one by one, and one full
 pass follows its recovery); a failure of one key's request backs off per key; a permanent one
 (a 4xx) is logged once and left to the next full pass.
 
 This module is the loop that wires the informer, the queue and the reconciler; its parts live
 beside it: `host_watch` (the Netmaker host poll), `grace` (the delete and rule 11 grace
-clocks), `pass_results` (the metrics and log line a pass leaves) and `circuit` (Netmaker's
-health). All of them read the time through the one clock the controller is given.
+clocks), `pass_results` (the metrics and log line a pass leaves), `retry_policy` (what a failed
+key gets) and `circuit` (Netmaker's health). All of them read the time through the one clock
+the controller is given.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from kaput_not import ratelimit
-from kaput_not.controller.circuit import Circuit, Retry, decide, server_cause
+from kaput_not.controller.circuit import Circuit, Retry, decide
 from kaput_not.controller.grace import GraceClocks
 from kaput_not.controller.host_watch import HostWatch
 from kaput_not.controller.metrics import Metrics
@@ -45,6 +46,7 @@ from kaput_not.controller.node_states import Emit, NodeStates
 from kaput_not.controller.pass_results import PassResults
 from kaput_not.controller.queue import WorkQueue
 from kaput_not.controller.reconciler import KubeRead, PassReport, Reconciler
+from kaput_not.controller.retry_policy import PassFailed, RetryPolicy
 from kaput_not.core.claims import KubeClaims
 from kaput_not.kube.api import KubeApi
 from kaput_not.kube.informer import EventKind, NodeEvent, NodeInformer
@@ -58,8 +60,6 @@ CLUSTER = "(whole cluster)"
 #: An operator's request for a full pass now (`kaput-not resync` writes it on the Lease, the
 #: value a time): the leader, which reads the Lease at every renewal, queues one when it changes.
 RESYNC_ANNOTATION = "kaput-not.io/resync-requested"
-#: Permanent failures remembered as already logged; past this many the memory starts over.
-_TOLD_LIMIT = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,14 +85,6 @@ class ControllerOptions:
     #: While Netmaker is unavailable, it is probed at most this many seconds apart: a restart
     #: is noticed within this long of the server answering again.
     netmaker_probe_cap_seconds: float = 1.0
-
-
-class PassFailed(Exception):
-    """A pass ran but some writes failed; their errors decide the key's retry."""
-
-    def __init__(self, message: str, causes: tuple[Exception, ...] = ()) -> None:
-        super().__init__(message)
-        self.errors = causes
 
 
 class Controller:
@@ -169,8 +161,14 @@ class Controller:
             clock=clock,
             fail=self.fail,
         )
-        #: Texts of permanent failures already logged: each is logged once.
-        self._told_permanent: set[str] = set()
+        #: The error policy of every key, called by the queue's workers.
+        self._retry = RetryPolicy(
+            queue=self.queue,
+            circuit=self.circuit,
+            metrics=metrics,
+            fail=self.fail,
+            full_pass_key=CLUSTER,
+        )
 
     # -- events ----------------------------------------------------------------------------
 
@@ -358,38 +356,6 @@ class Controller:
         while self.fatal is None:
             await asyncio.sleep(self._options.resync_period_seconds)
             self.queue.add(CLUSTER)
-
-    async def _retry(self, key: str, exc: Exception) -> None:
-        """The one error policy of every key (controller-runtime's reconcileHandler switch):
-        `decide` sorts the failure, this does what its kind asks."""
-        kind = decide(exc)
-        if kind is Retry.FATAL:
-            self.fail(exc)
-            return
-        what = "the full pass" if key == CLUSTER else f"reconciling node {key}"
-        if kind is Retry.SERVER:
-            self.circuit.trip(server_cause(exc))  # one line when it opens, none per key
-            if key != CLUSTER:
-                self.circuit.hold(key)
-            return
-        if kind is Retry.PERMANENT:
-            # Not retried: the same answer would come back. The next full pass tries again.
-            self.queue.forget(key)
-            if not isinstance(exc, PassFailed):  # a failed write was counted and logged once
-                self._metrics.permanent_errors.labels("read").inc()
-                text = str(exc)
-                if text not in self._told_permanent:
-                    if len(self._told_permanent) >= _TOLD_LIMIT:
-                        self._told_permanent.clear()
-                    self._told_permanent.add(text)
-                    log.warning("%s failed: %s (not retried before the next full pass)", what, exc)
-            return
-        requeues = self.queue.requeues(key) + 1
-        if isinstance(exc, errors.NetmakerError | PassFailed):
-            log.warning("%s failed (retry %d): %s", what, requeues, exc)
-        else:  # a bug: say so loudly, and still retry rather than lose the key
-            log.error("%s failed unexpectedly (retry %d): %r", what, requeues, exc, exc_info=exc)
-        self.queue.add_rate_limited(key)
 
     def _recovered(self, waited: set[str]) -> None:
         """Netmaker answers again: the held keys start over, and one full pass (through the
