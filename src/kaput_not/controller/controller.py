@@ -38,7 +38,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from kaput_not import ratelimit
-from kaput_not.controller.circuit import Circuit, Retry, decide
+from kaput_not.controller.circuit import Circuit
 from kaput_not.controller.grace import GraceClocks
 from kaput_not.controller.host_watch import HostWatch
 from kaput_not.controller.metrics import Metrics
@@ -292,16 +292,7 @@ class Controller:
         # from it, so a host that appeared after an event's (cached) read is still noticed.
         self.host_watch.remember(report.view.hosts, report.view.nodes)
         self._results.full_pass(report, finished_at=self._wall_clock())
-        for failure in report.result.failures:
-            # Retry what failed through the queue as `decide` says; orphans: the pass's retry.
-            node = failure.action.kube_node
-            if node is None:
-                continue
-            kind = decide(failure.error)
-            if kind is Retry.SERVER:
-                self.circuit.hold(node)
-            elif kind is Retry.KEY:
-                self.queue.add_rate_limited(node)
+        self._retry.full_pass_failures(report.result.failures)
         self._results.log_full_pass(report, nodes=len(self.informer), seconds=seconds)
         return report
 

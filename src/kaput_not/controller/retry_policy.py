@@ -12,9 +12,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from kaput_not.controller.circuit import Circuit, Retry, decide, server_cause
+from kaput_not.controller.executor import Failure
 from kaput_not.controller.metrics import Metrics
 from kaput_not.controller.queue import WorkQueue
 from kaput_not.netmaker import errors
@@ -81,3 +82,17 @@ class RetryPolicy:
         else:  # a bug: say so loudly, and still retry rather than lose the key
             log.error("%s failed unexpectedly (retry %d): %r", what, requeues, exc, exc_info=exc)
         self._queue.add_rate_limited(key)
+
+    def full_pass_failures(self, failures: Iterable[Failure]) -> None:
+        """A full pass's failed writes, each retried through its node's key as `decide`
+        says; a PERMANENT one waits for the next full pass, and orphans (no node key) are
+        the pass's own retry."""
+        for failure in failures:
+            node = failure.action.kube_node
+            if node is None:
+                continue
+            kind = decide(failure.error)
+            if kind is Retry.SERVER:
+                self._circuit.hold(node)
+            elif kind is Retry.KEY:
+                self._queue.add_rate_limited(node)
