@@ -5,9 +5,10 @@ from __future__ import annotations
 import httpx2
 import pytest
 
-from kaput_not.controller.controller import Controller, ControllerOptions, PassFailed
+from kaput_not.controller.controller import Controller, ControllerOptions
 from kaput_not.controller.metrics import Metrics
 from kaput_not.controller.reconciler import PassReport
+from kaput_not.controller.retry_policy import PassFailed
 from kaput_not.core.applied import ApplyResult, Failure
 from kaput_not.core.model import Action, ActionKind, EgressSpec, Plan
 from kaput_not.core.planner import NetmakerView

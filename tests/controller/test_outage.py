@@ -12,8 +12,9 @@ import pytest
 
 from kaput_not.app.readiness import NETMAKER_DOWN_UNREADY_SECONDS, netmaker_down
 from kaput_not.controller.circuit import Circuit, Held, Retry, decide
-from kaput_not.controller.controller import CLUSTER, Controller, ControllerOptions, PassFailed
+from kaput_not.controller.controller import CLUSTER, Controller, ControllerOptions
 from kaput_not.controller.metrics import Metrics
+from kaput_not.controller.retry_policy import PassFailed
 from kaput_not.kube.api import KubeApi
 from kaput_not.netmaker import errors
 from tests.clock import FakeClock

@@ -303,3 +303,34 @@ async def test_release_leaves_a_lease_another_replica_took_meanwhile(kube):
     assert kube.state.lease(NS, NAME) == taken
     assert not elector.is_leader()
     await api.aclose()
+
+
+class HeldApi(SlowReadApi):
+    """A Lease that "a" renews before every read: a candidate never may take it."""
+
+    async def get(self, path: str, decoder: Any, params: Mapping[str, str] | None = None) -> Any:
+        self.lease.spec.renewTime = f"r{self.clock()}"
+        return self.lease
+
+
+async def test_a_candidate_tries_again_every_one_to_1_2_retry_periods():
+    """client-go's jitter factor 1.2 on the retry period, spread out across the range."""
+    clock = FakeClock(0.0)
+    api = HeldApi(clock, slow=0.0)
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        clock.advance(seconds)
+        if len(waits) == 200:
+            raise _Stop
+
+    config = LeaseConfig(namespace=NS, name=NAME, identity="b", **DEFAULT)  # the defaults
+    b = LeaderElector(api, config, monotonic=clock, sleep=sleep, rand=random.Random(3))
+    with pytest.raises(_Stop):
+        await b.run(lambda: None)
+    assert api.taken_at is None
+    period = config.retry_period_seconds
+    assert all(period <= w <= 1.2 * period for w in waits)
+    assert max(waits) - min(waits) > 0.3  # jittered, not one fixed wait
+    await api.aclose()

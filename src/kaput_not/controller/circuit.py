@@ -63,7 +63,7 @@ def decide(exc: BaseException) -> Retry:
         return Retry.KEY if exc.retryable else Retry.PERMANENT
     if isinstance(exc, ValueError):
         return Retry.PERMANENT  # refused before sending (a PUT without an id): same every time
-    inner = getattr(exc, "errors", None)  # controller.PassFailed: the errors of its writes
+    inner = getattr(exc, "errors", None)  # retry_policy.PassFailed: the errors of its writes
     if inner is not None:  # its most severe failure decides
         kinds = {decide(e) for e in inner}
         return next((k for k in _SEVERITY if k in kinds), Retry.KEY)
@@ -96,8 +96,8 @@ class Circuit:
         on_change: Callable[[bool], None] = lambda _open: None,
         probe_base_seconds: float = 0.2,
         probe_cap_seconds: float = 1.0,
-        clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], float] = time.time,
+        clock: ratelimit.Clock = time.monotonic,
+        wall_clock: ratelimit.Clock = time.time,
     ) -> None:
         self._probe = probe
         self._on_close = on_close

@@ -15,11 +15,17 @@ passes are queued:
 - when the cheap watch of Netmaker's host and node lists (cached, so at most once per TTL) sees
   a host or membership removed; changed hosts just enqueue their node, so a host that joins
   late gets its rules.
-One handler runs every key and one error policy (`_retry`, with `circuit.decide`) decides for
-all of them: a rejected password stops the controller; a failure about the server opens the
+One handler runs every key and one error policy (`retry_policy`, with `circuit.decide`) decides
+for all of them: a rejected password stops the controller; a failure about the server opens the
 circuit (one state for the whole server: keys are held, not retried one by one, and one full
 pass follows its recovery); a failure of one key's request backs off per key; a permanent one
 (a 4xx) is logged once and left to the next full pass.
+
+This module is the loop that wires the informer, the queue and the reconciler; its parts live
+beside it: `host_watch` (the Netmaker host poll), `grace` (the delete and rule 11 grace
+clocks), `pass_results` (the metrics and log line a pass leaves), `retry_policy` (what a failed
+key gets) and `circuit` (Netmaker's health). All of them read the time through the one clock
+the controller is given.
 """
 
 from __future__ import annotations
@@ -28,18 +34,21 @@ import asyncio
 import gc
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from kaput_not import ratelimit
 from kaput_not.config.tree import Kubernetes, Reconcile, Safety
-from kaput_not.controller.circuit import Circuit, Held, Retry, decide, server_cause
+from kaput_not.controller.circuit import Circuit
+from kaput_not.controller.grace import GraceClocks
+from kaput_not.controller.host_watch import HostWatch
 from kaput_not.controller.metrics import Metrics
 from kaput_not.controller.node_states import Emit, NodeStates
+from kaput_not.controller.pass_results import PassResults
 from kaput_not.controller.queue import WorkQueue
 from kaput_not.controller.reconciler import KubeRead, PassReport, Reconciler
+from kaput_not.controller.retry_policy import PassFailed, RetryPolicy
 from kaput_not.core.claims import KubeClaims
-from kaput_not.core.model import ActionKind, Host, KubeNode, NmNode, SkipReason
 from kaput_not.kube.api import KubeApi
 from kaput_not.kube.informer import EventKind, NodeEvent, NodeInformer
 from kaput_not.netmaker import errors
@@ -52,8 +61,6 @@ CLUSTER = "(whole cluster)"
 #: An operator's request for a full pass now (`kaput-not resync` writes it on the Lease, the
 #: value a time): the leader, which reads the Lease at every renewal, queues one when it changes.
 RESYNC_ANNOTATION = "kaput-not.io/resync-requested"
-#: Permanent failures remembered as already logged; past this many the memory starts over.
-_TOLD_LIMIT = 10_000
 
 
 #: The settings subjects whose defaults ControllerOptions takes (config/tree.py holds them).
@@ -88,14 +95,6 @@ class ControllerOptions:
     netmaker_probe_cap_seconds: float = 1.0
 
 
-class PassFailed(Exception):
-    """A pass ran but some writes failed; their errors decide the key's retry."""
-
-    def __init__(self, message: str, causes: tuple[Exception, ...] = ()) -> None:
-        super().__init__(message)
-        self.errors = causes
-
-
 class Controller:
     def __init__(
         self,
@@ -106,8 +105,8 @@ class Controller:
         metrics: Metrics,
         options: ControllerOptions,
         queue: WorkQueue[str] | None = None,
-        wall_clock: Callable[[], float] = time.time,
-        clock: Callable[[], float] = time.monotonic,
+        wall_clock: ratelimit.Clock = time.time,
+        clock: ratelimit.Clock = time.monotonic,
         emit: Emit | None = None,
     ) -> None:
         self.informer = NodeInformer(kube, self.on_event, label_selector=options.node_selector)
@@ -115,7 +114,7 @@ class Controller:
         self.queue: WorkQueue[str] = (
             queue
             if queue is not None
-            else WorkQueue(name="nodes", exclusive=CLUSTER, observer=metrics)
+            else WorkQueue(name="nodes", exclusive=CLUSTER, observer=metrics, clock=clock)
         )
         self._netmaker = netmaker
         self._reconciler = reconciler
@@ -123,35 +122,26 @@ class Controller:
         self._options = options
         self._wall_clock = wall_clock
         self._clock = clock
+        self._results = PassResults(metrics, dry_run=options.dry_run)
         self.node_states = NodeStates(
-            emit=emit, on_counts=self._count_skipped, on_conflicts=metrics.host_conflicts.set
+            emit=emit, on_counts=self._results.skipped, on_conflicts=metrics.host_conflicts.set
         )
         #: Every node's host claim and pod CIDRs, kept with the informer's store event by event:
         #: a node's pass judges it against all the others without a scan.
         self.claims = KubeClaims()
-        #: The host a deleted or re-annotated node resolved to before, until its pass ran: its
-        #: rules are found (and, in the delete grace, kept) through that host.
-        self._resolved: dict[str, str] = {}
-        #: When each node was first seen without pod CIDRs (rule 11's grace starts there).
-        self._cidrless_since: dict[str, float] = {}
-        #: When each node was deleted: full passes leave its rules for DELETE_GRACE too.
-        self._deleted_at: dict[str, float] = {}
+        self.grace = GraceClocks(
+            grace_seconds=options.delete_grace_seconds,
+            clock=clock,
+            requeue_after=self.queue.add_after,
+        )
         self.first_sync_done = asyncio.Event()
         #: True from the moment this replica starts leading until `stop()`.
         self.leading = False
         self.fatal: Exception | None = None
         self._fatal_event = asyncio.Event()
-        # The host fingerprints later changes are measured from, and the lists they were taken
-        # from: the same lists again (within the TTL, and on every resync) give the same
-        # fingerprints without computing them again.
-        self._fingerprinted: (
-            tuple[Sequence[Host], Sequence[NmNode], dict[str, _Fingerprint]] | None
-        ) = None
-        self._host_names_memo: tuple[list[Host], frozenset[str]] | None = None
         # Until the first full pass starts, events are covered by it: queueing them would
         # plan every node a second time, one by one, right after the full pass did.
         self._accepting = False
-        self._inventory_refreshed_at = float("-inf")
         #: When each pass in flight started, by queue key (at most WORKERS of them): a pass
         #: that overruns shows in readiness and `workqueue_longest_running_processor_seconds`.
         self._passes_started: dict[str, float] = {}
@@ -168,18 +158,32 @@ class Controller:
             clock=clock,
             wall_clock=wall_clock,
         )
-        #: Texts of permanent failures already logged: each is logged once.
-        self._told_permanent: set[str] = set()
+        self.host_watch = HostWatch(
+            netmaker=netmaker,
+            queue=self.queue,
+            claims=self.claims,
+            circuit=self.circuit,
+            full_pass_key=CLUSTER,
+            poll_seconds=options.netmaker_poll_seconds,
+            inventory_refresh_seconds=options.inventory_refresh_seconds,
+            clock=clock,
+            fail=self.fail,
+        )
+        #: The error policy of every key, called by the queue's workers.
+        self._retry = RetryPolicy(
+            queue=self.queue,
+            circuit=self.circuit,
+            metrics=metrics,
+            fail=self.fail,
+            full_pass_key=CLUSTER,
+        )
 
     # -- events ----------------------------------------------------------------------------
 
     def on_event(self, event: NodeEvent) -> None:
         """Handlers only enqueue; the reconcile reads the store again."""
         self.claims.update(event.old, event.new)  # every change, so the index is the store's
-        if event.old is not None and (
-            event.new is None or event.new.netmaker_host != event.old.netmaker_host
-        ):
-            self._resolved[event.name] = event.old.netmaker_host
+        self.grace.on_event(event)
         if not self._accepting:
             return
         if event.kind is EventKind.MODIFIED:
@@ -188,8 +192,7 @@ class Controller:
             if event.old == event.new:  # pod CIDRs and the host annotation: all a pass reads
                 return
         if event.kind is EventKind.DELETED:
-            self._deleted_at[event.name] = self._clock()
-            self.queue.add_after(event.name, self._options.delete_grace_seconds)
+            self.queue.add_after(event.name, self.grace.deleted(event.name))
         else:
             self.queue.add(event.name)  # also ends a pending delete grace: a rebuild
 
@@ -202,7 +205,7 @@ class Controller:
         self._accepting = True  # before the first pass reads the store, so nothing falls between
         self.queue.add(CLUSTER)  # the barrier runs it before any node event queued after it
         self.queue.run_workers(self._reconcile_key, self._options.workers, on_error=self._retry)
-        await asyncio.gather(self._resync_loop(), self._netmaker_watch_loop())
+        await asyncio.gather(self._resync_loop(), self.host_watch.run(lambda: self.fatal is None))
 
     def request_full_pass(self, why: str) -> bool:
         """An operator asks for a full pass now (SIGHUP, `kaput-not resync`): e.g. the budget's
@@ -238,148 +241,6 @@ class Controller:
 
     # -- passes ----------------------------------------------------------------------------
 
-    async def _full_pass(self) -> PassReport:
-        started = time.perf_counter()
-        self._metrics.last_full_sync_attempt.set(self._wall_clock())
-        try:
-            report = await self._reconciler.reconcile(read_kube=self._read_kube)
-        except errors.NetmakerError:
-            self._metrics.reconciles.labels("full", "error").inc()
-            raise
-        finally:
-            seconds = time.perf_counter() - started
-            self._metrics.reconcile_seconds.labels("full").observe(seconds)
-        self._record(report, "full")
-        self.node_states.record(report, {n.name: n for n in self.informer.nodes()})
-        # Every node was just planned against this snapshot: later host changes are measured
-        # from it, so a host that appeared after an event's (cached) read is still noticed.
-        self._fingerprints(report.view.hosts, report.view.nodes)
-        result = report.result
-        self._metrics.managed_egress.set(report.plan.owned + result.created - result.deleted)
-        if result.ok:
-            self._metrics.last_full_sync.set(self._wall_clock())
-        for failure in result.failures:
-            # Retry what failed through the queue as `decide` says; orphans: the pass's retry.
-            node = failure.action.kube_node
-            if node is None:
-                continue
-            kind = decide(failure.error)
-            if kind is Retry.SERVER:
-                self.circuit.hold(node)
-            elif kind is Retry.KEY:
-                self.queue.add_rate_limited(node)
-        if self._options.dry_run:
-            plan = report.plan
-            counts = {
-                "nodes": len(self.informer),
-                "owned": plan.owned,
-                "would_create": plan.count(ActionKind.CREATE),
-                "would_update": plan.count(ActionKind.UPDATE),
-                "would_delete": plan.count(ActionKind.DELETE),
-                "withheld": len(plan.withheld),
-                "seconds": round(seconds, 3),
-            }
-            log.info(
-                "full sync (dry run, nothing written): %d nodes, %d rules owned, would create "
-                "%d, update %d, delete %d; %d withheld in %.2fs",
-                *counts.values(),
-                extra={"fields": {"dry_run": True, **counts}},
-            )
-            return report
-        counts = {
-            "nodes": len(self.informer),
-            "owned": report.plan.owned,
-            "created": result.created,
-            "updated": result.updated,
-            "deleted": result.deleted,
-            "failed": len(result.failures),
-            "withheld": len(report.plan.withheld),
-            "seconds": round(seconds, 3),
-        }
-        # The counts as fields too, so log tooling can graph and filter them.
-        log.info(
-            "full sync: %d nodes, %d rules owned, %d created, %d updated, %d deleted, "
-            "%d failed, %d withheld in %.2fs",
-            *counts.values(),
-            extra={"fields": counts},
-        )
-        return report
-
-    async def _resync_loop(self) -> None:
-        while self.fatal is None:
-            await asyncio.sleep(self._options.resync_period_seconds)
-            self.queue.add(CLUSTER)
-
-    async def _netmaker_watch_loop(self) -> None:
-        # While Netmaker fails, the poll backs off (to 5 min) instead of asking every TTL.
-        backoff: ratelimit.ExponentialBackoff[str] = ratelimit.ExponentialBackoff(
-            base=self._options.netmaker_poll_seconds, cap=300.0, jitter=0.2
-        )
-        wait = self._options.netmaker_poll_seconds
-        while self.fatal is None:
-            await asyncio.sleep(wait)
-            if self.circuit.is_open:
-                wait = self._options.netmaker_poll_seconds  # the probe asks; the recovery re-plans
-                continue
-            if await self._attempt(self.check_netmaker_changes, "watching Netmaker hosts"):
-                backoff.forget(CLUSTER)
-                wait = self._options.netmaker_poll_seconds
-            else:
-                wait = backoff.when(CLUSTER)
-
-    async def _attempt(self, step: Callable[[], Awaitable[object]], what: str) -> bool:
-        """Run a read-only `step`; a Netmaker error is logged (the caller tries again later), a
-        rejected password stops the controller. True when the step succeeded."""
-        try:
-            await step()
-        except errors.CredentialsRejected as exc:
-            self.fail(exc)
-            raise
-        except errors.NetmakerError as exc:
-            if decide(exc) is Retry.SERVER:
-                self.circuit.trip(exc)
-            else:
-                log.warning("%s failed: %s", what, exc)
-            return False
-        return True
-
-    async def check_netmaker_changes(self) -> list[str]:
-        """Enqueue Kubernetes nodes whose Netmaker host or memberships changed; return them."""
-        hosts = await self._netmaker.hosts()  # one at a time, as in the cache's view()
-        nodes = await self._netmaker.nodes()
-        previous = self._fingerprinted[2] if self._fingerprinted is not None else None
-        current = self._fingerprints(hosts, nodes)
-        if previous is None:
-            return []
-        hosts_changed = {
-            host
-            for host in current.keys() | previous.keys()
-            if current.get(host) != previous.get(host)
-        }
-        # The Kubernetes nodes matched to those hosts: by name, or by the host annotation.
-        changed = sorted({k.name for host in hosts_changed for k in self.claims.claimants(host)})
-        for name in changed:
-            log.info("Netmaker host of node %s changed; reconciling the node", name)
-            self.queue.add(name)
-        removed = _lost_membership(previous, current)
-        if removed:
-            # Netmaker strips a removed node from every rule and keeps the rules (`nodes: {}`):
-            # no node name can claim them, so only a full pass cleans them up.
-            log.info("Netmaker hosts or memberships were removed; queueing a full pass")
-            self.queue.add(CLUSTER)
-        return changed
-
-    def _fingerprints(
-        self, hosts: Sequence[Host], nodes: Sequence[NmNode]
-    ) -> dict[str, _Fingerprint]:
-        """The fingerprints of these lists, kept as the ones the next changes are measured from."""
-        memo = self._fingerprinted
-        if memo is not None and memo[0] is hosts and memo[1] is nodes:
-            return memo[2]
-        prints = _fingerprints(hosts, nodes)
-        self._fingerprinted = (hosts, nodes, prints)
-        return prints
-
     async def _reconcile_key(self, key: str) -> None:
         """The one handler of the queue: a whole-cluster pass, or one node's."""
         if self.circuit.is_open:
@@ -412,8 +273,7 @@ class Controller:
 
     async def _cluster_pass(self) -> None:
         report = await self._full_pass()
-        # The pass planned every host: earlier hosts matter only to deletes still in their grace.
-        self._resolved = {n: h for n, h in self._resolved.items() if n in self._deleted_at}
+        self.grace.full_pass_done()
         if self._options.freeze_after_first_sync and not self.first_sync_done.is_set():
             freeze_long_lived()
         self.first_sync_done.set()
@@ -423,11 +283,32 @@ class Controller:
             raise PassFailed("orphan clean-up writes failed", orphans)
         self.queue.forget(CLUSTER)
 
+    async def _full_pass(self) -> PassReport:
+        started = self._clock()
+        self._metrics.last_full_sync_attempt.set(self._wall_clock())
+        try:
+            report = await self._reconciler.reconcile(read_kube=self._read_kube)
+        except errors.NetmakerError:
+            self._metrics.reconciles.labels("full", "error").inc()
+            raise
+        finally:
+            seconds = self._clock() - started
+            self._metrics.reconcile_seconds.labels("full").observe(seconds)
+        self._results.count(report, "full")
+        self.node_states.record(report, {n.name: n for n in self.informer.nodes()})
+        # Every node was just planned against this snapshot: later host changes are measured
+        # from it, so a host that appeared after an event's (cached) read is still noticed.
+        self.host_watch.remember(report.view.hosts, report.view.nodes)
+        self._results.full_pass(report, finished_at=self._wall_clock())
+        self._retry.full_pass_failures(report.result.failures)
+        self._results.log_full_pass(report, nodes=len(self.informer), seconds=seconds)
+        return report
+
     async def _node_pass(self, name: str) -> None:
         node = self.informer.get(name)
         if node is not None:
-            await self._know_host(name, node.netmaker_host)
-        started = time.perf_counter()
+            await self.host_watch.know_host(name, node.netmaker_host)
+        started = self._clock()
         try:
             report = await self._reconciler.reconcile(
                 only=name, read_kube=lambda: self._read_kube(only=name)
@@ -436,10 +317,9 @@ class Controller:
             self._metrics.reconciles.labels("node", "error").inc()
             raise
         finally:
-            self._metrics.reconcile_seconds.labels("node").observe(time.perf_counter() - started)
-        self._record(report, "node")
-        # Exact between full passes too: what this pass wrote changes how many rules are ours.
-        self._metrics.managed_egress.inc(report.result.created - report.result.deleted)
+            self._metrics.reconcile_seconds.labels("node").observe(self._clock() - started)
+        self._results.count(report, "node")
+        self._results.node_pass(report)
         # The pass reports every node claiming the same host: each is told what it learnt.
         nodes = {r.name: k for r in report.plan.nodes if (k := self.informer.get(r.name))}
         self.node_states.record(report, nodes, only=name)
@@ -449,8 +329,7 @@ class Controller:
                 f"{len(report.result.failures)} write(s) failed, first: {first.error}",
                 tuple(f.error for f in report.result.failures),
             )
-        if name not in self._deleted_at:  # in the grace, full passes still need its host
-            self._resolved.pop(name, None)
+        self.grace.node_pass_done(name)
         self.queue.forget(name)
 
     def _read_kube(self, *, only: str | None = None) -> KubeRead:
@@ -460,135 +339,22 @@ class Controller:
         else:
             node = self.informer.get(only)
             nodes = [node] if node is not None else []
-        now = self._clock()
-        grace = self._options.delete_grace_seconds
-        for name, when in list(self._deleted_at.items()):
-            if now - when >= grace or self.informer.get(name) is not None:
-                del self._deleted_at[name]
+        deleted_recently = self.grace.deleted_recently(self.informer.get)
         return KubeRead(
             nodes,
             # A store that may be stale (a broken watch, until the relist) is no basis for
             # deletes: they wait, and the relist's events bring the keys back.
             complete=self.informer.synced.is_set() and self.informer.fresh,
-            cidrless_expired=self._cidrless_expired(nodes, only=only),
-            deleted_recently=frozenset(self._deleted_at),
+            cidrless_expired=self.grace.cidrless_expired(nodes, only=only),
+            deleted_recently=deleted_recently,
             claims=self.claims,
-            resolved=dict(self._resolved),
+            resolved=self.grace.resolved(),
         )
 
-    def _cidrless_expired(
-        self, nodes: list[KubeNode], *, only: str | None = None
-    ) -> frozenset[str]:
-        """Rule 11: the nodes without pod CIDRs for longer than the grace (DELETE_GRACE).
-
-        The grace starts when a node is first seen without CIDRs; its key is queued again for
-        when the grace ends, so its rules go then if it still has none.
-        """
-        now = self._clock()
-        grace = self._options.delete_grace_seconds
-        present = {n.name for n in nodes}
-        for name in [only] if only is not None else list(self._cidrless_since):
-            if name not in present:
-                self._cidrless_since.pop(name, None)  # deleted: DELETE_GRACE covers it
-        expired: set[str] = set()
-        for node in nodes:
-            if node.pod_cidrs:
-                self._cidrless_since.pop(node.name, None)
-                continue
-            since = self._cidrless_since.setdefault(node.name, now)
-            left = since + grace - now
-            if left <= 0:
-                expired.add(node.name)
-            else:
-                self.queue.add_after(node.name, left)
-        return frozenset(expired)
-
-    async def _know_host(self, name: str, host: str) -> None:
-        """Refresh the cached host and node lists once if they do not know node `name`'s
-        Netmaker `host` yet.
-
-        Netmaker hosts usually join before their Kubernetes node registers, so the node's event
-        would otherwise be planned against lists cached before the host existed, and wait a
-        TTL for the host watch. Rate-limited: a burst of unknown names costs one refresh.
-        """
-        # The lists a node pass plans on: known there is known enough (even while they refresh).
-        hosts = await self._netmaker.hosts(stale_ok=True)
-        if host in self._host_names(hosts):
-            return
-        now = time.monotonic()
-        wait = self._inventory_refreshed_at + self._options.inventory_refresh_seconds - now
-        if wait > 0:
-            # Refreshed a moment ago, maybe just before this host joined: look again once the
-            # rate limit allows, instead of waiting for the next host poll.
-            self.queue.add_after(name, wait)
-            return
-        self._inventory_refreshed_at = now
-        self._netmaker.refresh_inventory()
-
-    def _host_names(self, hosts: list[Host]) -> frozenset[str]:
-        """The names in `hosts`, computed once per list (node events come by the hundred)."""
-        memo = self._host_names_memo
-        if memo is None or memo[0] is not hosts:
-            memo = self._host_names_memo = (hosts, frozenset(h.name for h in hosts))
-        return memo[1]
-
-    def _count_skipped(self, counts: Mapping[str, int]) -> None:
-        for reason in SkipReason:
-            self._metrics.nodes_skipped.labels(reason.value).set(counts.get(reason.value, 0))
-
-    def _record(self, report: PassReport, scope: str) -> None:
-        result = report.result
-        withheld = len(report.plan.withheld)
-        if withheld:
-            self._metrics.deletes_refused.inc(withheld)
-        outcome = "error" if result.failures else "held" if withheld else "success"
-        self._metrics.reconciles.labels(scope, outcome).inc()
-        for kind, count in (
-            (ActionKind.CREATE, result.created),
-            (ActionKind.UPDATE, result.updated),
-            (ActionKind.DELETE, result.deleted),
-        ):
-            if count:
-                self._metrics.egress_writes.labels(kind.value, "ok").inc(count)
-        for failure in result.failures:
-            if isinstance(failure.error, Held):
-                continue  # never sent: not a failed write, the recovery pass writes it
-            action = failure.action.kind.value
-            self._metrics.egress_writes.labels(action, "failed").inc()
-            if decide(failure.error) is Retry.PERMANENT:
-                self._metrics.permanent_errors.labels(action).inc()
-
-    async def _retry(self, key: str, exc: Exception) -> None:
-        """The one error policy of every key (controller-runtime's reconcileHandler switch):
-        `decide` sorts the failure, this does what its kind asks."""
-        kind = decide(exc)
-        if kind is Retry.FATAL:
-            self.fail(exc)
-            return
-        what = "the full pass" if key == CLUSTER else f"reconciling node {key}"
-        if kind is Retry.SERVER:
-            self.circuit.trip(server_cause(exc))  # one line when it opens, none per key
-            if key != CLUSTER:
-                self.circuit.hold(key)
-            return
-        if kind is Retry.PERMANENT:
-            # Not retried: the same answer would come back. The next full pass tries again.
-            self.queue.forget(key)
-            if not isinstance(exc, PassFailed):  # a failed write was counted and logged once
-                self._metrics.permanent_errors.labels("read").inc()
-                text = str(exc)
-                if text not in self._told_permanent:
-                    if len(self._told_permanent) >= _TOLD_LIMIT:
-                        self._told_permanent.clear()
-                    self._told_permanent.add(text)
-                    log.warning("%s failed: %s (not retried before the next full pass)", what, exc)
-            return
-        requeues = self.queue.requeues(key) + 1
-        if isinstance(exc, errors.NetmakerError | PassFailed):
-            log.warning("%s failed (retry %d): %s", what, requeues, exc)
-        else:  # a bug: say so loudly, and still retry rather than lose the key
-            log.error("%s failed unexpectedly (retry %d): %r", what, requeues, exc, exc_info=exc)
-        self.queue.add_rate_limited(key)
+    async def _resync_loop(self) -> None:
+        while self.fatal is None:
+            await asyncio.sleep(self._options.resync_period_seconds)
+            self.queue.add(CLUSTER)
 
     def _recovered(self, waited: set[str]) -> None:
         """Netmaker answers again: the held keys start over, and one full pass (through the
@@ -612,7 +378,6 @@ class Controller:
             self._fatal_event.set()
 
 
-#: (host id, network, node id, routable): one Netmaker membership of a host name.
 def freeze_long_lived() -> None:
     """Once per process, after the first full pass: collect, then leave everything alive now
     (modules, the node store, the Netmaker lists) out of later collections (`gc.freeze`).
@@ -628,41 +393,3 @@ def freeze_long_lived() -> None:
     if gc.get_freeze_count() == 0:
         gc.collect()
         gc.freeze()
-
-
-_Membership = tuple[str, str, str, bool]
-#: A host name's memberships, sorted. A tuple, not a set: a set per host costs far more.
-_Fingerprint = tuple[_Membership, ...]
-
-
-def _fingerprints(hosts: Sequence[Host], nodes: Sequence[NmNode]) -> dict[str, _Fingerprint]:
-    """Per host name, every membership of every host of that name. A change means re-plan.
-
-    A host without nodes counts as one membership of its own, so its appearing is a change.
-    """
-    by_host: dict[str, list[NmNode]] = {}
-    for node in nodes:
-        by_host.setdefault(node.host_id, []).append(node)
-    prints: dict[str, list[_Membership]] = {}
-    for host in hosts:
-        entry = prints.setdefault(host.name, [])
-        members = by_host.get(host.id)
-        if not members:
-            entry.append((host.id, "", "", True))
-        for node in members or ():
-            entry.append((host.id, node.network, node.id, node.routable))
-    return {
-        name: (entry[0],) if len(entry) == 1 else tuple(sorted(set(entry)))
-        for name, entry in prints.items()
-    }
-
-
-def _lost_membership(previous: dict[str, _Fingerprint], current: dict[str, _Fingerprint]) -> bool:
-    """Whether a membership of `previous` is missing from `current`. A host's placeholder for
-    "no nodes yet" is no membership: its going (the host joined a network) loses nothing."""
-    return any(
-        member[2] and member not in current.get(name, ())
-        for name, members in previous.items()
-        if current.get(name) != members
-        for member in members
-    )

@@ -27,6 +27,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
+from kaput_not import ratelimit
 from kaput_not.kube import wire
 from kaput_not.kube.api import Conflict, KubeApi, KubeError, NotFound, denied
 
@@ -82,7 +83,7 @@ class LeaderElector:
         api: KubeApi,
         config: LeaseConfig,
         *,
-        monotonic: Callable[[], float] = time.monotonic,
+        monotonic: ratelimit.Clock = time.monotonic,
         now: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
         rand: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -92,7 +93,12 @@ class LeaderElector:
         self._config = config
         self._monotonic = monotonic
         self._now = now
-        self._rand = rand or random.Random()  # noqa: S311 - jitter, not security
+        # Candidates try every 1 to 1.2 retry periods (client-go's jitter factor 1.2): a fixed
+        # backoff of 1.2 periods, each wait shortened by up to a sixth of it.
+        longest = 1.2 * config.retry_period_seconds
+        self._try_again: ratelimit.ExponentialBackoff[str] = ratelimit.ExponentialBackoff(
+            base=longest, cap=longest, jitter=1 / 6, rng=rand
+        )
         self._sleep = sleep
         self._path = (
             f"/apis/coordination.k8s.io/v1/namespaces/{config.namespace}/leases/{config.name}"
@@ -257,7 +263,7 @@ class LeaderElector:
         while True:
             if await self._locked_try_once():
                 return
-            await self._sleep(self._jittered())
+            await self._sleep(self._try_again.when("acquire"))
 
     async def _renew_until_lost(self) -> None:
         while True:
@@ -359,6 +365,3 @@ class LeaderElector:
         return await self._api.send(
             "PUT", self._path, wire.encoder.encode(lease), wire.lease_decoder
         )
-
-    def _jittered(self) -> float:
-        return self._config.retry_period_seconds * (1 + 0.2 * self._rand.random())
