@@ -41,7 +41,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -62,6 +62,7 @@ from kaput_not.core.model import Action, ActionKind, Egress, Plan
 from kaput_not.core.ownership import ALLOW_MASS_DELETE, DeleteLimit
 from kaput_not.core.view import NetmakerView
 from kaput_not.netmaker import errors
+from kaput_not.ratelimit import Clock
 
 if TYPE_CHECKING:
     from kaput_not.core.applied import ApplyResult
@@ -88,7 +89,7 @@ class WriteGuard:
         self,
         settings: BudgetSettings,
         *,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = time.time,
         store: StateStore | None = None,
     ) -> None:
         self.settings = settings

@@ -7,11 +7,11 @@ The limits themselves (MAX_DELETE_FRACTION, MAX_DELETE_MIN, ALLOW_MASS_DELETE) a
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kaput_not.core.ownership import DeleteLimit, Ownership, RuleKey
+from kaput_not.ratelimit import Clock
 
 if TYPE_CHECKING:
     from kaput_not.controller.guard import WriteGuard
@@ -27,7 +27,7 @@ class WindowBudget:
     """Re-creates spent within the last `window` seconds, against a limit that scales with the
     number of our rules (in-process: a new process checks its first egress list instead)."""
 
-    def __init__(self, settings: BudgetSettings, clock: Callable[[], float]) -> None:
+    def __init__(self, settings: BudgetSettings, clock: Clock) -> None:
         self._settings = settings
         self._clock = clock
         self._spent: deque[float] = deque()

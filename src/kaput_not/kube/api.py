@@ -25,6 +25,7 @@ from kaput_not.decoding import Decoder
 from kaput_not.kube import kubeconfig as kubeconfig_loader
 from kaput_not.kube import wire
 from kaput_not.kube.kubeconfig import KubeConfigError
+from kaput_not.ratelimit import Clock
 
 __all__ = ["Conflict", "Gone", "KubeApi", "KubeConfigError", "KubeError", "NotFound", "connect"]
 
@@ -95,8 +96,11 @@ class KubeApi:
         source: str = "",
         *,
         on_request: OnRequest | None = None,
+        clock: Clock = time.monotonic,
     ) -> None:
         self._client = client
+        #: Times each request for `on_request`.
+        self._clock = clock
         #: Where the configuration came from and the server, in words (the start-up log).
         self.source = f"{source} at {client.base_url}" if source else str(client.base_url)
         self._on_request = on_request
@@ -105,7 +109,7 @@ class KubeApi:
 
     def _count(self, method: str, status: int | None, started: float) -> None:
         if self._on_request is not None:
-            self._on_request(method, self._host, status, time.monotonic() - started)
+            self._on_request(method, self._host, status, self._clock() - started)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -130,7 +134,7 @@ class KubeApi:
         call = f"GET {path} (watch)"
         timeout = httpx2.Timeout(self._client.timeout.connect, read=read_timeout)
         request = self._client.build_request("GET", path, params=params, timeout=timeout)
-        started = time.monotonic()
+        started = self._clock()
         try:
             response = await self._client.send(request, stream=True)
         except httpx2.HTTPError as exc:
@@ -155,7 +159,7 @@ class KubeApi:
         headers: Mapping[str, str] | None = None,
     ) -> httpx2.Response:
         call = f"{method} {path}"
-        started = time.monotonic()
+        started = self._clock()
         try:
             response = await self._client.request(
                 method, path, params=params, content=content, headers=headers

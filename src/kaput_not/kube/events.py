@@ -92,7 +92,7 @@ class EventRecorder:
         rate: float = 5.0,
         burst: int = 50,
         now: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
-        clock: Callable[[], float] = time.monotonic,
+        clock: ratelimit.Clock = time.monotonic,
         on_dropped: Callable[[], None] = lambda: None,
     ) -> None:
         self._api = api
