@@ -426,6 +426,9 @@ class NeverBreak(RuleBasedStateMachine):
         self.high_slots = 0
         #: Each slot's range when last held (for the budget invariant's range-served slots).
         self.last_range: dict[tuple[int, str], str] = {}
+        #: Each slot gone, judged when it went: whether a rule of ours for a node that was there
+        #: served its range then (the product's route-neutral delete, never held).
+        self.gone_served: dict[tuple[int, str], bool] = {}
         self.hand_deleted = 0
         #: Since the last honest pass: whether the Kubernetes node list lied (a believed lie
         #: can make the product write for the world it was told), and whether a Netmaker list or
@@ -776,7 +779,10 @@ class NeverBreak(RuleBasedStateMachine):
         held it, a rule of ours for a node that is there serves now (a gone node's CIDR that a
         node took over: the README's node-pool replacement). Not by range alone: a rebuilt
         node's rule moved onto a range another rule still serves (a gone node's, its delete
-        held) is an update, not a loss. A slot a hand emptied does not count. The budget stays
+        held) is an update, not a loss. A slot deleted while a rule for a node that was there
+        served its range took no route away when it went (the product judges a delete then), so
+        it stays excused while any rule of ours, held or not, still serves that range. A slot a
+        hand emptied does not count. The budget stays
         a share of the rules' mark, as the product's is."""
         FIGURES["invariants checked"] += 1
         ours = list(_ours(self.nm).values())
@@ -790,8 +796,18 @@ class NeverBreak(RuleBasedStateMachine):
             for (_, node_id), rng in ranges.items()
             if node_id in host_of and self.world.owner(host_of[node_id]) is not None
         }
+        for slot in ranges:
+            self.gone_served.pop(slot, None)
+        for slot, rng in self.last_range.items():
+            if slot not in ranges:
+                self.gone_served.setdefault(slot, rng in served)
+        # A slot deleted while a node's rule served its range stays excused while any rule of
+        # ours still serves that range, even after that node went and its rule's delete is held.
+        still = set(ranges.values())
         excused = sum(
-            1 for slot, rng in self.last_range.items() if slot not in ranges and rng in served
+            1
+            for slot, rng in self.last_range.items()
+            if slot not in ranges and (rng in served or (self.gone_served[slot] and rng in still))
         )
         self.high_water = max(self.high_water, len(ours))
         self.high_slots = max(self.high_slots, held)
@@ -1251,5 +1267,27 @@ def test_long_run_a_gone_node_s_cidr_taken_over_by_another_node_is_no_loss() -> 
             _gone("w3"),
             HONEST,
             HONEST,
+        ],
+    )
+
+
+def test_long_run_a_route_neutral_delete_stays_no_loss_after_its_server_s_node_goes() -> None:
+    """The long run's "3 slots lost against a high-water mark of 7 slots, budget 2" (session 8,
+    287 examples): w1, rebuilt onto w3's CIDR, was refused with w3 while both held it; once w3
+    went, w1's rule took the range and w3's delete took no route away (never held, as
+    docs/design.md section 5 says). When w1 went too its delete was held, so the range is still
+    served. The product was right; the invariant judged the slot again after the node whose
+    rule served it had gone, and now judges a slot when it goes."""
+    _replay(
+        [0, 1, 2, 9, 3, 4, 5],
+        [
+            ("rebuild_node", {"cidrs": ("10.244.9.0/24",), "data": _named("w1")}),
+            _gone("w4"),
+            _gone("w6"),
+            HONEST,
+            _gone("w3"),
+            HONEST,
+            HONEST,
+            _gone("w1"),
         ],
     )
