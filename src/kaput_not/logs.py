@@ -103,11 +103,13 @@ class Held(logging.Handler):
 
 
 def configure(level: str, fmt: str) -> None:
-    # Neither format shows the thread or the process: don't look them up for every record (the
-    # logging HOWTO's "Optimization": a log line is written per Netmaker write).
+    # Neither format shows the thread, the process or where the call was made: don't look them
+    # up for every record (the logging HOWTO's "Optimization": a log line is written per
+    # Netmaker write; `_srcfile = None` is its way to skip the caller's frame, file and line).
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
+    logging._srcfile = None
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()

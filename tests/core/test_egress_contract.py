@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from kaput_not.core.egress import (
     InvalidCidr,
     Marker,
+    _canonical,
     build_description,
     check_cluster_name,
     normalize_cidr,
@@ -118,6 +119,56 @@ def test_normalised_cidr_is_a_fixed_point(address, data):
     once = normalize_cidr(f"{address}/{prefix}")
     assert normalize_cidr(once) == once
     assert same_range(f"{address}/{prefix}", once)
+
+
+def _ipaddress_canonical(text: str) -> bool:
+    """The slow way's verdict: ipaddress reads `text` and prints it back unchanged."""
+    try:
+        network = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    mapped = isinstance(network, ipaddress.IPv6Network) and network.network_address.ipv4_mapped
+    return not mapped and network.compressed == text
+
+
+def _spellings(address: ipaddress.IPv4Address | ipaddress.IPv6Address, prefix: int) -> list[str]:
+    """`address/prefix` as ipaddress prints it and in forms it does not print."""
+    forms = [str(address), address.exploded, str(address).upper(), f"0{address}"]
+    if address.version == 6:
+        forms.append(str(ipaddress.IPv6Address(int(address))).replace("::", ":0:", 1))
+        forms.append("::" + str(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)))
+    return [f"{form}/{length}" for form in forms for length in (str(prefix), f"0{prefix}")]
+
+
+def test_the_c_check_of_a_canonical_cidr_agrees_with_ipaddress():
+    # Every pattern of zero and non-zero groups of an IPv6 address (where the compression of
+    # the C library and of ipaddress could differ), each prefix length that keeps it a network
+    # address, and a handful of IPv4 edge cases.
+    addresses: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [
+        ipaddress.IPv6Address(sum((0xA0B << 16 * i) for i in range(8) if mask >> i & 1))
+        for mask in range(256)
+    ]
+    addresses += [ipaddress.IPv4Address(a) for a in ("0.0.0.0", "10.244.0.0", "255.255.255.255")]
+    addresses += [ipaddress.IPv6Address(a) for a in ("::ffff:0:0", "::ffff:a00:0", "::1:2")]
+    checked = 0
+    for address in addresses:
+        for prefix in range(address.max_prefixlen + 1):
+            for text in _spellings(address, prefix):
+                assert _canonical(text) <= _ipaddress_canonical(text), text
+                checked += _canonical(text)
+    assert checked > 1000  # the fast path is taken, not only refused
+
+
+@given(st.ip_addresses(), st.data())
+def test_the_c_check_of_a_canonical_cidr_agrees_with_ipaddress_on_any_address(address, data):
+    prefix = data.draw(st.integers(0, address.max_prefixlen))
+    for text in _spellings(address, prefix):
+        assert _canonical(text) <= _ipaddress_canonical(text), text
+    # The usual form takes the fast path: all but the IPv6 addresses the C library prints
+    # dotted (::ffff:a.b.c.d, refused, and ::a.b.c.d), which ipaddress decides.
+    network = ipaddress.ip_network(f"{address}/{prefix}", strict=False)
+    if network.version == 4 or int(network.network_address) >> 48 != 0:
+        assert _canonical(network.compressed)
 
 
 def test_cluster_names_that_would_not_parse_back_are_refused():

@@ -91,8 +91,6 @@ class Sender:
             (b"User-Agent", agent.encode("ascii", "replace")),
             (b"Accept", b"application/json"),
         ]
-        limit = settings.timeout_seconds
-        self._timeouts = {"connect": limit, "read": limit, "write": limit, "pool": limit}
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -168,7 +166,9 @@ class Sender:
         sent = self._head + [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
         if content is not None:
             sent.append((b"Content-Length", str(len(content)).encode("ascii")))
-        extensions: dict[str, Any] = {"timeout": self._timeouts, "trace": progress.trace}
+        # No per-step timeouts: `send`'s deadline covers every step and always passes first,
+        # while each step's own would arm and cancel a timer of the event loop's.
+        extensions: dict[str, Any] = {"trace": progress.trace}
         progress.extensions = extensions
         request = httpcore2.Request(
             method.encode("ascii"),
