@@ -93,7 +93,6 @@ class WriteGuard:
         store: StateStore | None = None,
     ) -> None:
         self.settings = settings
-        self._settings = settings
         self._clock = clock
         self._store: StateStore = store if store is not None else MemoryStore()
         self.state = GuardState()
@@ -186,7 +185,7 @@ class WriteGuard:
 
     def describe(self) -> str:
         """The state in one line, for the logs and `kaput-not acknowledge`."""
-        state, window = self.state, self._settings.window_seconds
+        state, window = self.state, self.settings.window_seconds
         state.expire(self.now(), window)
         trip = f"tripped: {state.trip.cause}" if state.trip else "not tripped"
         return (
@@ -214,7 +213,7 @@ class WriteGuard:
             return False
         cause = self.state.trip.cause if self.state.trip else "no trip"
         self.state.ack = replace_ack(ack, used_at=now)
-        self.state.accept(now, self._settings.window_seconds)
+        self.state.accept(now, self.settings.window_seconds)
         self._dirty = True
         log.warning(
             "acknowledgement %s used (trip was: %s): the counts now are the new base", ack.id, cause
@@ -225,14 +224,14 @@ class WriteGuard:
 
     def ours(self) -> int:
         """Our rules' high-water mark within the window (deletes do not shrink the base)."""
-        self.state.expire(self.now(), self._settings.window_seconds)
+        self.state.expire(self.now(), self.settings.window_seconds)
         return max(self.state.high_owned(), len(self._seen.known))
 
     def learn(self, plan: Plan, view: NetmakerView, nodes: int | None = None) -> None:
         """After a full pass's read: our rules now (by `plan`'s ownership), by slot, and the
         counts for the state (see `SeenRules.learn`)."""
         owned, refund = self._seen.learn(view, plan.ownership)
-        self.state.sample(self.now(), self._settings.window_seconds, owned, nodes)
+        self.state.sample(self.now(), self.settings.window_seconds, owned, nodes)
         self._dirty = True
         if refund:
             self.recreates.refund(refund)
@@ -247,7 +246,7 @@ class WriteGuard:
         if new:
             # Into the high-water mark at once: a rule we made is a route that can be lost.
             owned = (self.state.owned or 0) + new
-            self.state.sample(self.now(), self._settings.window_seconds, owned, None)
+            self.state.sample(self.now(), self.settings.window_seconds, owned, None)
             self._dirty = True
 
     def check(self, plan: Plan, view: NetmakerView, *, full: bool = False) -> Plan:
@@ -325,7 +324,7 @@ class WriteGuard:
         if deletes and state.owned is not None:
             state.owned = max(state.owned - deletes, 0)
         if losing:
-            state.charge(self.now(), self._settings.window_seconds, losing)
+            state.charge(self.now(), self.settings.window_seconds, losing)
         if deletes:
             self._dirty = True
         tripped = state.trip is not None or self.recreates.tripped
@@ -388,11 +387,11 @@ class WriteGuard:
         """How many of `count` deletes that take a route away fit the budget now."""
         if self.state.trip is not None:
             return 0
-        self.state.expire(self.now(), self._settings.window_seconds)
+        self.state.expire(self.now(), self.settings.window_seconds)
         return min(max(limit.of(self.state.high_owned()) - self._loss(), 0), count)
 
     def _delete_refusal(self, refused: int, wanted: int, limit: DeleteLimit) -> str:
-        state, window = self.state, self._settings.window_seconds
+        state, window = self.state, self.settings.window_seconds
         if state.trip is not None:
             since = format_ack(state.trip.since)
             return (
@@ -408,7 +407,7 @@ class WriteGuard:
         )
 
     def _refusal(self, what: str, count: int, ours: int, limit: DeleteLimit) -> str:
-        window, budget = self._settings.window_seconds, self.recreates
+        window, budget = self.settings.window_seconds, self.recreates
         return (
             f"{what} budget: refusing to {what} {count} rule(s) ({budget.spent()} done in the "
             f"last {window:g}s, limit {limit.of(ours)}: {limit.fraction:.0%} "

@@ -91,13 +91,12 @@ class Reconciler:
         Kubernetes side then is the newer of the two snapshots, so a node that changed while a
         slow Netmaker read ran is planned as it is now, not as it was."""
         guard = self._guard
-        if guard is not None:
-            # Read before the first write of the process, and at each full pass (an operator's
-            # acknowledgement arrives there); a state that cannot be read holds the deletes.
-            await guard.ready(full=only is None)
+        # Read before the first write of the process, and at each full pass (an operator's
+        # acknowledgement arrives there); a state that cannot be read holds the deletes.
+        await guard.ready(full=only is None)
         # A node pass may plan on lists whose refresh is running; a full pass waits for it.
         view = await self._netmaker.view(stale_ok=only is not None)
-        if guard is not None and guard.first_view_pending:
+        if guard.first_view_pending:
             # Whichever pass comes first, a node's after a failed full pass too: a node pass
             # that believed a short first list would write duplicates of the rules it hides.
             async with self._first_view:
@@ -117,20 +116,19 @@ class Reconciler:
             claims=kube.claims,
             resolved=kube.resolved,
         )
-        holding_before = guard.holding if guard is not None else None
-        if guard is not None:
-            # No await between the check and the spend: concurrent node passes cannot both
-            # squeeze under the same budget.
-            if only is None:
-                guard.learn(the_plan, view, len(kube.nodes) if kube.complete else None)
-            the_plan = guard.check(the_plan, view, full=only is None)
-            charge = guard.spent(the_plan, view)
-            # Write-ahead: what is about to be deleted is in the cluster before it is sent
-            # (and a full pass's counts, once per pass). Unsaved, the deletes wait.
-            # A trip is saved when it happens (a pass that held deletes back).
-            needs_save = charge.deletes or only is None or the_plan.withheld
-            if needs_save and not await guard.save():
-                the_plan = guard.withhold_deletes(the_plan, charge)
+        holding_before = guard.holding
+        # No await between the check and the spend: concurrent node passes cannot both
+        # squeeze under the same budget.
+        if only is None:
+            guard.learn(the_plan, view, len(kube.nodes) if kube.complete else None)
+        the_plan = guard.check(the_plan, view, full=only is None)
+        charge = guard.spent(the_plan, view)
+        # Write-ahead: what is about to be deleted is in the cluster before it is sent
+        # (and a full pass's counts, once per pass). Unsaved, the deletes wait.
+        # A trip is saved when it happens (a pass that held deletes back).
+        needs_save = charge.deletes or only is None or the_plan.withheld
+        if needs_save and not await guard.save():
+            the_plan = guard.withhold_deletes(the_plan, charge)
         for warning in the_plan.warnings:
             # Each is a node's skip reason too, which the controller logs once when it starts
             # and once when it ends (node_states.py), not on every pass.
@@ -139,16 +137,15 @@ class Reconciler:
             log.error("%s", the_plan.refusal)  # once when it starts; /readyz shows it meanwhile
         elif the_plan.refusal:
             log.debug("%s", the_plan.refusal)
-        elif holding_before and guard is not None and not guard.holding:
+        elif holding_before and not guard.holding:
             log.info("writes are no longer held back: the state is sound again")
         result = await self._executor.apply(the_plan)
-        if guard is not None:
-            guard.created(result.made, charge)
-            guard.settle(charge, result)
-            if only is None:
-                # What the full pass wrote, for the next process (node passes' creates are
-                # saved with the next delete or full pass: not one Lease write per node event).
-                await guard.save()
+        guard.created(result.made, charge)
+        guard.settle(charge, result)
+        if only is None:
+            # What the full pass wrote, for the next process (node passes' creates are
+            # saved with the next delete or full pass: not one Lease write per node event).
+            await guard.save()
         return PassReport(plan=the_plan, result=result, view=view)
 
     async def _confirm_first(self, guard: WriteGuard, view: NetmakerView) -> NetmakerView:
